@@ -1,0 +1,73 @@
+// Errors with a stable string `code`. Match on `code`, never on `instanceof`: errors that cross
+// worker_threads arrive as structured clones and lose their class (see STYLE.md §5.3).
+
+export type FpmErrorCode =
+  // configuration
+  | 'FPM_ERR_CONFIG'
+  | 'FPM_ERR_CONFIG_SYNTAX'
+  | 'FPM_ERR_CONFIG_UNKNOWN_DIRECTIVE'
+  | 'FPM_ERR_CONFIG_VALUE'
+  | 'FPM_ERR_CONFIG_POOL'
+  | 'FPM_ERR_CONFIG_INCLUDE'
+  // FastCGI protocol (a peer sent something we cannot accept: the connection is closed)
+  | 'FPM_ERR_PROTOCOL_VERSION'
+  | 'FPM_ERR_PROTOCOL_RECORD'
+  | 'FPM_ERR_PROTOCOL_PARAMS'
+  | 'FPM_ERR_PROTOCOL_SEQUENCE'
+  | 'FPM_ERR_PROTOCOL_LIMIT'
+  // listeners
+  | 'FPM_ERR_LISTEN_ADDRESS'
+  | 'FPM_ERR_LISTEN_BIND'
+  // requests and pools
+  | 'FPM_ERR_SCRIPT_NOT_FOUND'
+  | 'FPM_ERR_SCRIPT_DENIED'
+  | 'FPM_ERR_HANDLER_INVALID'
+  | 'FPM_ERR_HANDLER_THREW'
+  | 'FPM_ERR_WORKER_DIED'
+  | 'FPM_ERR_REQUEST_ABORTED'
+  | 'FPM_ERR_BODY_TOO_LARGE'
+  | 'FPM_ERR_POOL_CLOSED'
+  // the built-in client
+  | 'FPM_ERR_CLIENT'
+
+export class FpmError extends Error {
+  readonly code: FpmErrorCode
+
+  constructor (code: FpmErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options)
+    this.name = 'FpmError'
+    this.code = code
+  }
+}
+
+/** A location in a configuration file, as php-fpm prints it: `[file:line]`. */
+export interface ConfigLocation {
+  readonly file: string
+  readonly line: number
+}
+
+export class ConfigError extends FpmError {
+  readonly location: ConfigLocation | null
+  readonly pool: string | null
+
+  constructor (code: FpmErrorCode, message: string, where: { location?: ConfigLocation | null, pool?: string | null } = {}) {
+    super(code, message)
+    this.name = 'ConfigError'
+    this.location = where.location ?? null
+    this.pool = where.pool ?? null
+  }
+}
+
+/** A peer broke the FastCGI protocol. Thrown by the pure codec; the connection catches it and closes. */
+export class ProtocolError extends FpmError {
+  constructor (code: FpmErrorCode, message: string) {
+    super(code, message)
+    this.name = 'ProtocolError'
+  }
+}
+
+export function isFpmError (value: unknown): value is { code: FpmErrorCode, message: string } {
+  return typeof value === 'object' && value !== null &&
+    typeof (value as { code?: unknown }).code === 'string' &&
+    (value as { code: string }).code.startsWith('FPM_ERR_')
+}

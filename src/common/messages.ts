@@ -1,0 +1,98 @@
+// What crosses the thread boundary between the main thread (server/pool) and a worker thread.
+// Everything here is structured-clone safe. Byte payloads are always Uint8Array views that cover
+// their whole, exact-size ArrayBuffer (byteOffset 0, byteLength === buffer.byteLength): a view into
+// a larger buffer would be cloned or transferred whole (node-runtime.md §4). Payloads of
+// TRANSFER_MIN_BYTES or more are moved with a transferList, smaller ones are copied.
+
+import type { MessagePort } from 'node:worker_threads'
+
+export const TRANSFER_MIN_BYTES = 16 * 1024
+
+/** Main thread -> worker: the piscina task, one per FastCGI request. */
+export interface WorkerTask {
+  /** Request id, unique within the pool (not the FastCGI request id). */
+  readonly id: number
+  /** Absolute path of the ES module that serves this request. */
+  readonly script: string
+  /** FastCGI params, flat: [name0, value0, name1, value1, ...], decoded as latin1 (byte-exact). */
+  readonly params: string[]
+  /** The whole request body when it fitted in memory; null when there is none or it streams. */
+  readonly body: Uint8Array | null
+  /** True: the body arrives in MainMessage BODY chunks on the worker's channel (the worker PULLs them). */
+  readonly bodyStreaming: boolean
+  /** The request method is HEAD: the worker sends no body. */
+  readonly isHead: boolean
+}
+
+/** Worker -> main: the piscina task result. The task settles when the handler and its waitUntil work end. */
+export interface WorkerResult {
+  /**
+   * Fast path: the whole response, when nothing was sent on the channel for this request.
+   * `head` is the CGI header block, CRLF-terminated lines and the empty line ("Status: 404 Not Found\r\n...\r\n").
+   */
+  readonly response: { readonly head: string, readonly body: Uint8Array | null } | null
+  /** The handler threw or rejected (before or after responding): main logs it with pool, script and URI. */
+  readonly error: SerializedError | null
+}
+
+export interface SerializedError {
+  readonly name: string
+  readonly message: string
+  readonly stack: string
+  readonly code: string | null
+}
+
+/** Message tags on the per-worker channel. */
+export const Msg = {
+  // worker -> main
+  /** { t, threadId, port } sent once on parentPort at worker start-up: the worker's channel port. */
+  HELLO: 1,
+  /** { t, id, head, body, end }: the response head, optionally the first bytes, optionally the end. */
+  HEAD: 2,
+  /** { t, id, body, end, failed }: more response bytes (body may be null when only `end` is said);
+   *  `failed`: the body stream broke after the head was sent (the response is incomplete). */
+  CHUNK: 3,
+  /** { t, id, bytes }: the handler wants up to `bytes` more request body bytes. */
+  PULL: 4,
+  /** { t, id, level, msg, err }: a log line about request `id` (id 0: not about a request). */
+  LOG: 5,
+  // main -> worker
+  /** { t, id, body, end, error }: request body bytes; `error` is an FpmErrorCode when the body failed. */
+  BODY: 10,
+  /** { t, id, bytes }: main has written `bytes` response bytes to the socket: the worker may send more. */
+  ACK: 11,
+  /** { t, id, reason }: the web server aborted the request or the connection dropped. */
+  ABORT: 12
+} as const
+
+/** Bytes of response the worker may have in flight (sent but not ACKed) per request. */
+export const RESPONSE_WINDOW_BYTES = 256 * 1024
+/** Request body bytes the worker asks for per PULL. */
+export const BODY_PULL_BYTES = 256 * 1024
+
+export interface HelloMessage { readonly t: typeof Msg.HELLO, readonly threadId: number, readonly port: MessagePort }
+export interface HeadMessage { readonly t: typeof Msg.HEAD, readonly id: number, readonly head: string, readonly body: Uint8Array | null, readonly end: boolean }
+export interface ChunkMessage { readonly t: typeof Msg.CHUNK, readonly id: number, readonly body: Uint8Array | null, readonly end: boolean, readonly failed: boolean }
+export interface PullMessage { readonly t: typeof Msg.PULL, readonly id: number, readonly bytes: number }
+export interface LogMessage {
+  readonly t: typeof Msg.LOG
+  readonly id: number
+  readonly level: 'debug' | 'info' | 'warn' | 'error'
+  readonly msg: string
+  readonly err: SerializedError | null
+}
+export type WorkerMessage = HeadMessage | ChunkMessage | PullMessage | LogMessage
+
+export interface BodyMessage { readonly t: typeof Msg.BODY, readonly id: number, readonly body: Uint8Array | null, readonly end: boolean, readonly error: string | null }
+export interface AckMessage { readonly t: typeof Msg.ACK, readonly id: number, readonly bytes: number }
+export interface AbortMessage { readonly t: typeof Msg.ABORT, readonly id: number, readonly reason: string }
+export type MainMessage = BodyMessage | AckMessage | AbortMessage
+
+/** workerData given to every thread of a pool. */
+export interface WorkerData {
+  readonly poolName: string
+  /** `env` as the handler sees it (pool env[...] values; php_value entries under `php_value`). */
+  readonly env: Readonly<Record<string, string>>
+  readonly phpValues: Readonly<Record<string, string>>
+  readonly phpAdminValues: Readonly<Record<string, string>>
+}

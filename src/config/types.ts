@@ -1,0 +1,86 @@
+// The loaded configuration: plain, frozen data that every other module reads (php's fpm_conf.h).
+// Field names are the directive names in camelCase, grouped by their dotted family; the mapping
+// from directive name to field lives in exactly one place, config/directives.ts.
+
+export type LogLevel = 'debug' | 'notice' | 'warning' | 'error' | 'alert'
+export type PmMode = 'static' | 'dynamic' | 'ondemand'
+
+export interface GlobalConfig {
+  /** pid file path (absolute) or null for none. `-g` overrides it. */
+  readonly pid: string | null
+  /** 'stderr' (the default here: node-fpm runs in the foreground), 'syslog' is refused, else an absolute path. */
+  readonly errorLog: string
+  readonly logLevel: LogLevel
+  readonly logLimit: number
+  readonly emergencyRestartThreshold: number
+  readonly emergencyRestartIntervalMs: number
+  readonly processControlTimeoutMs: number
+  readonly processMax: number
+}
+
+export interface ListenConfig {
+  /** The `listen` value as written (after $pool/${ENV} expansion): used in messages and for collisions. */
+  readonly address: string
+  readonly backlog: number
+  /** null means any client; unix sockets are always allowed. */
+  readonly allowedClients: readonly string[] | null
+  readonly owner: string | null
+  readonly group: string | null
+  /** unix socket permission bits, e.g. 0o660 */
+  readonly mode: number
+}
+
+export interface PmConfig {
+  readonly mode: PmMode
+  readonly maxChildren: number
+  readonly startServers: number
+  readonly minSpareServers: number
+  readonly maxSpareServers: number
+  readonly maxSpawnRate: number
+  readonly processIdleTimeoutMs: number
+  readonly maxRequests: number
+  readonly statusPath: string | null
+}
+
+export interface RequestLimits {
+  /** Cap on the total bytes of FCGI_PARAMS of one request. */
+  readonly maxParamsBytes: number
+  /** Request bodies up to this size are buffered and handed to the worker whole; larger ones stream. */
+  readonly bodyBufferBytes: number
+  /** Cap on a request body (413 beyond it); 0 = unlimited. */
+  readonly bodyMaxBytes: number
+  /** request_terminate_timeout; 0 = off. */
+  readonly terminateTimeoutMs: number
+}
+
+export interface PoolConfig {
+  readonly name: string
+  /** Where the pool section starts, for `[file:line]` messages. */
+  readonly file: string
+  readonly line: number
+  readonly prefix: string
+  readonly listen: ListenConfig
+  readonly pm: PmConfig
+  /** Document root (absolute, real path). Every SCRIPT_FILENAME must resolve inside it. null when only `handler` is used. */
+  readonly root: string | null
+  /** Front-controller module (absolute path): when set, it serves every request of the pool. */
+  readonly handler: string | null
+  /** Allowed script suffixes; empty = any. */
+  readonly limitExtensions: readonly string[]
+  readonly request: RequestLimits
+  readonly clearEnv: boolean
+  readonly env: Readonly<Record<string, string>>
+  /** php_value / php_admin_value entries (flags normalised to '1' / '0'), readable by handlers. */
+  readonly phpValues: Readonly<Record<string, string>>
+  readonly phpAdminValues: Readonly<Record<string, string>>
+  /** V8 heap cap for each thread (resourceLimits.maxOldGenerationSizeMb); 0 = Node's default. */
+  readonly heapLimitMb: number
+}
+
+export interface FpmConfig {
+  /** The main file given with -y, or null when the pools came from ./pools.d/*.conf. */
+  readonly file: string | null
+  readonly prefix: string
+  readonly global: GlobalConfig
+  readonly pools: readonly PoolConfig[]
+}

@@ -1,0 +1,174 @@
+// Name-value pairs (FastCGI spec §3.4): golden length encodings (Go's sizeTests), round trips,
+// byte-exact latin1, and every malformed input.
+
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { Buffer } from 'node:buffer'
+import { decodeParams, encodeParams, encodedParamsLength } from '../../../src/fastcgi/params.ts'
+
+function decode (bytes: Uint8Array | number[], maxPairs?: number): string[] {
+  const out: string[] = []
+  decodeParams(bytes instanceof Uint8Array ? bytes : Buffer.from(bytes), out, maxPairs)
+  return out
+}
+
+function assertMalformed (bytes: number[] | Uint8Array, why: RegExp, maxPairs?: number): void {
+  const out = ['KEEP', 'me']
+  const input = bytes instanceof Uint8Array ? bytes : Buffer.from(bytes)
+  assert.throws(() => { decodeParams(input, out, maxPairs) }, (err: any) => {
+    assert.equal(err.name, 'ProtocolError')
+    assert.equal(err.code, 'FPM_ERR_PROTOCOL_PARAMS')
+    assert.match(err.message, why)
+    return true
+  })
+  assert.deepEqual(out, ['KEEP', 'me'], 'out is restored on a throw')
+}
+
+// Go net/http/fcgi sizeTests, plus 1.
+const SIZES: Array<[number, number[]]> = [
+  [0, [0x00]],
+  [1, [0x01]],
+  [127, [0x7f]],
+  [128, [0x80, 0x00, 0x00, 0x80]],
+  [1000, [0x80, 0x00, 0x03, 0xe8]],
+  [33554431, [0x81, 0xff, 0xff, 0xff]]
+]
+
+test('length encodings at 0, 1, 127, 128, 1000 and 2^25-1 (value length)', () => {
+  for (const [size, prefix] of SIZES) {
+    const value = 'v'.repeat(size)
+    const buf = encodeParams([['N', value]])
+    assert.equal(buf.length, 1 + prefix.length + 1 + size)
+    assert.equal(encodedParamsLength([['N', value]]), buf.length)
+    assert.deepEqual([...buf.subarray(0, 1 + prefix.length + 1)], [0x01, ...prefix, 0x4e], `size ${size}`)
+    const out = decode(buf)
+    assert.equal(out.length, 2)
+    assert.equal(out[0], 'N')
+    assert.equal(out[1]!.length, size)
+    assert.equal(out[1], value)
+  }
+})
+
+test('length encodings at 1, 127, 128, 1000 (name length)', () => {
+  for (const [size, prefix] of SIZES.slice(1, 5)) {
+    const name = 'n'.repeat(size)
+    const buf = encodeParams([name, ''])
+    assert.deepEqual([...buf.subarray(0, prefix.length + 1)], [...prefix, 0x00], `size ${size}`)
+    assert.equal(buf.length, prefix.length + 1 + size)
+    assert.deepEqual(decode(buf), [name, ''])
+  }
+})
+
+test('golden decode: short and long forms mixed', () => {
+  const bytes = [
+    0x04, 0x03, ...Buffer.from('HOSTa.b'),
+    0x05, 0x80, 0x00, 0x00, 0x81, ...Buffer.from('VALUE'), ...Buffer.alloc(129, 0x41),
+    0x80, 0x00, 0x00, 0x05, 0x00, ...Buffer.from('EMPTY') // a long-form length below 128 is accepted
+  ]
+  assert.deepEqual(decode(bytes), ['HOST', 'a.b', 'VALUE', 'A'.repeat(129), 'EMPTY', ''])
+  assert.deepEqual(decode([]), [])
+})
+
+test('round trip: tuples, flat arrays and Maps encode the same bytes', () => {
+  const pairs: Array<[string, string]> = [
+    ['REQUEST_METHOD', 'GET'],
+    ['QUERY_STRING', ''],
+    ['HTTP_COOKIE', 'c='.repeat(200)],
+    ['X'.repeat(300), 'y']
+  ]
+  const fromTuples = encodeParams(pairs)
+  assert.ok(fromTuples.equals(encodeParams(pairs.flat())))
+  assert.ok(fromTuples.equals(encodeParams(new Map(pairs))))
+  assert.ok(fromTuples.equals(encodeParams((function * () { yield * pairs })())))
+  assert.equal(encodedParamsLength(pairs), fromTuples.length)
+  assert.deepEqual(decode(fromTuples), pairs.flat())
+  assert.equal(encodeParams([]).length, 0)
+})
+
+test('non-ASCII bytes 0x80-0xFF round-trip byte-exactly as latin1', () => {
+  const all = Buffer.alloc(256)
+  for (let i = 0; i < 256; i++) all[i] = i
+  const high = all.subarray(0x80)
+  // name: the 128 high bytes; value: all 256 byte values (both lengths in the 4-byte form)
+  const raw = Buffer.concat([Buffer.from([0x80, 0, 0, 0x80, 0x80, 0, 1, 0]), high, all])
+  const out = decode(raw)
+  assert.equal(out[0]!.length, 128)
+  assert.equal(out[1]!.length, 256)
+  for (let i = 0; i < 256; i++) assert.equal(out[1]!.charCodeAt(i), i)
+  for (let i = 0; i < 128; i++) assert.equal(out[0]!.charCodeAt(i), 0x80 + i)
+  assert.ok(encodeParams(out).equals(raw))
+  // UTF-8 bytes are not decoded: the consumer sees the bytes (é = C3 A9)
+  assert.deepEqual(decode([0x01, 0x02, 0x50, 0xc3, 0xa9]), ['P', '\u00c3\u00a9'])
+})
+
+test('decodes a plain Uint8Array and a view at a non-zero offset', () => {
+  const encoded = encodeParams([['A', 'b'], ['CC', 'dd']])
+  const backing = new Uint8Array(encoded.length + 10)
+  backing.set(encoded, 5)
+  assert.deepEqual(decode(backing.subarray(5, 5 + encoded.length)), ['A', 'b', 'CC', 'dd'])
+  assert.deepEqual(decode(new Uint8Array(encoded)), ['A', 'b', 'CC', 'dd'])
+})
+
+test('duplicates are kept in wire order, and pairs are appended to out', () => {
+  const out = ['PREV', '1']
+  decodeParams(encodeParams([['A', '1'], ['B', '2'], ['A', '3']]), out)
+  assert.deepEqual(out, ['PREV', '1', 'A', '1', 'B', '2', 'A', '3'])
+})
+
+test('a NUL byte in a value is allowed (only names are C strings)', () => {
+  assert.deepEqual(decode([0x01, 0x03, 0x41, 0x61, 0x00, 0x62]), ['A', 'a\0b'])
+})
+
+test('malformed: a length runs past the end', () => {
+  assertMalformed([0x80], /name length truncated at byte 0/)
+  assertMalformed([0x80, 0x00, 0x00], /name length truncated/)
+  assertMalformed([0x01], /value length missing at byte 1/)
+  assertMalformed([0x80, 0x00, 0x00, 0x01], /value length missing at byte 4/)
+  assertMalformed([0x01, 0x80, 0x00], /value length truncated at byte 1/)
+  assertMalformed([0x01, 0x01, 0x41, 0x62, 0x03], /value length missing/) // trailing byte after a good pair
+})
+
+test('malformed: a pair runs past the end', () => {
+  assertMalformed([0x05, 0x00, 0x41, 0x42], /pair at byte 0 \(name 5 bytes, value 0 bytes\) runs past the end \(4 bytes\)/)
+  assertMalformed([0x01, 0x05, 0x41, 0x62, 0x63], /runs past the end/)
+  assertMalformed([0x01, 0x01, 0x41, 0x62, 0x01, 0x05, 0x41, 0x62], /pair at byte 4/)
+  // 31-bit lengths: no wrap-around, however large
+  assertMalformed([0xff, 0xff, 0xff, 0xff, 0x00, 0x41], /name 2147483647 bytes/)
+  assertMalformed([0x01, 0xff, 0xff, 0xff, 0xff, 0x41], /value 2147483647 bytes/)
+  assertMalformed([0x81, 0x00, 0x00, 0x00, 0x81, 0x00, 0x00, 0x00, 0x41], /runs past the end/)
+})
+
+test('malformed: an empty name', () => {
+  assertMalformed([0x00, 0x00], /empty name at byte 0/)
+  assertMalformed([0x00, 0x01, 0x41], /empty name/)
+  assertMalformed([0x01, 0x00, 0x41, 0x80, 0x00, 0x00, 0x00, 0x00], /empty name at byte 3/)
+})
+
+test('malformed: a NUL byte in a name', () => {
+  assertMalformed([0x03, 0x00, 0x41, 0x00, 0x42], /NUL byte in name/)
+  assertMalformed([0x01, 0x00, 0x00], /NUL byte in name/)
+})
+
+test('malformed: more pairs than maxPairs (counted over all of out)', () => {
+  const three = encodeParams([['A', '1'], ['B', '2'], ['C', '3']])
+  assert.deepEqual(decode(three, 3), ['A', '1', 'B', '2', 'C', '3'])
+  assertMalformed(three, /more than 2 pairs/, 2)
+  // out already holds KEEP=me: the limit counts it
+  assertMalformed(three, /more than 3 pairs/, 3)
+  assertMalformed(three, /more than 0 pairs/, 0)
+  const out: string[] = []
+  decodeParams(three, out, 6)
+  decodeParams(three, out, 6)
+  assert.equal(out.length, 12)
+  assert.throws(() => { decodeParams(three, out, 6) }, { code: 'FPM_ERR_PROTOCOL_PARAMS' })
+  assert.equal(out.length, 12)
+})
+
+test('encodeParams refuses what decodeParams would reject or cannot represent', () => {
+  assert.throws(() => encodeParams([['', 'x']]), RangeError)
+  assert.throws(() => encodeParams([['A\0B', 'x']]), RangeError)
+  assert.throws(() => encodeParams([['A', '\u20ac']]), /above U\+00FF/)
+  assert.throws(() => encodeParams([['\u0100', 'x']]), RangeError)
+  assert.throws(() => encodeParams(['A', 'b', 'C']), /even number/)
+  assert.throws(() => encodeParams([['A', 1 as unknown as string]]), TypeError)
+})
