@@ -1,0 +1,337 @@
+// A real nginx in front of a FastCGI backend, for tests and benchmarks.
+//
+// Every instance gets a fresh temp dir holding its nginx.conf, pid file, error log and all
+// *_temp_path dirs, so it runs as root (or not) without touching /var or /etc (only
+// /etc/nginx/fastcgi_params is read, when present). nginx runs in the foreground in
+// single-process mode (`daemon off; master_process off`): it starts in a few ms and one
+// signal ends it. It is spawned under `setpriv --pdeathsig SIGKILL` when available, so it dies
+// with the test process even when that is killed; on a normal exit a process 'exit' hook kills
+// what is left and removes the temp dirs.
+
+import { spawn } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
+import { accessSync, closeSync, constants, existsSync, openSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { mkdtemp, rm } from 'node:fs/promises'
+import net from 'node:net'
+import os from 'node:os'
+import path from 'node:path'
+
+export interface NginxOptions {
+  /** FastCGI address of the backend: 'host:port', '[::1]:port' or an absolute unix socket path. */
+  upstream: string
+  /** `fastcgi_keep_conn on` and an upstream block with `keepalive 16`. */
+  keepConn?: boolean
+  /** The server's `root`: SCRIPT_FILENAME = $document_root$fastcgi_script_name. Default: the temp dir. */
+  documentRoot?: string
+  /** Raw nginx config inserted in the server block, before `location /` (tests may add routes). */
+  extraLocations?: string
+  /** client_max_body_size, default '200m'. */
+  clientMaxBodySize?: string
+  /** fastcgi_request_buffering, default true (nginx's default). */
+  requestBuffering?: boolean
+}
+
+export interface NginxHandle {
+  readonly port: number
+  /** 'http://127.0.0.1:PORT' (no trailing slash). */
+  readonly url: string
+  /** The temp dir holding nginx.conf, the logs and the temp paths; removed by stop(). */
+  readonly dir: string
+  /** Path of nginx's error log (inside dir). */
+  readonly errorLog: string
+  /** Graceful stop (SIGQUIT, then SIGTERM, then SIGKILL), waits for the exit, removes dir. Idempotent. */
+  stop (): Promise<void>
+}
+
+const START_TIMEOUT_MS = 10_000
+const PORT_ATTEMPTS = 5
+
+const STANDARD_FASTCGI_PARAMS = `
+    fastcgi_param QUERY_STRING      $query_string;
+    fastcgi_param REQUEST_METHOD    $request_method;
+    fastcgi_param CONTENT_TYPE      $content_type;
+    fastcgi_param CONTENT_LENGTH    $content_length;
+    fastcgi_param SCRIPT_NAME       $fastcgi_script_name;
+    fastcgi_param REQUEST_URI       $request_uri;
+    fastcgi_param DOCUMENT_URI      $document_uri;
+    fastcgi_param DOCUMENT_ROOT     $document_root;
+    fastcgi_param SERVER_PROTOCOL   $server_protocol;
+    fastcgi_param REQUEST_SCHEME    $scheme;
+    fastcgi_param HTTPS             $https if_not_empty;
+    fastcgi_param GATEWAY_INTERFACE CGI/1.1;
+    fastcgi_param SERVER_SOFTWARE   nginx/$nginx_version;
+    fastcgi_param REMOTE_ADDR       $remote_addr;
+    fastcgi_param REMOTE_PORT       $remote_port;
+    fastcgi_param SERVER_ADDR       $server_addr;
+    fastcgi_param SERVER_PORT       $server_port;
+    fastcgi_param SERVER_NAME       $server_name;
+    fastcgi_param REDIRECT_STATUS   200;`
+
+/** Path of the nginx binary: $NGINX_BIN, /usr/sbin/nginx, or the first `nginx` on PATH; null if none. */
+export function findNginx (): string | null {
+  const candidates: string[] = []
+  if (process.env.NGINX_BIN !== undefined && process.env.NGINX_BIN !== '') candidates.push(process.env.NGINX_BIN)
+  candidates.push('/usr/sbin/nginx')
+  for (const dir of (process.env.PATH ?? '').split(path.delimiter)) {
+    if (dir !== '') candidates.push(path.join(dir, 'nginx'))
+  }
+  candidates.push('/usr/local/sbin/nginx', '/usr/local/nginx/sbin/nginx')
+  for (const file of candidates) {
+    if (isExecutable(file)) return file
+  }
+  return null
+}
+
+export async function startNginx (opts: NginxOptions): Promise<NginxHandle> {
+  const bin = findNginx()
+  if (bin === null) throw new Error('nginx not found (looked at $NGINX_BIN, /usr/sbin/nginx and PATH)')
+  const upstream = fastcgiAddress(opts.upstream)
+
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'node-fpm-nginx-'))
+  const errorLog = path.join(dir, 'error.log')
+  const confFile = path.join(dir, 'nginx.conf')
+  const pidFile = path.join(dir, 'nginx.pid')
+  writeFileSync(errorLog, '')
+
+  try {
+    for (let attempt = 1; ; attempt++) {
+      const port = await freePort()
+      writeFileSync(confFile, renderConfig(opts, { dir, port, upstream, errorLog, pidFile }))
+      const logStart = statSync(errorLog).size
+      const child = spawnManaged(bin, ['-p', dir + '/', '-c', confFile, '-e', errorLog], errorLog)
+      const entry = { child, dir }
+      live.add(entry)
+      const outcome = await waitReady(child, pidFile, port)
+      if (outcome === 'ready') {
+        return makeHandle(entry, port, errorLog)
+      }
+      live.delete(entry)
+      await killAndWait(child)
+      const newLog = readFileSync(errorLog, 'utf8').slice(logStart)
+      if (outcome === 'exited' && /Address already in use/i.test(newLog) && attempt < PORT_ATTEMPTS) continue
+      const why = outcome === 'exited'
+        ? `nginx exited during startup (code ${String(child.exitCode)}, signal ${String(child.signalCode)})`
+        : `nginx did not accept connections on 127.0.0.1:${port} within ${START_TIMEOUT_MS} ms`
+      throw new Error(`${why}\n--- ${errorLog} ---\n${readFileSync(errorLog, 'utf8')}\n--- ${confFile} ---\n${readFileSync(confFile, 'utf8')}`)
+    }
+  } catch (err) {
+    await rm(dir, { recursive: true, force: true })
+    throw err
+  }
+}
+
+function makeHandle (entry: LiveProcess, port: number, errorLog: string): NginxHandle {
+  let stopping: Promise<void> | null = null
+  return {
+    port,
+    url: `http://127.0.0.1:${port}`,
+    dir: entry.dir,
+    errorLog,
+    stop () {
+      stopping ??= (async () => {
+        await stopProcess(entry.child, ['SIGQUIT', 'SIGTERM'])
+        live.delete(entry)
+        await rm(entry.dir, { recursive: true, force: true })
+      })()
+      return stopping
+    }
+  }
+}
+
+interface ConfigContext { dir: string, port: number, upstream: string, errorLog: string, pidFile: string }
+
+function renderConfig (opts: NginxOptions, ctx: ConfigContext): string {
+  const params = existsSync('/etc/nginx/fastcgi_params')
+    ? '    include /etc/nginx/fastcgi_params;'
+    : STANDARD_FASTCGI_PARAMS
+  const keepConn = opts.keepConn === true
+  const pass = keepConn ? 'fastcgi_backend' : ctx.upstream
+  const upstreamBlock = keepConn
+    ? `  upstream fastcgi_backend {\n    server ${ctx.upstream};\n    keepalive 16;\n  }\n`
+    : ''
+  const asRoot = typeof process.getuid === 'function' && process.getuid() === 0
+  return `# generated by test/helpers/nginx.ts
+${asRoot ? 'user root;\n' : ''}daemon off;
+master_process off;
+worker_processes 1;
+pid ${ctx.pidFile};
+error_log ${ctx.errorLog} notice;
+
+events {
+  worker_connections 4096;
+}
+
+http {
+  access_log off;
+  client_body_temp_path ${path.join(ctx.dir, 'client_body_temp')};
+  proxy_temp_path ${path.join(ctx.dir, 'proxy_temp')};
+  fastcgi_temp_path ${path.join(ctx.dir, 'fastcgi_temp')};
+  uwsgi_temp_path ${path.join(ctx.dir, 'uwsgi_temp')};
+  scgi_temp_path ${path.join(ctx.dir, 'scgi_temp')};
+  client_max_body_size ${opts.clientMaxBodySize ?? '200m'};
+  keepalive_requests 100000;
+
+${upstreamBlock}  server {
+    listen 127.0.0.1:${ctx.port};
+    server_name localhost;
+    root ${opts.documentRoot ?? ctx.dir};
+${opts.extraLocations !== undefined && opts.extraLocations !== '' ? `\n${opts.extraLocations}\n` : ''}
+    location / {
+  ${params}
+      fastcgi_param SCRIPT_FILENAME $document_root$fastcgi_script_name;
+      fastcgi_pass ${pass};
+      fastcgi_keep_conn ${keepConn ? 'on' : 'off'};
+      fastcgi_request_buffering ${opts.requestBuffering === false ? 'off' : 'on'};
+    }
+  }
+}
+`
+}
+
+/** nginx's spelling of a FastCGI address: 'unix:/path' for a socket path, host:port as is. */
+function fastcgiAddress (upstream: string): string {
+  if (upstream.startsWith('/')) return `unix:${upstream}`
+  if (upstream.startsWith('unix:')) return upstream
+  if (/^(\[[0-9a-fA-F:.]+\]|[^\s:;[\]]+):\d{1,5}$/.test(upstream)) return upstream
+  throw new Error(`startNginx: upstream must be 'host:port', '[v6]:port' or an absolute unix socket path, got ${JSON.stringify(upstream)}`)
+}
+
+/** A port that was free a moment ago: bind 127.0.0.1:0, read it, close. */
+function freePort (): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer()
+    srv.unref()
+    srv.once('error', reject)
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address()
+      const port = typeof addr === 'object' && addr !== null ? addr.port : 0
+      srv.close(() => { resolve(port) })
+    })
+  })
+}
+
+/**
+ * Ready once the pid file names our child (nginx writes it only after it opened its listening
+ * sockets, so a port stolen by someone else can't fool us) and the port accepts a connection.
+ */
+async function waitReady (child: ChildProcess, pidFile: string, port: number): Promise<'ready' | 'exited' | 'timeout'> {
+  const deadline = Date.now() + START_TIMEOUT_MS
+  while (Date.now() < deadline) {
+    if (hasExited(child)) return 'exited'
+    if (readPid(pidFile) === child.pid && await canConnect(port)) {
+      return hasExited(child) ? 'exited' : 'ready'
+    }
+    await sleep(10)
+  }
+  return hasExited(child) ? 'exited' : 'timeout'
+}
+
+function readPid (file: string): number | null {
+  try {
+    const n = Number.parseInt(readFileSync(file, 'utf8').trim(), 10)
+    return Number.isFinite(n) ? n : null
+  } catch {
+    return null
+  }
+}
+
+function canConnect (port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const sock = net.connect({ port, host: '127.0.0.1' })
+    sock.setTimeout(1000)
+    sock.once('connect', () => { sock.destroy(); resolve(true) })
+    sock.once('timeout', () => { sock.destroy(); resolve(false) })
+    sock.once('error', () => { sock.destroy(); resolve(false) })
+  })
+}
+
+function isExecutable (file: string): boolean {
+  try {
+    accessSync(file, constants.X_OK)
+    return statSync(file).isFile()
+  } catch {
+    return false
+  }
+}
+
+function sleep (ms: number): Promise<void> {
+  return new Promise((resolve) => { setTimeout(resolve, ms) })
+}
+
+// ---- process lifetime -------------------------------------------------------------------------
+
+interface LiveProcess { child: ChildProcess, dir: string }
+
+const live = new Set<LiveProcess>()
+let exitHookInstalled = false
+
+function installExitHook (): void {
+  if (exitHookInstalled) return
+  exitHookInstalled = true
+  process.on('exit', () => {
+    for (const { child, dir } of live) {
+      if (!hasExited(child)) {
+        try { child.kill('SIGKILL') } catch {}
+      }
+      try { rmSync(dir, { recursive: true, force: true }) } catch {}
+    }
+    live.clear()
+  })
+}
+
+const SETPRIV = ['/usr/bin/setpriv', '/bin/setpriv'].find(isExecutable) ?? null
+
+/**
+ * Spawns bin with stdout/stderr appended to logFile. Under setpriv --pdeathsig the process gets
+ * SIGKILL when this process dies, however it dies. The child is unref'd: a handle a test forgot
+ * to stop() does not keep the test process alive (the exit hook kills it).
+ */
+function spawnManaged (bin: string, args: string[], logFile: string): ChildProcess {
+  installExitHook()
+  const fd = openSync(logFile, 'a')
+  try {
+    const [cmd, argv] = SETPRIV !== null
+      ? [SETPRIV, ['--pdeathsig', 'SIGKILL', '--', bin, ...args]]
+      : [bin, args]
+    const child = spawn(cmd, argv, { stdio: ['ignore', fd, fd] })
+    child.on('error', () => {}) // surfaces as an early exit
+    child.unref()
+    return child
+  } finally {
+    closeSync(fd)
+  }
+}
+
+function hasExited (child: ChildProcess): boolean {
+  return child.exitCode !== null || child.signalCode !== null
+}
+
+function waitExit (child: ChildProcess, ms: number): Promise<boolean> {
+  if (hasExited(child)) return Promise.resolve(true)
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => { child.off('exit', onExit); resolve(false) }, ms)
+    function onExit (): void { clearTimeout(timer); resolve(true) }
+    child.once('exit', onExit)
+  })
+}
+
+/** Sends each signal in turn, giving it 5 s, then SIGKILL; resolves once the process is gone. */
+async function stopProcess (child: ChildProcess, signals: NodeJS.Signals[]): Promise<void> {
+  if (hasExited(child) || child.pid === undefined) return
+  child.ref() // keep the event loop alive until the exit is seen
+  try {
+    for (const sig of signals) {
+      try { child.kill(sig) } catch {}
+      if (await waitExit(child, 5000)) return
+    }
+    await killAndWait(child)
+  } finally {
+    child.unref()
+  }
+}
+
+async function killAndWait (child: ChildProcess): Promise<void> {
+  if (hasExited(child)) return
+  try { child.kill('SIGKILL') } catch {}
+  await waitExit(child, 5000)
+}
