@@ -5,6 +5,23 @@
 export type LogLevel = 'debug' | 'notice' | 'warning' | 'error' | 'alert'
 export type PmMode = 'static' | 'dynamic' | 'ondemand'
 
+/** A parsed directive value, as the directive table handles it (times in ms, sizes in bytes). */
+export type DirectiveValue = string | number | boolean | null | readonly string[]
+
+/** What the loader says besides errors; `message` already carries `[file:line]` or `[pool x]`. */
+export interface ConfigNotice {
+  readonly level: 'notice' | 'warning'
+  readonly message: string
+}
+
+/** A parsed `listen` value (php-fpm.md §2.2). Relative unix paths are already absolute. */
+export type ListenAddress =
+  /** host null: a bare port, meaning every address (php tries `::` then `0.0.0.0`). */
+  | { readonly kind: 'tcp', readonly host: string | null, readonly port: number }
+  | { readonly kind: 'unix', readonly path: string }
+  /** A Windows named pipe, `\\.\pipe\name`. */
+  | { readonly kind: 'pipe', readonly path: string }
+
 export interface GlobalConfig {
   /** pid file path (absolute) or null for none. `-g` overrides it. */
   readonly pid: string | null
@@ -16,11 +33,15 @@ export interface GlobalConfig {
   readonly emergencyRestartIntervalMs: number
   readonly processControlTimeoutMs: number
   readonly processMax: number
+  /** Directives accepted for php-fpm compatibility but without effect (user, daemonize, ...), by name, when set. */
+  readonly ignored: Readonly<Record<string, DirectiveValue>>
 }
 
 export interface ListenConfig {
   /** The `listen` value as written (after $pool/${ENV} expansion): used in messages and for collisions. */
   readonly address: string
+  /** `address` parsed (relative unix paths resolved against the pool prefix). */
+  readonly target: ListenAddress
   readonly backlog: number
   /** null means any client; unix sockets are always allowed. */
   readonly allowedClients: readonly string[] | null
@@ -33,13 +54,41 @@ export interface ListenConfig {
 export interface PmConfig {
   readonly mode: PmMode
   readonly maxChildren: number
+  /** dynamic: threads started at start-up. static starts maxChildren, ondemand 0 (it is forced to 0 there). */
   readonly startServers: number
+  /** dynamic only (forced to 0 for ondemand). */
   readonly minSpareServers: number
+  /** dynamic only (forced to 0 for ondemand). */
   readonly maxSpareServers: number
   readonly maxSpawnRate: number
   readonly processIdleTimeoutMs: number
   readonly maxRequests: number
   readonly statusPath: string | null
+  /** pm.status_listen: accepted and checked, not served yet. */
+  readonly statusListen: string | null
+}
+
+/** ping.*: accepted and checked, not served yet. `response` is null when `path` is (php clears it). */
+export interface PingConfig {
+  readonly path: string | null
+  readonly response: string | null
+}
+
+/** access.*: accepted and checked, no access log is written yet. */
+export interface AccessLogConfig {
+  /** Absolute path or null. */
+  readonly log: string | null
+  /** php's default format when `log` is set and no format was given, else null. */
+  readonly format: string | null
+  readonly suppressPaths: readonly string[]
+}
+
+/** slowlog, request_slowlog_*: accepted and checked, slow requests are not logged yet. */
+export interface SlowlogConfig {
+  /** Absolute path or null. */
+  readonly file: string | null
+  readonly timeoutMs: number
+  readonly traceDepth: number
 }
 
 export interface RequestLimits {
@@ -51,6 +100,8 @@ export interface RequestLimits {
   readonly bodyMaxBytes: number
   /** request_terminate_timeout; 0 = off. */
   readonly terminateTimeoutMs: number
+  /** request_terminate_timeout_track_finished: the timeout also covers work after the response (ctx.waitUntil). */
+  readonly terminateTimeoutTrackFinished: boolean
 }
 
 export interface PoolConfig {
@@ -75,6 +126,11 @@ export interface PoolConfig {
   readonly phpAdminValues: Readonly<Record<string, string>>
   /** V8 heap cap for each thread (resourceLimits.maxOldGenerationSizeMb); 0 = Node's default. */
   readonly heapLimitMb: number
+  readonly ping: PingConfig
+  readonly access: AccessLogConfig
+  readonly slowlog: SlowlogConfig
+  /** Directives accepted for php-fpm compatibility but without effect (user, chroot, ...), by name, when set. */
+  readonly ignored: Readonly<Record<string, DirectiveValue>>
 }
 
 export interface FpmConfig {
