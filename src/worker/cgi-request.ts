@@ -1,0 +1,269 @@
+// FastCGI params (CGI/1.1 meta-variables, RFC 3875 §4.1) -> the Web `Request` a handler receives,
+// plus the streaming request body fed by the worker's channel (PULL/BODY, common/messages.ts).
+// Pure functions except RequestBodyStream, which posts PULL messages. Runs on every request: no
+// regexes, no per-param allocations beyond the header pairs, one pass over the params.
+//
+// Decisions (documented here because they differ from a literal CGI reading):
+// - The URL is byte-exact: every byte >= 0x80 of the latin1 params is percent-encoded as that byte
+//   (%E9), as are controls, space, '#' and '\' (a request target cannot hold a fragment, and the
+//   WHATWG parser would turn '\' into '/' or strip tabs). Everything else is left to the URL parser.
+// - HTTP_HOST is used only when it is a plausible authority (no '/', '?', '#', '@', '\', '%',
+//   whitespace, controls or non-ASCII); otherwise SERVER_NAME[:SERVER_PORT], then 'localhost'.
+//   The `host` header itself still carries what the client sent.
+// - An absolute-form REQUEST_URI (`http://host/path`, RFC 9112 §3.2.2) is the URL as is.
+// - A URL the parser still refuses falls back to `http://localhost` + the path (or
+//   `http://localhost/`): the request goes on, the handler sees the path.
+// - HTTP_CONTENT_TYPE / HTTP_CONTENT_LENGTH are ignored (RFC 3875 §4.1.18: CONTENT_* carry them).
+// - A method the Fetch API refuses (CONNECT, TRACE, TRACK, a non-token) makes createRequest return
+//   null: the caller answers 501 Not Implemented without running the handler.
+// - A header the Headers class refuses (a value with NUL/CR/LF, a name that is not a token) is
+//   dropped; the others are kept.
+
+import { BODY_PULL_BYTES, Msg } from '../common/messages.ts'
+import type { BodyMessage, PullMessage } from '../common/messages.ts'
+import { FpmError } from '../common/errors.ts'
+import type { FpmErrorCode } from '../common/errors.ts'
+import type { MessagePort } from 'node:worker_threads'
+import type { UnderlyingSource } from 'node:stream/web'
+
+export interface CgiRequestParts {
+  readonly method: string
+  readonly url: string
+  /** Flat [name0, value0, name1, value1, ...], names lower-case, in param order. */
+  readonly headers: string[]
+  /** False for GET and HEAD: the Fetch API forbids a body there. */
+  readonly hasBody: boolean
+}
+
+const HEX: string[] = []
+for (let i = 0; i < 256; i++) HEX.push('%' + (i < 16 ? '0' : '') + i.toString(16).toUpperCase())
+
+const HEADER_NAME_CACHE_MAX = 1024
+const headerNames = new Map<string, string>()
+
+/** HTTP_X_FORWARDED_FOR -> x-forwarded-for (cached: the set of names seen is small). */
+export function headerNameFromParam (param: string): string {
+  let name = headerNames.get(param)
+  if (name === undefined) {
+    name = param.slice(5).toLowerCase().replaceAll('_', '-')
+    if (headerNames.size < HEADER_NAME_CACHE_MAX) headerNames.set(param, name)
+  }
+  return name
+}
+
+/** One pass over the flat [name, value, ...] params. Later duplicates win, as in php's $_SERVER. */
+export function cgiRequestParts (params: readonly string[]): CgiRequestParts {
+  let method = 'GET'
+  let scheme = ''
+  let https = ''
+  let host = ''
+  let serverName = ''
+  let serverPort = ''
+  let requestUri = ''
+  let scriptName = ''
+  let pathInfo = ''
+  let queryString = ''
+  let contentType = ''
+  let contentLength = ''
+  const headers: string[] = []
+  const last = params.length - 1
+  for (let i = 0; i < last; i += 2) {
+    const name = params[i] as string
+    const value = params[i + 1] as string
+    if (name.startsWith('HTTP_')) {
+      if (name === 'HTTP_HOST') host = value
+      else if (name === 'HTTP_CONTENT_TYPE' || name === 'HTTP_CONTENT_LENGTH') continue
+      headers.push(headerNameFromParam(name), value)
+      continue
+    }
+    switch (name) {
+      case 'REQUEST_METHOD': if (value !== '') method = value; break
+      case 'REQUEST_URI': requestUri = value; break
+      case 'QUERY_STRING': queryString = value; break
+      case 'SCRIPT_NAME': scriptName = value; break
+      case 'PATH_INFO': pathInfo = value; break
+      case 'REQUEST_SCHEME': scheme = value; break
+      case 'HTTPS': https = value; break
+      case 'SERVER_NAME': serverName = value; break
+      case 'SERVER_PORT': serverPort = value; break
+      case 'CONTENT_TYPE': contentType = value; break
+      case 'CONTENT_LENGTH': contentLength = value; break
+    }
+  }
+  if (contentType !== '') headers.push('content-type', contentType)
+  if (contentLength !== '') headers.push('content-length', contentLength)
+
+  const lower = scheme.toLowerCase()
+  if (lower === 'http' || lower === 'https') scheme = lower
+  else scheme = https !== '' && https.toLowerCase() !== 'off' ? 'https' : 'http'
+
+  let path = requestUri !== ''
+    ? requestUri
+    : scriptName + pathInfo + (queryString !== '' ? '?' + queryString : '')
+  let url: string
+  let fallback = 'http://localhost/'
+  if (isAbsoluteHttpUrl(path)) {
+    url = encodeTarget(path)
+  } else {
+    path = path === '' ? '/' : encodeTarget(path.charCodeAt(0) === 0x2f ? path : '/' + path)
+    url = scheme + '://' + authority(scheme, host, serverName, serverPort) + path
+    fallback = 'http://localhost' + path
+  }
+  if (!URL.canParse(url)) url = URL.canParse(fallback) ? fallback : 'http://localhost/'
+
+  const upper = method.length <= 4 ? method.toUpperCase() : ''
+  return { method, url, headers, hasBody: upper !== 'GET' && upper !== 'HEAD' }
+}
+
+function authority (scheme: string, host: string, serverName: string, serverPort: string): string {
+  if (host !== '' && isPlausibleHost(host)) return host
+  if (serverName === '' || !isPlausibleHost(serverName)) return 'localhost'
+  // A bare IPv6 address needs brackets in a URL.
+  const name = serverName.includes(':') && serverName.charCodeAt(0) !== 0x5b ? '[' + serverName + ']' : serverName
+  if (serverPort === '' || (scheme === 'http' && serverPort === '80') || (scheme === 'https' && serverPort === '443')) return name
+  return name + ':' + serverPort
+}
+
+function isPlausibleHost (host: string): boolean {
+  for (let i = 0; i < host.length; i++) {
+    const c = host.charCodeAt(i)
+    if (c <= 0x20 || c >= 0x7f || c === 0x2f || c === 0x3f || c === 0x23 || c === 0x40 || c === 0x5c || c === 0x25) return false
+  }
+  return true
+}
+
+function isAbsoluteHttpUrl (target: string): boolean {
+  const c = target.charCodeAt(0)
+  if (c !== 0x68 && c !== 0x48) return false // 'h' / 'H'
+  const head = target.slice(0, 8).toLowerCase()
+  return head.startsWith('http://') || head === 'https://'
+}
+
+/** Percent-encodes what would make the URL parser lose or change bytes (see the file comment). */
+export function encodeTarget (target: string): string {
+  let i = 0
+  for (; i < target.length; i++) {
+    if (mustEncode(target.charCodeAt(i))) break
+  }
+  if (i === target.length) return target
+  let out = target.slice(0, i)
+  for (; i < target.length; i++) {
+    const c = target.charCodeAt(i)
+    if (!mustEncode(c)) out += target[i]
+    else if (c <= 0xff) out += HEX[c]
+    else out += encodeWide(target, i) // not latin1: cannot happen with params decoded as latin1
+  }
+  return out
+}
+
+function mustEncode (c: number): boolean {
+  return c <= 0x20 || c >= 0x7f || c === 0x23 || c === 0x5c
+}
+
+function encodeWide (target: string, i: number): string {
+  try {
+    return encodeURIComponent(target[i] as string)
+  } catch {
+    return '%EF%BF%BD' // lone surrogate: U+FFFD
+  }
+}
+
+/**
+ * Builds the Request; null when the Fetch API refuses the method. Headers are appended after
+ * construction, one by one: a value the Headers class refuses is skipped (never thrown), and this is
+ * also cheaper than passing them in `init` (measured: ~2-4 us less per request on Node 24).
+ */
+export function createRequest (parts: CgiRequestParts, body: Uint8Array | ReadableStream<Uint8Array> | null, signal: AbortSignal): Request | null {
+  let request: Request
+  try {
+    request = new Request(parts.url, { method: parts.method, body: parts.hasBody ? body : null, signal, duplex: 'half' })
+  } catch {
+    return null
+  }
+  const headers = request.headers
+  const pairs = parts.headers
+  const last = pairs.length - 1
+  for (let i = 0; i < last; i += 2) {
+    try {
+      headers.append(pairs[i] as string, pairs[i + 1] as string)
+    } catch {}
+  }
+  return request
+}
+
+/**
+ * The streaming request body: a pull-based ReadableStream over the channel. On the first read it
+ * posts PULL {bytes: BODY_PULL_BYTES}; BODY chunks are enqueued as they come and count against
+ * that credit; a new PULL goes out only when the credit is used up and the reader wants more.
+ * highWaterMark 0: nothing is asked for before the handler reads.
+ */
+export class RequestBodyStream implements UnderlyingSource<Uint8Array> {
+  readonly stream: ReadableStream<Uint8Array>
+  readonly #id: number
+  readonly #port: MessagePort
+  #controller: ReadableStreamDefaultController<Uint8Array> | null = null
+  #credit = 0
+  #done = false
+  #pullDone: (() => void) | null = null
+
+  constructor (id: number, port: MessagePort) {
+    this.#id = id
+    this.#port = port
+    this.stream = new ReadableStream<Uint8Array>(this, { highWaterMark: 0 })
+  }
+
+  start (controller: ReadableStreamDefaultController<Uint8Array>): void {
+    this.#controller = controller
+  }
+
+  pull (): Promise<void> | undefined {
+    if (this.#done) return undefined
+    if (this.#credit <= 0) {
+      this.#credit = BODY_PULL_BYTES
+      const pull: PullMessage = { t: Msg.PULL, id: this.#id, bytes: BODY_PULL_BYTES }
+      this.#port.postMessage(pull)
+    }
+    return new Promise<void>((resolve) => { this.#pullDone = resolve })
+  }
+
+  cancel (): void {
+    this.#done = true
+    this.#wake()
+  }
+
+  /** A BODY message for this request. */
+  push (msg: BodyMessage): void {
+    if (this.#done) return
+    const controller = this.#controller as ReadableStreamDefaultController<Uint8Array>
+    const body = msg.body
+    if (body !== null && body.byteLength > 0) {
+      this.#credit -= body.byteLength
+      controller.enqueue(body)
+    }
+    if (msg.error !== null) {
+      this.fail(new FpmError(msg.error as FpmErrorCode, `request body failed (${msg.error})`))
+      return
+    }
+    if (msg.end) {
+      this.#done = true
+      controller.close()
+    }
+    this.#wake()
+  }
+
+  /** Errors the stream (ABORT, or a BODY error): readers get `reason`. */
+  fail (reason: Error): void {
+    if (this.#done) return
+    this.#done = true
+    this.#controller?.error(reason)
+    this.#wake()
+  }
+
+  #wake (): void {
+    const resolve = this.#pullDone
+    if (resolve !== null) {
+      this.#pullDone = null
+      resolve()
+    }
+  }
+}

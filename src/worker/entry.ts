@@ -1,0 +1,65 @@
+// The piscina task module (the pool's `filename`): runs in every worker thread of a pool.
+// At load it opens the thread's channel (a MessageChannel whose port2 goes to the main thread in a
+// HELLO message on parentPort, before piscina's READY) and routes what main sends on it (BODY, ACK,
+// ABORT) to the request with that id. Each task is one FastCGI request (handler-context.ts).
+// Imports only common/ and worker/ so that a thread starts light.
+
+import { MessageChannel, parentPort, threadId, workerData } from 'node:worker_threads'
+import { Msg } from '../common/messages.ts'
+import type { HelloMessage, MainMessage, WorkerData, WorkerResult, WorkerTask } from '../common/messages.ts'
+import { RequestState } from './handler-context.ts'
+import { captureConsole } from './console-capture.ts'
+
+/** ABORTs for ids not (yet) running here. The task and the ABORT travel on different ports, so an
+ *  ABORT can overtake its task; the few most recent ones are remembered. */
+const EARLY_ABORTS_MAX = 64
+
+const poolEnv: Readonly<Record<string, string>> = (workerData as WorkerData | undefined)?.env ?? {}
+const active = new Map<number, RequestState>()
+const earlyAborts = new Map<number, string>()
+
+const { port1, port2 } = new MessageChannel()
+port1.on('message', onMainMessage)
+// The channel must not keep the thread alive (piscina decides that), but must keep delivering.
+port1.unref()
+const hello: HelloMessage = { t: Msg.HELLO, threadId, port: port2 }
+parentPort?.postMessage(hello, [port2])
+captureConsole(port1, threadId)
+
+function onMainMessage (msg: MainMessage): void {
+  const state = active.get(msg.id)
+  if (state === undefined) {
+    if (msg.t === Msg.ABORT) rememberAbort(msg.id, msg.reason)
+    return
+  }
+  switch (msg.t) {
+    case Msg.BODY: state.onBody(msg); break
+    case Msg.ACK: state.onAck(msg.bytes); break
+    case Msg.ABORT: state.abort(msg.reason); break
+  }
+}
+
+function rememberAbort (id: number, reason: string): void {
+  if (earlyAborts.size >= EARLY_ABORTS_MAX) {
+    const oldest = earlyAborts.keys().next()
+    if (oldest.done !== true) earlyAborts.delete(oldest.value)
+  }
+  earlyAborts.set(id, reason)
+}
+
+export default async function runTask (task: WorkerTask): Promise<WorkerResult> {
+  const state = new RequestState(task, port1, poolEnv)
+  active.set(task.id, state)
+  if (earlyAborts.size > 0) {
+    const reason = earlyAborts.get(task.id)
+    if (reason !== undefined) {
+      earlyAborts.delete(task.id)
+      state.abort(reason)
+    }
+  }
+  try {
+    return await state.run()
+  } finally {
+    active.delete(task.id)
+  }
+}
