@@ -1,0 +1,53 @@
+// The root pino logger (php's zlog): one per process, one child per pool made at start-up.
+// php-fpm's levels map onto pino's: debug→debug, notice→info, warning→warn, error→error, alert→fatal.
+// On a TTY the lines go through pino-pretty (synchronously, in this thread: no transport thread);
+// otherwise JSON lines, so a supervisor or journald can parse them.
+
+import { createWriteStream } from 'node:fs'
+import { pino, type Logger, type DestinationStream } from 'pino'
+import pretty from 'pino-pretty'
+import type { LogLevel } from '../config/types.ts'
+
+export type { Logger }
+
+const levelMap: Record<LogLevel, pino.LevelWithSilent> = {
+  debug: 'debug',
+  notice: 'info',
+  warning: 'warn',
+  error: 'error',
+  alert: 'fatal'
+}
+
+export interface LoggerOptions {
+  /** php's log_level */
+  readonly level: LogLevel
+  /** 'stderr' or a file path */
+  readonly errorLog: string
+  /** Force pretty or JSON output; default: pretty when the destination is a TTY. */
+  readonly pretty?: boolean
+}
+
+export function createLogger (opts: LoggerOptions): Logger {
+  const toStderr = opts.errorLog === 'stderr' || opts.errorLog === '/dev/stderr' || opts.errorLog === '/proc/self/fd/2'
+  const usePretty = opts.pretty ?? (toStderr && process.stderr.isTTY === true)
+  let dest: DestinationStream
+  if (usePretty) {
+    dest = pretty({
+      destination: toStderr ? 2 : opts.errorLog,
+      sync: true,
+      colorize: toStderr && process.stderr.isTTY === true,
+      translateTime: 'SYS:dd-mmm-yyyy HH:MM:ss',
+      ignore: 'pid,hostname'
+    })
+  } else if (toStderr) {
+    dest = pino.destination({ dest: 2, sync: true })
+  } else {
+    dest = createWriteStream(opts.errorLog, { flags: 'a' })
+  }
+  return pino({ level: levelMap[opts.level], base: { pid: process.pid } }, dest)
+}
+
+/** A logger that drops everything: for library use and tests that do not care. */
+export function silentLogger (): Logger {
+  return pino({ level: 'silent' })
+}

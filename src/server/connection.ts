@@ -1,0 +1,233 @@
+// One accepted socket (the per-connection half of php's fastcgi.c; Go's child.go handleRecord).
+// Routes records to their Exchange by request id: several requests may be multiplexed on one
+// connection. Management records (id 0) are answered here. A peer that breaks the protocol gets
+// its connection closed with one warning naming the peer; nothing escapes to the server.
+
+import type { Socket } from 'node:net'
+import {
+  RecordParser, type RecordSink, RecordType, Role, ProtocolStatus, FCGI_KEEP_CONN,
+  parseBeginRequest, decodeParams, buildUnknownType, buildGetValuesResult
+} from '../fastcgi/index.ts'
+import { ProtocolError, isFpmError } from '../common/errors.ts'
+import type { Logger } from '../log/logger.ts'
+import type { Pool } from '../pool/pool.ts'
+import type { ScriptResolver } from '../pool/script-resolver.ts'
+import { Exchange } from './exchange.ts'
+import { frameStdout, frameEnd, frameEndOnly, frameStderr } from './responder.ts'
+import {
+  MAX_CONNECTIONS, MAX_REQUESTS, MAX_REQUESTS_PER_CONNECTION, BODY_QUEUE_HIGH_WATER_BYTES, CLOSE_LINGER_MS
+} from './limits.ts'
+
+/** What every connection of a pool shares. */
+export interface ServerContext {
+  readonly pool: Pool
+  readonly resolver: ScriptResolver
+  readonly log: Logger
+}
+
+const GET_VALUES_ANSWERS: Record<string, string> = {
+  FCGI_MAX_CONNS: String(MAX_CONNECTIONS),
+  FCGI_MAX_REQS: String(MAX_REQUESTS),
+  FCGI_MPXS_CONNS: '1'
+}
+
+export class Connection implements RecordSink {
+  readonly ctx: ServerContext
+  readonly log: Logger
+  readonly peer: string
+  readonly #socket: Socket
+  readonly #parser: RecordParser
+  readonly #exchanges = new Map<number, Exchange>()
+  #drainWaiters: Array<() => void> = []
+  #closeWhenIdle = false
+  #ending = false
+  #paused = false
+
+  constructor (socket: Socket, ctx: ServerContext) {
+    this.ctx = ctx
+    this.log = ctx.log
+    this.#socket = socket
+    this.peer = socket.remoteAddress !== undefined ? `${socket.remoteAddress}:${socket.remotePort ?? ''}` : 'unix'
+    this.#parser = new RecordParser(this)
+    socket.on('data', (chunk: Buffer) => { this.#onData(chunk) })
+    socket.on('drain', () => { this.#onDrainEvent() })
+    socket.on('error', (err: Error & { code?: string }) => {
+      if (err.code !== 'ECONNRESET' && err.code !== 'EPIPE') this.log.debug({ peer: this.peer, err }, 'connection error')
+    })
+    socket.on('close', () => { this.#onClose() })
+  }
+
+  get isDestroyed (): boolean { return this.#socket.destroyed }
+
+  // ---- records in ----
+
+  #onData (chunk: Buffer): void {
+    if (this.#ending) return // after end(): discard what the peer still sends
+    try {
+      this.#parser.push(chunk)
+    } catch (err) {
+      if (isFpmError(err) && err.code.startsWith('FPM_ERR_PROTOCOL')) {
+        this.log.warn({ peer: this.peer, code: err.code }, `closing FastCGI connection from ${this.peer}: ${err.message}`)
+      } else {
+        this.log.error({ peer: this.peer, err }, `closing FastCGI connection from ${this.peer} after an internal error`)
+      }
+      this.#socket.destroy()
+    }
+  }
+
+  onRecord (type: number, requestId: number, content: Buffer): void {
+    switch (type) {
+      case RecordType.BEGIN_REQUEST: return this.#onBegin(requestId, content)
+      case RecordType.PARAMS: {
+        const ex = this.#exchanges.get(requestId)
+        if (ex === undefined) return // spec §3.3: records for inactive ids are ignored
+        if (!ex.isParamsStage) throw new ProtocolError('FPM_ERR_PROTOCOL_SEQUENCE', `FCGI_PARAMS after the params stream ended (request ${requestId})`)
+        if (content.length === 0) ex.paramsDone()
+        else ex.addParams(content)
+        return
+      }
+      case RecordType.STDIN: {
+        const ex = this.#exchanges.get(requestId)
+        if (ex === undefined) return
+        if (ex.isParamsStage) throw new ProtocolError('FPM_ERR_PROTOCOL_SEQUENCE', `FCGI_STDIN before the params stream ended (request ${requestId})`)
+        if (ex.isInputDone) return // input already complete or being discarded
+        if (content.length === 0) ex.stdinDone()
+        else ex.addStdin(content)
+        return
+      }
+      case RecordType.ABORT_REQUEST: {
+        const ex = this.#exchanges.get(requestId)
+        if (ex !== undefined) {
+          this.log.debug({ peer: this.peer, requestId, uri: ex.uri }, 'FCGI_ABORT_REQUEST')
+          ex.abort('FCGI_ABORT_REQUEST')
+        }
+        return
+      }
+      case RecordType.DATA:
+        return // only the FILTER role reads FCGI_DATA; we are a RESPONDER
+      case RecordType.GET_VALUES: {
+        if (requestId !== 0) throw new ProtocolError('FPM_ERR_PROTOCOL_RECORD', `FCGI_GET_VALUES with request id ${requestId} (must be 0)`)
+        const names: string[] = []
+        decodeParams(content, names)
+        const answer: Array<[string, string]> = []
+        for (let i = 0; i < names.length; i += 2) {
+          const value = GET_VALUES_ANSWERS[names[i]!]
+          if (value !== undefined) answer.push([names[i]!, value])
+        }
+        this.#write([buildGetValuesResult(answer)])
+        return
+      }
+      case RecordType.END_REQUEST:
+      case RecordType.STDOUT:
+      case RecordType.STDERR:
+      case RecordType.GET_VALUES_RESULT:
+      case RecordType.UNKNOWN_TYPE:
+        throw new ProtocolError('FPM_ERR_PROTOCOL_RECORD', `unexpected record type ${type} from the web server`)
+      default:
+        // spec §4.2: unknown management record types get FCGI_UNKNOWN_TYPE
+        this.#write([buildUnknownType(type)])
+    }
+  }
+
+  #onBegin (requestId: number, content: Buffer): void {
+    if (requestId === 0) throw new ProtocolError('FPM_ERR_PROTOCOL_RECORD', 'FCGI_BEGIN_REQUEST with request id 0')
+    const { role, flags } = parseBeginRequest(content)
+    const existing = this.#exchanges.get(requestId)
+    if (existing !== undefined) {
+      throw new ProtocolError('FPM_ERR_PROTOCOL_SEQUENCE', `duplicate FCGI_BEGIN_REQUEST for request id ${requestId} still in progress`)
+    }
+    const keepConn = (flags & FCGI_KEEP_CONN) !== 0
+    if (!keepConn) this.#closeWhenIdle = true
+    if (role !== Role.RESPONDER) {
+      this.#write([frameEndOnly(requestId, 0, ProtocolStatus.UNKNOWN_ROLE)])
+      this.#maybeClose()
+      return
+    }
+    if (this.#exchanges.size >= MAX_REQUESTS_PER_CONNECTION) {
+      this.#write([frameEndOnly(requestId, 0, ProtocolStatus.OVERLOADED)])
+      return
+    }
+    this.#exchanges.set(requestId, new Exchange(this, requestId, keepConn))
+  }
+
+  // ---- bytes out ----
+
+  /** Returns false when the socket buffer is full (wait for onDrain). */
+  writeStdout (requestId: number, head: string | null, body: Uint8Array | null, end: boolean, appStatus: number): boolean {
+    return this.#write(frameStdout(requestId, head, body, end, appStatus))
+  }
+
+  writeEnd (requestId: number, appStatus: number): boolean {
+    return this.#write([frameEnd(requestId, appStatus)])
+  }
+
+  writeStderr (requestId: number, text: string): boolean {
+    return this.#write([frameStderr(requestId, text)])
+  }
+
+  #write (bufs: Uint8Array[]): boolean {
+    const socket = this.#socket
+    if (socket.destroyed || socket.writableEnded) return true
+    if (bufs.length === 1) return socket.write(bufs[0]!)
+    socket.cork()
+    let ok = true
+    for (const b of bufs) ok = socket.write(b)
+    socket.uncork()
+    return ok
+  }
+
+  /** Runs `fn` once the socket has drained (or at once if it has been closed). */
+  onDrain (fn: () => void): void {
+    if (this.#socket.destroyed) { fn(); return }
+    this.#drainWaiters.push(fn)
+  }
+
+  #onDrainEvent (): void {
+    const waiters = this.#drainWaiters
+    this.#drainWaiters = []
+    for (const fn of waiters) fn()
+  }
+
+  // ---- lifecycle ----
+
+  /** Called by an Exchange once its response ended and its input is complete. */
+  exchangeFinished (ex: Exchange): void {
+    if (this.#exchanges.get(ex.requestId) === ex) this.#exchanges.delete(ex.requestId)
+    this.checkBodyBackpressure()
+    this.#maybeClose()
+  }
+
+  /** The response on this connection is broken: close it once nothing else is in flight. */
+  closeWhenIdle (): void {
+    this.#closeWhenIdle = true
+    this.#maybeClose()
+  }
+
+  #maybeClose (): void {
+    if (!this.#closeWhenIdle || this.#exchanges.size > 0 || this.#ending) return
+    this.#ending = true
+    // spec §3.5: without FCGI_KEEP_CONN the application closes the connection after END_REQUEST.
+    // end() flushes what is queued; a peer that never closes its side is destroyed after a delay.
+    this.#socket.end()
+    setTimeout(() => { this.#socket.destroy() }, CLOSE_LINGER_MS).unref()
+  }
+
+  /** Stops reading the socket while the streamed bodies of its requests wait for their workers. */
+  checkBodyBackpressure (): void {
+    let queued = 0
+    for (const ex of this.#exchanges.values()) queued += ex.queuedBodyBytes
+    if (!this.#paused && queued > BODY_QUEUE_HIGH_WATER_BYTES) {
+      this.#paused = true
+      this.#socket.pause()
+    } else if (this.#paused && queued <= BODY_QUEUE_HIGH_WATER_BYTES / 2) {
+      this.#paused = false
+      this.#socket.resume()
+    }
+  }
+
+  #onClose (): void {
+    for (const ex of this.#exchanges.values()) ex.abort('connection closed')
+    this.#exchanges.clear()
+    this.#onDrainEvent()
+  }
+}

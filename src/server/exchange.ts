@@ -1,0 +1,353 @@
+// One FastCGI request on one connection, from BEGIN_REQUEST to END_REQUEST (FastCGI spec §5-6):
+// BEGIN -> PARAMS* -> empty PARAMS -> STDIN* -> empty STDIN, then the response.
+// It assembles params within the pool's limits, decides which module runs, buffers a small body
+// or streams a large one to the worker on demand (PULL credits), relays the response to the
+// connection, and makes sure every request it accepted gets exactly one END_REQUEST.
+
+import { decodeParams } from '../fastcgi/index.ts'
+import { Msg, TRANSFER_MIN_BYTES, type WorkerResult, type SerializedError } from '../common/messages.ts'
+import type { PoolRequest } from '../pool/pool.ts'
+import { serverResponse, type ServerResponseKind } from './responder.ts'
+import type { Connection } from './connection.ts'
+
+const Stage = {
+  PARAMS: 0,
+  STDIN: 1,
+  /** input done (or being discarded after an early response) */
+  INPUT_DONE: 2
+} as const
+
+const ResponseState = {
+  NONE: 0,
+  HEAD_SENT: 1,
+  ENDED: 2
+} as const
+
+const EMPTY_PARAMS: string[] = []
+
+export class Exchange implements PoolRequest {
+  readonly conn: Connection
+  readonly requestId: number
+  readonly keepConn: boolean
+  // PoolRequest
+  poolId = 0
+  threadId = 0
+  startedAtMs = 0
+
+  #stage: number = Stage.PARAMS
+  #paramChunks: Buffer[] = []
+  #paramBytes = 0
+  params: string[] = EMPTY_PARAMS
+  method = 'GET'
+  uri = ''
+  script = ''
+  isHead = false
+  #contentLength = -1
+  // request body
+  #bodyChunks: Buffer[] = []
+  #bodyBytes = 0
+  #bodyTotal = 0
+  #stdinEnded = false
+  #dispatched = false
+  #streaming = false
+  #credit = 0
+  #discarding = false
+  // response
+  #response: number = ResponseState.NONE
+  #settled = false
+  #aborted = false
+
+  constructor (conn: Connection, requestId: number, keepConn: boolean) {
+    this.conn = conn
+    this.requestId = requestId
+    this.keepConn = keepConn
+  }
+
+  get isResponseEnded (): boolean { return this.#response === ResponseState.ENDED }
+  get isInputDone (): boolean { return this.#stage === Stage.INPUT_DONE }
+  get isParamsStage (): boolean { return this.#stage === Stage.PARAMS }
+  get isStdinStage (): boolean { return this.#stage === Stage.STDIN }
+  get dispatched (): boolean { return this.#dispatched }
+  get settled (): boolean { return this.#settled }
+  /** Bytes of streamed body waiting for the worker to ask for them (connection backpressure). */
+  get queuedBodyBytes (): number { return this.#streaming ? this.#bodyBytes : 0 }
+
+  // ---- input (called by the connection, in record order) ----
+
+  addParams (content: Buffer): void {
+    this.#paramBytes += content.length
+    if (this.#paramBytes > this.conn.ctx.pool.config.request.maxParamsBytes) {
+      this.conn.log.warn({ requestId: this.requestId, peer: this.conn.peer, bytes: this.#paramBytes }, `FastCGI params exceed request.max_params_size (${this.conn.ctx.pool.config.request.maxParamsBytes} bytes): 431`)
+      this.#respondEarly('paramsTooLarge')
+      return
+    }
+    this.#paramChunks.push(content)
+  }
+
+  paramsDone (): void {
+    if (this.#discarding) { this.#stage = Stage.STDIN; return }
+    const chunks = this.#paramChunks
+    const all = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, this.#paramBytes)
+    this.#paramChunks = []
+    const params: string[] = []
+    if (all !== undefined) decodeParams(all, params) // throws ProtocolError: the connection closes
+    this.params = params
+    this.#stage = Stage.STDIN
+    let scriptFilename: string | undefined
+    let pathTranslated: string | undefined
+    for (let i = 0; i < params.length; i += 2) {
+      const name = params[i]!
+      const value = params[i + 1]!
+      switch (name) {
+        case 'REQUEST_METHOD': this.method = value; break
+        case 'REQUEST_URI': this.uri = value; break
+        case 'SCRIPT_FILENAME': scriptFilename = value; break
+        case 'PATH_TRANSLATED': pathTranslated = value; break
+        case 'CONTENT_LENGTH': this.#contentLength = value === '' ? -1 : Number(value); break
+      }
+    }
+    this.isHead = this.method === 'HEAD'
+    const pool = this.conn.ctx.pool
+    const resolved = this.conn.ctx.resolver.resolve(scriptFilename ?? pathTranslated)
+    if (resolved.kind === 'not-found') {
+      this.conn.log.info({ script: scriptFilename ?? null, uri: this.uri, reason: resolved.reason }, 'Primary script unknown')
+      this.conn.writeStderr(this.requestId, 'Primary script unknown')
+      this.#respondEarly('notFound')
+      return
+    }
+    if (resolved.kind === 'denied') {
+      const msg = `Access to the script '${resolved.script}' has been denied (see security.limit_extensions)`
+      this.conn.log.info({ uri: this.uri }, msg)
+      this.conn.writeStderr(this.requestId, msg)
+      this.#respondEarly('denied')
+      return
+    }
+    this.script = resolved.script
+    const maxBody = pool.config.request.bodyMaxBytes
+    if (maxBody > 0 && this.#contentLength > maxBody) {
+      this.conn.log.info({ uri: this.uri, contentLength: this.#contentLength }, `request body of ${this.#contentLength} bytes exceeds request.body_max_size (${maxBody}): 413`)
+      this.#respondEarly('bodyTooLarge')
+      return
+    }
+    if (this.#contentLength > pool.config.request.bodyBufferBytes) this.#dispatch(true)
+  }
+
+  addStdin (content: Buffer): void {
+    if (this.#discarding) return
+    this.#bodyTotal += content.length
+    const maxBody = this.conn.ctx.pool.config.request.bodyMaxBytes
+    if (maxBody > 0 && this.#bodyTotal > maxBody) {
+      this.conn.log.info({ uri: this.uri }, `request body exceeds request.body_max_size (${maxBody}): 413`)
+      if (this.#dispatched) this.conn.ctx.pool.send(this, { t: Msg.BODY, id: this.poolId, body: null, end: true, error: 'FPM_ERR_BODY_TOO_LARGE' })
+      this.#respondEarly('bodyTooLarge')
+      return
+    }
+    this.#bodyChunks.push(content)
+    this.#bodyBytes += content.length
+    if (this.#streaming) {
+      this.#flushBody()
+    } else if (this.#bodyBytes > this.conn.ctx.pool.config.request.bodyBufferBytes) {
+      this.#dispatch(true)
+    }
+  }
+
+  stdinDone (): void {
+    this.#stage = Stage.INPUT_DONE
+    this.#stdinEnded = true
+    if (this.#discarding) { this.#maybeFinished(); return }
+    if (!this.#dispatched) this.#dispatch(false)
+    else if (this.#streaming) this.#flushBody()
+    this.#maybeFinished()
+  }
+
+  /** FCGI_ABORT_REQUEST, or the connection went away. */
+  abort (reason: string): void {
+    if (this.#aborted) return
+    this.#aborted = true
+    this.#discarding = true
+    this.#bodyChunks = []
+    this.#bodyBytes = 0
+    if (this.#dispatched && !this.#settled) this.conn.ctx.pool.send(this, { t: Msg.ABORT, id: this.poolId, reason })
+    if (this.#response !== ResponseState.ENDED && !this.conn.isDestroyed) {
+      this.#response = ResponseState.ENDED
+      this.conn.writeEnd(this.requestId, 1)
+    }
+    this.#response = ResponseState.ENDED
+    this.#stage = Stage.INPUT_DONE
+    this.#maybeFinished()
+  }
+
+  // ---- dispatch ----
+
+  #dispatch (streaming: boolean): void {
+    this.#dispatched = true
+    this.#streaming = streaming
+    let body: Uint8Array | null = null
+    if (!streaming && this.#bodyBytes > 0) {
+      body = exactCopy(this.#bodyChunks, this.#bodyBytes)
+      this.#bodyChunks = []
+      this.#bodyBytes = 0
+    }
+    this.conn.ctx.pool.dispatch(this, {
+      script: this.script,
+      params: this.params,
+      body,
+      bodyStreaming: streaming,
+      isHead: this.isHead
+    })
+  }
+
+  #flushBody (): void {
+    while (this.#credit > 0 && this.#bodyBytes > 0) {
+      const n = Math.min(this.#credit, this.#bodyBytes)
+      const chunk = takeBytes(this.#bodyChunks, n)
+      this.#bodyBytes -= n
+      this.#credit -= n
+      const end = this.#stdinEnded && this.#bodyBytes === 0
+      this.conn.ctx.pool.send(this, { t: Msg.BODY, id: this.poolId, body: chunk, end, error: null },
+        chunk.byteLength >= TRANSFER_MIN_BYTES ? [chunk.buffer as ArrayBuffer] : undefined)
+      if (end) { this.#credit = 0; return }
+    }
+    if (this.#credit > 0 && this.#stdinEnded && this.#bodyBytes === 0) {
+      this.#credit = 0
+      this.conn.ctx.pool.send(this, { t: Msg.BODY, id: this.poolId, body: null, end: true, error: null })
+    }
+    this.conn.checkBodyBackpressure()
+  }
+
+  // ---- PoolRequest: the worker's side of the exchange ----
+
+  onPull (bytes: number): void {
+    if (this.#discarding) return
+    this.#credit += bytes
+    this.#flushBody()
+  }
+
+  onHead (head: string, body: Uint8Array | null, end: boolean): void {
+    if (this.#response !== ResponseState.NONE) return
+    this.#response = end ? ResponseState.ENDED : ResponseState.HEAD_SENT
+    const sent = this.conn.writeStdout(this.requestId, head, this.isHead ? null : body, end, 0)
+    this.#ack(body, sent)
+    if (end) this.#responseEnded()
+  }
+
+  onChunk (body: Uint8Array | null, end: boolean, failed: boolean): void {
+    if (this.#response !== ResponseState.HEAD_SENT) return
+    if (end) this.#response = ResponseState.ENDED
+    if (failed) {
+      this.conn.log.error({ uri: this.uri, script: this.script }, 'response body failed after the headers were sent: response cut short')
+    }
+    const sent = this.conn.writeStdout(this.requestId, null, this.isHead ? null : body, end, failed ? 1 : 0)
+    this.#ack(body, sent)
+    if (end) {
+      if (failed) this.conn.closeWhenIdle()
+      this.#responseEnded()
+    }
+  }
+
+  onWorkerLog (level: 'debug' | 'info' | 'warn' | 'error', msg: string, err: SerializedError | null): void {
+    this.conn.log[level]({ uri: this.uri, script: this.script, err: err ?? undefined }, msg)
+  }
+
+  onSettled (result: WorkerResult | null, error: Error | null): void {
+    this.#settled = true
+    if (result !== null) {
+      if (result.error !== null) {
+        this.conn.log.error({ uri: this.uri, script: this.script, method: this.method, err: result.error }, `handler failed: ${result.error.message}`)
+      }
+      if (result.response !== null && this.#response === ResponseState.NONE) {
+        this.#response = ResponseState.ENDED
+        this.conn.writeStdout(this.requestId, result.response.head, this.isHead ? null : result.response.body, true, 0)
+        this.#responseEnded()
+      }
+    } else {
+      const code = (error as { code?: string } | null)?.code
+      this.conn.log.error({ uri: this.uri, script: this.script, method: this.method, err: error, code }, `worker thread ended while serving the request: ${error?.message ?? 'unknown'}`)
+      if (this.#response === ResponseState.NONE) {
+        this.#respondServer(code === 'FPM_ERR_POOL_CLOSED' ? 'unavailable' : 'workerDied')
+      } else if (this.#response === ResponseState.HEAD_SENT) {
+        this.#response = ResponseState.ENDED
+        this.conn.writeEnd(this.requestId, 1)
+        this.conn.closeWhenIdle()
+        this.#responseEnded()
+      }
+    }
+    this.#maybeFinished()
+  }
+
+  // ---- internals ----
+
+  /** A response the server makes before (or instead of) the worker's. */
+  #respondEarly (kind: ServerResponseKind): void {
+    this.#discarding = true
+    this.#bodyChunks = []
+    this.#bodyBytes = 0
+    this.#paramChunks = []
+    if (this.#dispatched && !this.#settled) this.conn.ctx.pool.send(this, { t: Msg.ABORT, id: this.poolId, reason: kind })
+    this.#respondServer(kind)
+    this.#maybeFinished()
+  }
+
+  #respondServer (kind: ServerResponseKind): void {
+    if (this.#response !== ResponseState.NONE) return
+    this.#response = ResponseState.ENDED
+    const r = serverResponse(kind, this.isHead)
+    this.conn.writeStdout(this.requestId, r.head, r.body, true, 0)
+    this.#responseEnded()
+  }
+
+  #ack (body: Uint8Array | null, written: boolean): void {
+    if (body === null || body.byteLength === 0 || this.#settled) return
+    const bytes = body.byteLength
+    if (written) this.conn.ctx.pool.send(this, { t: Msg.ACK, id: this.poolId, bytes })
+    else this.conn.onDrain(() => { if (!this.#settled) this.conn.ctx.pool.send(this, { t: Msg.ACK, id: this.poolId, bytes }) })
+  }
+
+  #responseEnded (): void {
+    if (this.#stage !== Stage.INPUT_DONE && !this.#discarding) {
+      // The response is complete but the web server is still sending the body (the handler did
+      // not read it all): nobody will ask for it any more, so discard the rest instead of
+      // buffering it, and free the connection for reading.
+      this.#discarding = true
+      this.#bodyChunks = []
+      this.#bodyBytes = 0
+      this.conn.checkBodyBackpressure()
+    }
+    this.#maybeFinished()
+  }
+
+  /** The FastCGI id is free again once the response ended and the input is complete (or discarded). */
+  #maybeFinished (): void {
+    if (this.#response === ResponseState.ENDED && (this.#stage === Stage.INPUT_DONE || this.#discarding)) {
+      this.conn.exchangeFinished(this)
+    }
+  }
+}
+
+/** Copies `chunks` (views into socket reads) into one exact-size buffer that can be transferred. */
+function exactCopy (chunks: Buffer[], total: number): Uint8Array {
+  const out = new Uint8Array(new ArrayBuffer(total))
+  let off = 0
+  for (const c of chunks) { out.set(c, off); off += c.length }
+  return out
+}
+
+/** Removes and returns the first `n` bytes of `chunks` as one exact-size buffer. */
+function takeBytes (chunks: Buffer[], n: number): Uint8Array {
+  const out = new Uint8Array(new ArrayBuffer(n))
+  let off = 0
+  while (off < n) {
+    const c = chunks[0]!
+    const need = n - off
+    if (c.length <= need) {
+      out.set(c, off)
+      off += c.length
+      chunks.shift()
+    } else {
+      out.set(c.subarray(0, need), off)
+      chunks[0] = c.subarray(need)
+      off += need
+    }
+  }
+  return out
+}

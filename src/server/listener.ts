@@ -1,0 +1,171 @@
+// One listening socket per pool (php's fpm_sockets.c): TCP (IPv4/IPv6, a bare port = every
+// address), a unix socket (stale file replaced, listen.mode/owner/group applied) or a Windows named
+// pipe. listen.allowed_clients filters TCP peers right after accept, as php does in the worker.
+
+import { createServer, connect, isIP, type Server, type Socket } from 'node:net'
+import { chmodSync, chownSync, existsSync, lstatSync, readFileSync, unlinkSync } from 'node:fs'
+import { FpmError } from '../common/errors.ts'
+import type { PoolConfig, ListenAddress } from '../config/types.ts'
+import { Connection, type ServerContext } from './connection.ts'
+import { MAX_CONNECTIONS } from './limits.ts'
+
+export class Listener {
+  readonly config: PoolConfig
+  readonly #ctx: ServerContext
+  readonly #server: Server
+  readonly #allowed: Set<string> | null
+  #unixPath: string | null = null
+  readonly #sockets = new Set<Socket>()
+
+  constructor (config: PoolConfig, ctx: ServerContext) {
+    this.config = config
+    this.#ctx = ctx
+    this.#allowed = allowedSet(config.listen.allowedClients)
+    this.#server = createServer({ noDelay: true, pauseOnConnect: false }, (socket) => { this.#onConnection(socket) })
+    this.#server.maxConnections = MAX_CONNECTIONS
+  }
+
+  /** Binds and listens. Rejects with FPM_ERR_LISTEN_BIND and a message naming the pool and the address. */
+  async listen (): Promise<void> {
+    const target = this.config.listen.target
+    if (target.kind === 'unix') await this.#prepareUnixPath(target.path)
+    await new Promise<void>((resolve, reject) => {
+      const onError = (err: Error & { code?: string }): void => {
+        reject(new FpmError('FPM_ERR_LISTEN_BIND',
+          `[pool ${this.config.name}] unable to bind listening socket for address '${this.config.listen.address}': ${describeBindError(err)}`, { cause: err }))
+      }
+      this.#server.once('error', onError)
+      const backlog = this.config.listen.backlog
+      const opts = listenOptions(target, backlog)
+      this.#server.listen(opts, () => {
+        this.#server.off('error', onError)
+        this.#server.on('error', (err) => { this.#ctx.log.error({ err }, 'listener error') })
+        resolve()
+      })
+    })
+    if (target.kind === 'unix') {
+      this.#unixPath = target.path
+      this.#applyUnixOwnership(target.path)
+    }
+  }
+
+  /** The bound address, for logs ("127.0.0.1:9000", "/run/x.sock"). */
+  get boundAddress (): string {
+    const a = this.#server.address()
+    if (a === null) return this.config.listen.address
+    if (typeof a === 'string') return a
+    return a.family === 'IPv6' ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`
+  }
+
+  /** Stops accepting; existing connections stay open (see destroyConnections). Removes the unix socket file. */
+  close (): void {
+    // server.close()'s callback waits for every connection, and web servers keep theirs open:
+    // the caller decides when to drop them.
+    this.#server.close()
+    if (this.#unixPath !== null) {
+      try { unlinkSync(this.#unixPath) } catch { /* already gone */ }
+      this.#unixPath = null
+    }
+  }
+
+  /** Drops every open connection: `graceful` ends them after what is queued is written, else destroys them now. */
+  closeConnections (graceful: boolean): void {
+    for (const socket of this.#sockets) {
+      if (graceful) {
+        socket.end()
+        setTimeout(() => { socket.destroy() }, 1000).unref()
+      } else {
+        socket.destroy()
+      }
+    }
+  }
+
+  get connectionCount (): number { return this.#sockets.size }
+
+  #onConnection (socket: Socket): void {
+    if (this.#allowed !== null && socket.remoteAddress !== undefined && !isAllowed(this.#allowed, socket.remoteAddress)) {
+      this.#ctx.log.error(`Connection disallowed: IP address '${socket.remoteAddress}' has been dropped.`)
+      socket.destroy()
+      return
+    }
+    this.#sockets.add(socket)
+    socket.once('close', () => { this.#sockets.delete(socket) })
+    new Connection(socket, this.#ctx) // eslint-disable-line no-new
+  }
+
+  /** php: a live server on the path is fatal ("Another FPM instance..."), a stale socket file is replaced. */
+  async #prepareUnixPath (path: string): Promise<void> {
+    if (!existsSync(path)) return
+    if (!lstatSync(path).isSocket()) {
+      throw new FpmError('FPM_ERR_LISTEN_BIND', `[pool ${this.config.name}] unable to bind listening socket for address '${this.config.listen.address}': '${path}' exists and is not a socket`)
+    }
+    const alive = await new Promise<boolean>((resolve) => {
+      const probe = connect(path)
+      probe.once('connect', () => { probe.destroy(); resolve(true) })
+      probe.once('error', () => { resolve(false) })
+    })
+    if (alive) {
+      throw new FpmError('FPM_ERR_LISTEN_BIND', `[pool ${this.config.name}] Another FPM instance seems to already listen on ${path}`)
+    }
+    unlinkSync(path)
+  }
+
+  #applyUnixOwnership (path: string): void {
+    const { mode, owner, group } = this.config.listen
+    chmodSync(path, mode)
+    if (owner !== null || group !== null) {
+      const uid = owner === null ? -1 : lookupId('/etc/passwd', owner)
+      const gid = group === null ? -1 : lookupId('/etc/group', group)
+      if (uid === null || gid === null) {
+        throw new FpmError('FPM_ERR_LISTEN_BIND', `[pool ${this.config.name}] cannot find ${uid === null ? `user '${owner ?? ''}'` : `group '${group ?? ''}'`} for listen.owner/listen.group`)
+      }
+      chownSync(path, uid, gid)
+    }
+  }
+}
+
+function listenOptions (target: ListenAddress, backlog: number): { port?: number, host?: string, path?: string, backlog: number, ipv6Only?: boolean } {
+  switch (target.kind) {
+    case 'tcp':
+      // host null: Node binds '::' (dual stack) when IPv6 is available, else 0.0.0.0: what php tries too.
+      return target.host === null ? { port: target.port, backlog } : { port: target.port, host: target.host, backlog }
+    case 'unix':
+    case 'pipe':
+      return { path: target.path, backlog }
+  }
+}
+
+function describeBindError (err: Error & { code?: string }): string {
+  switch (err.code) {
+    case 'EADDRINUSE': return 'Address already in use'
+    case 'EACCES': return 'Permission denied'
+    case 'EADDRNOTAVAIL': return 'Cannot assign requested address'
+    case 'ENOENT': return 'No such file or directory'
+    default: return err.message
+  }
+}
+
+function allowedSet (list: readonly string[] | null): Set<string> | null {
+  if (list === null) return null
+  const set = new Set<string>()
+  for (const entry of list) {
+    if (isIP(entry) === 4) { set.add(entry); set.add(`::ffff:${entry}`) } else if (isIP(entry) === 6) set.add(entry.toLowerCase())
+  }
+  return set
+}
+
+function isAllowed (allowed: Set<string>, address: string): boolean {
+  return allowed.has(address) || allowed.has(address.toLowerCase())
+}
+
+/** Numeric ids as is; names from /etc/passwd or /etc/group (Node has no getpwnam). */
+function lookupId (file: string, name: string): number | null {
+  if (/^[0-9]+$/.test(name)) return Number(name)
+  try {
+    for (const line of readFileSync(file, 'utf8').split('\n')) {
+      const fields = line.split(':')
+      if (fields[0] === name && fields[2] !== undefined) return Number(fields[2])
+    }
+  } catch { /* no such file (Windows) */ }
+  return null
+}
