@@ -190,8 +190,9 @@ export class Pool {
         req.startedAtMs = performance.now()
         const abort = this.#queuedAborts.get(req.poolId)
         if (abort !== undefined) {
-          // Aborted while queued: the ABORT goes ahead of the task (the worker keeps early
-          // ABORTs, entry.ts), so the thread settles it without running the handler.
+          // Aborted while queued: the ABORT is posted ahead of the task (the worker keeps ABORTs
+          // that overtake their task, entry.ts). The two ports are not ordered, so the handler may
+          // still start, but its request.signal then fires at once.
           this.#queuedAborts.delete(req.poolId)
           this.send(req, abort)
         }

@@ -212,14 +212,23 @@ export class Connection implements RecordSink {
     setTimeout(() => { this.#socket.destroy() }, CLOSE_LINGER_MS).unref()
   }
 
-  /** Stops reading the socket while the streamed bodies of its requests wait for their workers. */
+  /**
+   * Stops reading the socket while the streamed bodies of its requests wait for their workers.
+   * Never while a handler waits for body bytes that have not arrived: with multiplexing they may
+   * sit behind the body of a request still queued for a thread (or whose handler does not read
+   * yet), and a paused socket would then block both requests for good.
+   */
   checkBodyBackpressure (): void {
     let queued = 0
-    for (const ex of this.#exchanges.values()) queued += ex.queuedBodyBytes
-    if (!this.#paused && queued > BODY_QUEUE_HIGH_WATER_BYTES) {
+    let starving = false
+    for (const ex of this.#exchanges.values()) {
+      queued += ex.queuedBodyBytes
+      if (ex.isStarving) starving = true
+    }
+    if (!this.#paused && queued > BODY_QUEUE_HIGH_WATER_BYTES && !starving) {
       this.#paused = true
       this.#socket.pause()
-    } else if (this.#paused && queued <= BODY_QUEUE_HIGH_WATER_BYTES / 2) {
+    } else if (this.#paused && (queued <= BODY_QUEUE_HIGH_WATER_BYTES / 2 || starving)) {
       this.#paused = false
       this.#socket.resume()
     }

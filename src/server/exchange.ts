@@ -71,6 +71,8 @@ export class Exchange implements PoolRequest {
   get settled (): boolean { return this.#settled }
   /** Bytes of streamed body waiting for the worker to ask for them (connection backpressure). */
   get queuedBodyBytes (): number { return this.#streaming ? this.#bodyBytes : 0 }
+  /** The handler asked for body bytes that have not arrived: the connection must read on (connection backpressure). */
+  get isStarving (): boolean { return this.#credit > 0 && this.#bodyBytes === 0 && !this.#stdinEnded && !this.#discarding }
 
   // ---- input (called by the connection, in record order) ----
 
