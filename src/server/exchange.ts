@@ -255,7 +255,9 @@ export class Exchange implements PoolRequest {
     this.#settled = true
     if (result !== null) {
       if (result.error !== null) {
-        this.conn.log.error({ uri: this.uri, script: this.script, method: this.method, err: result.error }, `handler failed: ${result.error.message}`)
+        // A body the client made too big, or a request the web server aborted, is not the handler's fault.
+        const clientSide = result.error.code === 'FPM_ERR_BODY_TOO_LARGE' || result.error.code === 'FPM_ERR_REQUEST_ABORTED'
+        this.conn.log[clientSide ? 'info' : 'error']({ uri: this.uri, script: this.script, method: this.method, err: result.error }, `handler failed: ${result.error.message}`)
       }
       if (result.response !== null && this.#response === ResponseState.NONE) {
         this.#response = ResponseState.ENDED
