@@ -70,7 +70,14 @@ export const RESPONSE_WINDOW_BYTES = 256 * 1024
 /** Request body bytes the worker asks for per PULL. */
 export const BODY_PULL_BYTES = 256 * 1024
 
-export interface HelloMessage { readonly t: typeof Msg.HELLO, readonly threadId: number, readonly port: MessagePort }
+export interface HelloMessage {
+  readonly t: typeof Msg.HELLO
+  readonly threadId: number
+  readonly port: MessagePort
+  /** Shared memory: the id (0 = none) and start time (epoch ms) of the request in each execution slot. */
+  readonly runningIds: Int32Array
+  readonly runningStartedAtMs: Float64Array
+}
 export interface HeadMessage { readonly t: typeof Msg.HEAD, readonly id: number, readonly head: string, readonly body: Uint8Array | null, readonly end: boolean }
 export interface ChunkMessage { readonly t: typeof Msg.CHUNK, readonly id: number, readonly body: Uint8Array | null, readonly end: boolean, readonly failed: boolean }
 export interface PullMessage { readonly t: typeof Msg.PULL, readonly id: number, readonly bytes: number }
@@ -95,4 +102,6 @@ export interface WorkerData {
   readonly env: Readonly<Record<string, string>>
   readonly phpValues: Readonly<Record<string, string>>
   readonly phpAdminValues: Readonly<Record<string, string>>
+  /** Requests one thread runs at once (1: php-fpm's model, a timeout kills exactly one request). */
+  readonly threadConcurrency: number
 }

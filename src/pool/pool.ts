@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url'
 import { Piscina } from 'piscina'
 import { receiveMessageOnPort, type MessagePort } from 'node:worker_threads'
 import {
-  Msg, type WorkerTask, type WorkerResult, type WorkerMessage, type MainMessage, type WorkerData,
+  Msg, TRANSFER_MIN_BYTES, type WorkerTask, type WorkerResult, type WorkerMessage, type MainMessage, type WorkerData,
   type SerializedError, type HelloMessage
 } from '../common/messages.ts'
 import type { PoolConfig } from '../config/types.ts'
@@ -32,6 +32,9 @@ export interface PoolRequest {
 
 interface Channel {
   port: MessagePort | null
+  /** The thread's execution slots in shared memory (scheduler.ts), known from its HELLO. */
+  runningIds: Int32Array | null
+  runningStartedAtMs: Float64Array | null
   /** Messages for a thread whose HELLO has not arrived yet. */
   pending: Array<{ msg: MainMessage, transfer: ArrayBuffer[] | undefined }>
 }
@@ -39,6 +42,33 @@ interface Channel {
 type LoadBalancer = NonNullable<NonNullable<ConstructorParameters<typeof Piscina>[0]>['loadBalancer']>
 type BalancedTask = Parameters<LoadBalancer>[0]
 type BalancedWorker = Parameters<LoadBalancer>[1][number]
+
+/**
+ * What piscina carries for each task under queueOptionsSymbol (never sent to the thread):
+ * the request, and what the balancer and a thread death need to know about this dispatch.
+ */
+interface Ticket {
+  readonly req: PoolRequest
+  readonly task: Omit<WorkerTask, 'id'>
+  /** May wait in a busy thread's scheduler (prefetch): only when it can be dispatched again. */
+  readonly prefetchable: boolean
+  /** Dispatches so far (a request that never started on a thread that died is dispatched again). */
+  readonly attempt: number
+  /** The execution slots of the thread it was handed to (null: that thread's HELLO had not arrived). */
+  slots: Int32Array | null
+}
+
+/**
+ * Tasks a thread may hold beyond the ones it runs, so the next request is already there when one
+ * ends (no round trip through the main thread in between). Only onto a thread whose running
+ * requests all started less than PREFETCH_MAX_AGE_MS ago: a slow request does not collect a queue
+ * behind it while another thread could free up first.
+ */
+/** Requests a thread runs at once: 1, php-fpm's model (a timeout kills exactly one request). */
+const THREAD_CONCURRENCY = 1
+const PREFETCH_PER_THREAD = 2
+const PREFETCH_MAX_AGE_MS = 5
+const MAX_DISPATCH_ATTEMPTS = 3
 
 const workerEntry = fileURLToPath(new URL('../worker/entry.ts', import.meta.url))
 const kQueueOptions = Piscina.queueOptionsSymbol
@@ -68,23 +98,25 @@ export class Pool {
       poolName: config.name,
       env: config.env,
       phpValues: config.phpValues,
-      phpAdminValues: config.phpAdminValues
+      phpAdminValues: config.phpAdminValues,
+      threadConcurrency: THREAD_CONCURRENCY
     }
     const threads = config.pm.maxChildren
-    const concurrency = 1
     this.#piscina = new Piscina({
       filename: workerEntry,
       minThreads: config.pm.mode === 'ondemand' ? 0 : config.pm.mode === 'dynamic' ? config.pm.startServers : threads,
       maxThreads: threads,
       idleTimeout: config.pm.mode === 'static' ? Infinity : config.pm.processIdleTimeoutMs,
-      concurrentTasksPerWorker: concurrency,
+      concurrentTasksPerWorker: THREAD_CONCURRENCY + PREFETCH_PER_THREAD,
+      // A task the balancer cannot place yet goes back to the head of the queue, not the tail.
+      stricterFIFO: true,
       // 'async': an idle thread keeps its event loop running, so ctx.waitUntil() work and timers
       // left behind by a handler are not frozen in Atomics.wait (STYLE.md §8).
       atomics: 'async',
       workerData,
       env: workerEnv(config),
       resourceLimits: config.heapLimitMb > 0 ? { maxOldGenerationSizeMb: config.heapLimitMb } : {},
-      loadBalancer: (task, workers) => this.#balance(task, workers, concurrency),
+      loadBalancer: (task, workers) => this.#balance(task, workers),
       recordTiming: false
     })
     this.#piscina.on('message', (msg: unknown) => { this.#onParentMessage(msg) })
@@ -103,11 +135,18 @@ export class Pool {
 
   /** Runs `task` (its id is set here) for `req`. Never throws: failures arrive as req.onSettled(null, err). */
   dispatch (req: PoolRequest, task: Omit<WorkerTask, 'id'>): void {
+    this.#dispatch(req, task, 1)
+  }
+
+  #dispatch (req: PoolRequest, task: Omit<WorkerTask, 'id'>, attempt: number): void {
     const id = this.#nextId++
     req.poolId = id
+    req.threadId = 0
     this.#requests.set(id, req)
-    const full = { ...task, id, [kQueueOptions]: req }
-    const transfer = task.body !== null && task.body.byteLength >= 16 * 1024 ? [task.body.buffer as ArrayBuffer] : undefined
+    const transfer = task.body !== null && task.body.byteLength >= TRANSFER_MIN_BYTES ? [task.body.buffer as ArrayBuffer] : undefined
+    // A moved body is gone with a thread that dies; a streamed one is tied to the connection's reading.
+    const ticket: Ticket = { req, task, prefetchable: transfer === undefined && !task.bodyStreaming, attempt, slots: null }
+    const full = { ...task, id, [kQueueOptions]: ticket }
     this.#piscina.run(full, { transferList: transfer }).then(
       (result: WorkerResult) => {
         this.#drainChannel(req.threadId)
@@ -116,9 +155,26 @@ export class Pool {
       (err: Error) => {
         // Messages the thread posted before it died may still be queued on its channel:
         // let them arrive before the request is failed.
-        setImmediate(() => { this.#settle(id, req, null, err) })
+        setImmediate(() => {
+          if (this.#neverStarted(ticket, id) && ticket.prefetchable && ticket.attempt < MAX_DISPATCH_ATTEMPTS && !this.#closed) {
+            // It was waiting in the scheduler of a thread that died because of another request:
+            // it never ran, so it runs elsewhere (exactly once).
+            this.#requests.delete(id)
+            this.#queuedAborts.delete(id)
+            this.log.debug({ thread: req.threadId, attempt: ticket.attempt }, 'request was waiting on a thread that died: dispatched again')
+            this.#dispatch(req, task, ticket.attempt + 1)
+            return
+          }
+          this.#settle(id, req, null, err)
+        })
       }
     )
+  }
+
+  /** The thread died: was request `id` in one of its execution slots? (unknown slots: assume it ran) */
+  #neverStarted (ticket: Ticket, id: number): boolean {
+    if (ticket.slots === null) return false
+    return !ticket.slots.includes(id)
   }
 
   /** Sends a message to the thread running `req` (queued until that thread's channel is known). */
@@ -132,7 +188,7 @@ export class Pool {
     }
     let channel = this.#channels.get(req.threadId)
     if (channel === undefined) {
-      channel = { port: null, pending: [] }
+      channel = { port: null, runningIds: null, runningStartedAtMs: null, pending: [] }
       this.#channels.set(req.threadId, channel)
     }
     if (channel.port === null) channel.pending.push({ msg, transfer })
@@ -175,30 +231,54 @@ export class Pool {
     }
   }
 
-  #balance (task: BalancedTask, workers: BalancedWorker[], maxUsage: number): BalancedWorker | null {
-    let candidate = null
-    let usage = maxUsage
+  /**
+   * piscina's load balancer: a thread with a free execution slot (the least busy), else, for a
+   * prefetchable request, a thread whose running requests are all young (see PREFETCH_*).
+   * Records which thread got the request.
+   */
+  #balance (task: BalancedTask, workers: BalancedWorker[]): BalancedWorker | null {
+    const ticket = (task as unknown as Record<symbol, Ticket | undefined>)[kQueueOptions]
+    let candidate: BalancedWorker | null = null
+    let usage = THREAD_CONCURRENCY
     for (const worker of workers) {
       if (worker.terminating || worker.destroyed) continue
-      if (worker.currentUsage === 0) { candidate = worker; break }
       if (worker.currentUsage < usage) { candidate = worker; usage = worker.currentUsage }
+      if (usage === 0) break
     }
-    if (candidate !== null) {
-      const req = (task as unknown as Record<symbol, PoolRequest | undefined>)[kQueueOptions]
-      if (req !== undefined) {
-        req.threadId = candidate.id
-        req.startedAtMs = performance.now()
-        const abort = this.#queuedAborts.get(req.poolId)
-        if (abort !== undefined) {
-          // Aborted while queued: the ABORT is posted ahead of the task (the worker keeps ABORTs
-          // that overtake their task, entry.ts). The two ports are not ordered, so the handler may
-          // still start, but its request.signal then fires at once.
-          this.#queuedAborts.delete(req.poolId)
-          this.send(req, abort)
-        }
+    if (candidate === null && ticket?.prefetchable === true) {
+      const nowMs = performance.timeOrigin + performance.now()
+      usage = THREAD_CONCURRENCY + PREFETCH_PER_THREAD
+      for (const worker of workers) {
+        if (worker.terminating || worker.destroyed || worker.currentUsage >= usage) continue
+        if (!this.#runsOnlyYoungRequests(worker.id, nowMs)) continue
+        candidate = worker
+        usage = worker.currentUsage
+      }
+    }
+    if (candidate !== null && ticket !== undefined) {
+      const req = ticket.req
+      req.threadId = candidate.id
+      req.startedAtMs = performance.now()
+      ticket.slots = this.#channels.get(candidate.id)?.runningIds ?? null
+      const abort = this.#queuedAborts.get(req.poolId)
+      if (abort !== undefined) {
+        // Aborted while queued: the ABORT is posted ahead of the task; the thread drops the task
+        // unrun if it is still waiting there, or fires its request.signal at once.
+        this.#queuedAborts.delete(req.poolId)
+        this.send(req, abort)
       }
     }
     return candidate
+  }
+
+  #runsOnlyYoungRequests (threadId: number, nowMs: number): boolean {
+    const channel = this.#channels.get(threadId)
+    if (channel?.runningIds == null || channel.runningStartedAtMs == null) return false
+    const ids = channel.runningIds
+    for (let i = 0; i < ids.length; i++) {
+      if (Atomics.load(ids, i) !== 0 && nowMs - (channel.runningStartedAtMs[i] ?? 0) > PREFETCH_MAX_AGE_MS) return false
+    }
+    return true
   }
 
   #onParentMessage (msg: unknown): void {
@@ -206,11 +286,13 @@ export class Pool {
     if (typeof msg !== 'object' || msg === null || hello.t !== Msg.HELLO) return
     let channel = this.#channels.get(hello.threadId)
     if (channel === undefined) {
-      channel = { port: null, pending: [] }
+      channel = { port: null, runningIds: null, runningStartedAtMs: null, pending: [] }
       this.#channels.set(hello.threadId, channel)
     }
     const port = hello.port
     channel.port = port
+    channel.runningIds = hello.runningIds
+    channel.runningStartedAtMs = hello.runningStartedAtMs
     port.on('message', (m: WorkerMessage) => { this.#onWorkerMessage(m) })
     port.unref()
     for (const { msg: queued, transfer } of channel.pending) port.postMessage(queued, transfer)

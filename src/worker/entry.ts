@@ -8,13 +8,16 @@ import { MessageChannel, parentPort, threadId, workerData } from 'node:worker_th
 import { Msg } from '../common/messages.ts'
 import type { HelloMessage, MainMessage, WorkerData, WorkerResult, WorkerTask } from '../common/messages.ts'
 import { RequestState } from './handler-context.ts'
+import { Scheduler } from './scheduler.ts'
 import { captureConsole } from './console-capture.ts'
 
 /** ABORTs for ids not (yet) running here. The task and the ABORT travel on different ports, so an
  *  ABORT can overtake its task; the few most recent ones are remembered. */
 const EARLY_ABORTS_MAX = 64
 
-const poolEnv: Readonly<Record<string, string>> = (workerData as WorkerData | undefined)?.env ?? {}
+const data = workerData as WorkerData | undefined
+const poolEnv: Readonly<Record<string, string>> = data?.env ?? {}
+const scheduler = new Scheduler(Math.max(1, data?.threadConcurrency ?? 1), runTask)
 const active = new Map<number, RequestState>()
 const earlyAborts = new Map<number, string>()
 
@@ -22,14 +25,16 @@ const { port1, port2 } = new MessageChannel()
 port1.on('message', onMainMessage)
 // The channel must not keep the thread alive (piscina decides that), but must keep delivering.
 port1.unref()
-const hello: HelloMessage = { t: Msg.HELLO, threadId, port: port2 }
+const hello: HelloMessage = {
+  t: Msg.HELLO, threadId, port: port2, runningIds: scheduler.slots.ids, runningStartedAtMs: scheduler.slots.startedAtMs
+}
 parentPort?.postMessage(hello, [port2])
 captureConsole(port1, threadId)
 
 function onMainMessage (msg: MainMessage): void {
   const state = active.get(msg.id)
   if (state === undefined) {
-    if (msg.t === Msg.ABORT) rememberAbort(msg.id, msg.reason)
+    if (msg.t === Msg.ABORT && !scheduler.dropWaiting(msg.id)) rememberAbort(msg.id, msg.reason)
     return
   }
   switch (msg.t) {
@@ -47,7 +52,12 @@ function rememberAbort (id: number, reason: string): void {
   earlyAborts.set(id, reason)
 }
 
-export default async function runTask (task: WorkerTask): Promise<WorkerResult> {
+/** The piscina task function: requests beyond the thread's concurrency wait in the scheduler. */
+export default function submitTask (task: WorkerTask): Promise<WorkerResult> {
+  return scheduler.submit(task)
+}
+
+async function runTask (task: WorkerTask): Promise<WorkerResult> {
   const state = new RequestState(task, port1, poolEnv)
   active.set(task.id, state)
   if (earlyAborts.size > 0) {

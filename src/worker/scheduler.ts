@@ -1,0 +1,80 @@
+// The thread's request scheduler. piscina may hand a thread more tasks than it runs at once
+// (prefetch: the next request is already here when the current one ends, instead of a round trip
+// through the main thread); they wait here in arrival order and start only when a slot is free.
+// With one slot (the default) a thread runs exactly one request at a time, as a php-fpm child does.
+//
+// Which requests are running is published in shared memory (`RunningSlots`): the main thread reads
+// it when a thread dies to tell the requests that were running (they failed) from those that had
+// not started (they are dispatched again, never run twice), and it gives the real start time.
+
+import type { WorkerResult, WorkerTask } from '../common/messages.ts'
+
+/** Per thread: request id (0 = free) and start time (epoch ms) of each execution slot. */
+export interface RunningSlots {
+  readonly ids: Int32Array
+  readonly startedAtMs: Float64Array
+}
+
+export function createRunningSlots (concurrency: number): RunningSlots {
+  return {
+    ids: new Int32Array(new SharedArrayBuffer(4 * concurrency)),
+    startedAtMs: new Float64Array(new SharedArrayBuffer(8 * concurrency))
+  }
+}
+
+interface Waiting {
+  readonly task: WorkerTask
+  readonly resolve: (r: WorkerResult) => void
+  readonly reject: (e: unknown) => void
+}
+
+const NOT_RUN: WorkerResult = { response: null, error: null }
+
+export class Scheduler {
+  readonly slots: RunningSlots
+  readonly #run: (task: WorkerTask) => Promise<WorkerResult>
+  readonly #waiting: Waiting[] = []
+  #running = 0
+
+  constructor (concurrency: number, run: (task: WorkerTask) => Promise<WorkerResult>) {
+    this.slots = createRunningSlots(concurrency)
+    this.#run = run
+  }
+
+  submit (task: WorkerTask): Promise<WorkerResult> {
+    if (this.#running < this.slots.ids.length) return this.#start(task)
+    return new Promise((resolve, reject) => { this.#waiting.push({ task, resolve, reject }) })
+  }
+
+  /** An ABORT for a request still waiting here: it is dropped without running its handler. */
+  dropWaiting (id: number): boolean {
+    const i = this.#waiting.findIndex((w) => w.task.id === id)
+    if (i === -1) return false
+    const [w] = this.#waiting.splice(i, 1)
+    w?.resolve(NOT_RUN)
+    return true
+  }
+
+  async #start (task: WorkerTask): Promise<WorkerResult> {
+    const { ids, startedAtMs } = this.slots
+    const slot = ids.indexOf(0)
+    this.#running++
+    // Published before any handler code runs: a thread that dies from here on was running it.
+    startedAtMs[slot] = performance.timeOrigin + performance.now()
+    Atomics.store(ids, slot, task.id)
+    try {
+      return await this.#run(task)
+    } finally {
+      Atomics.store(ids, slot, 0)
+      this.#running--
+      this.#next()
+    }
+  }
+
+  #next (): void {
+    while (this.#running < this.slots.ids.length && this.#waiting.length > 0) {
+      const w = this.#waiting.shift() as Waiting
+      this.#start(w.task).then(w.resolve, w.reject)
+    }
+  }
+}

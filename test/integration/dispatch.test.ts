@@ -1,0 +1,113 @@
+// How requests reach threads: a thread may already hold the next request while it runs one
+// (prefetch, src/pool/pool.ts + src/worker/scheduler.ts). These tests pin the guarantees that must
+// survive it: a request waiting in a thread that dies runs elsewhere, exactly once; a slow request
+// does not collect a queue behind it while another thread is free.
+
+import { after, before, describe, test } from 'node:test'
+import assert from 'node:assert/strict'
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import net from 'node:net'
+import { FcgiConnection, buildCgiParams, parseCgiResponse } from '../../src/client/fcgi-client.ts'
+import {
+  FCGI_KEEP_CONN, RecordParser, RecordType, Role, buildBeginRequest, buildStreamEnd, encodeParams, frameChunks
+} from '../../src/fastcgi/index.ts'
+import { REPO, startFpm } from '../helpers/fpm-tester.ts'
+import type { FpmHandle } from '../helpers/fpm-tester.ts'
+
+const APPS = join(REPO, 'test/fixtures/dispatch-apps')
+
+const config = (threads: number): string => `[global]
+log_level = debug
+
+[www]
+listen = 127.0.0.1:{{PORT}}
+pm = static
+pm.max_children = ${threads}
+root = {{ROOT}}
+env[MARK] = {{DIR}}/marks
+`
+
+async function get (fpm: FpmHandle, script: string, query: string): Promise<{ status: number, body: string }> {
+  const conn = await FcgiConnection.connect(`127.0.0.1:${fpm.port}`)
+  try {
+    const res = await conn.request({ params: buildCgiParams({ uri: `/${script}?${query}`, scriptFilename: join(APPS, script) }) }, { keepConn: false })
+    return { status: res.status, body: res.body.toString() }
+  } finally {
+    await conn.close()
+  }
+}
+
+describe('one thread: requests waiting behind one whose thread dies', () => {
+  let fpm: FpmHandle
+  before(async () => { fpm = await startFpm(config(1), { root: APPS }) })
+  after(async () => { await fpm.stop() })
+
+  test('the dying request gets 502; the ones queued behind it run on the replacement thread, exactly once', async () => {
+    // Five requests in ONE write on one connection: they reach the pool in the same tick, so the
+    // followers are handed to the only thread (prefetched) before the first one has even started.
+    const requests: Array<[string, string]> = [['die-soon.mjs', ''], ...[1, 2, 3, 4].map((i): [string, string] => ['count.mjs', `id=${i}`])]
+    const bytes = Buffer.concat(requests.flatMap(([script, query], i) => {
+      const id = i + 1
+      const params = encodeParams(Object.entries(buildCgiParams({ uri: `/${script}?${query}`, scriptFilename: join(APPS, script) })))
+      return [buildBeginRequest(id, Role.RESPONDER, FCGI_KEEP_CONN), ...frameChunks(RecordType.PARAMS, id, params),
+        buildStreamEnd(RecordType.PARAMS, id), buildStreamEnd(RecordType.STDIN, id)]
+    }))
+    const stdout = new Map<number, Buffer[]>()
+    const ended = new Set<number>()
+    const socket = net.connect(fpm.port, '127.0.0.1')
+    const parser = new RecordParser({
+      onRecord (type, requestId, content) {
+        if (type === RecordType.STDOUT) stdout.set(requestId, [...(stdout.get(requestId) ?? []), Buffer.from(content)])
+        if (type === RecordType.END_REQUEST) ended.add(requestId)
+      }
+    })
+    socket.on('data', (chunk: Buffer) => { parser.push(chunk) })
+    await new Promise<void>((resolve) => socket.once('connect', resolve))
+    // a first request makes sure the thread is up and has opened its channel (until then the pool
+    // does not prefetch onto it)
+    assert.equal((await get(fpm, 'count.mjs', 'id=warm-up')).status, 200)
+    socket.write(bytes)
+    const deadline = Date.now() + 15_000
+    while (ended.size < 5 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20))
+    socket.destroy()
+    const responses = [1, 2, 3, 4, 5].map((id) => parseCgiResponse(Buffer.concat(stdout.get(id) ?? [])))
+    assert.equal(responses[0]?.status, 502)
+    for (let i = 1; i <= 4; i++) {
+      assert.equal(responses[i]?.status, 200, `follower ${i}`)
+      assert.match(responses[i]?.body.toString() ?? '', new RegExp(`^ran ${i} on `))
+    }
+    const runs = readFileSync(join(fpm.dir, 'marks'), 'utf8').trim().split('\n').sort()
+    assert.deepEqual(runs, ['1', '2', '3', '4', 'warm-up'], 'each follower ran exactly once')
+    assert.ok(fpm.logs.some((l) => /dispatched again/.test(l.msg)), `some follower was waiting on the dying thread; log:\n${fpm.rawStderr()}`)
+  })
+})
+
+describe('two threads: a slow request does not hold others back', () => {
+  let fpm: FpmHandle
+  before(async () => { fpm = await startFpm(config(2), { root: APPS }) })
+  after(async () => { await fpm.stop() })
+
+  test('while one thread is busy for 1.5 s, 40 quick requests are all served by the other, none waits for the slow one', async () => {
+    const slowStarted = Date.now()
+    const slow = get(fpm, 'slow.mjs', 'ms=1500')
+    await new Promise((resolve) => setTimeout(resolve, 50))
+    const quick: Array<{ ms: number, body: string }> = []
+    for (let i = 0; i < 20; i++) {
+      // two at a time, so the free thread is sometimes busy and prefetch is tempting
+      const pair = await Promise.all([0, 1].map(async (k) => {
+        const t0 = Date.now()
+        const r = await get(fpm, 'count.mjs', `id=${i * 2 + k}`)
+        return { ms: Date.now() - t0, body: r.body }
+      }))
+      quick.push(...pair)
+    }
+    const slowRes = await slow
+    assert.equal(slowRes.status, 200)
+    assert.ok(Date.now() - slowStarted >= 1500)
+    const slowest = Math.max(...quick.map((q) => q.ms))
+    assert.ok(slowest < 1000, `a quick request waited ${slowest} ms (behind the slow one?)`)
+    const threads = new Set(quick.map((q) => q.body.split(' on ')[1]))
+    assert.equal(threads.size, 1, `quick requests ran on ${[...threads].join(', ')}: only the free thread should serve them`)
+  })
+})
