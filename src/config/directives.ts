@@ -116,6 +116,7 @@ const NOT_YET = (what: string) => `is not implemented yet: the value is checked 
 const NO_STATUS = NOT_YET('no status page is served')
 const NO_PING = NOT_YET('ping requests are not answered')
 const NO_ACCESS = NOT_YET('no access log is written')
+const NO_ACCESS_FORMAT = "is not implemented yet: the format is compiled and checked (php's rules and messages), but no access log is written"
 const NO_SLOWLOG = NOT_YET('slow requests are not logged')
 
 export const SYSLOG_FACILITIES = [
@@ -203,7 +204,7 @@ export const DIRECTIVES: readonly Directive[] = [
   str(P({ name: 'ping.path', field: 'ping.path', doc: 'URI of the ping page.', notice: NO_PING }), null),
   str(P({ name: 'ping.response', field: 'ping.response', doc: 'Body of the ping page (pong when ping.path is set).', notice: NO_PING }), null),
   pathOf(P({ name: 'access.log', field: 'access.log', doc: 'Access log file.', notice: NO_ACCESS })),
-  str(P({ name: 'access.format', field: 'access.format', doc: 'Access log format.', notice: NO_ACCESS }), null),
+  str(P({ name: 'access.format', field: 'access.format', doc: 'Access log format.', notice: NO_ACCESS_FORMAT }), null),
   array(P({ name: 'access.suppress_path', field: 'access.suppressPaths', doc: 'URIs not written to the access log (one per line, `[]`).', notice: NO_ACCESS })),
   pathOf(P({ name: 'slowlog', field: 'slowlog.file', doc: 'Slow request log file.', notice: NO_SLOWLOG })),
   time(P({ name: 'request_slowlog_timeout', field: 'slowlog.timeoutMs', doc: 'Running time after which a request is logged as slow; 0 = off.', notice: NO_SLOWLOG }), 0),

@@ -74,11 +74,14 @@ export interface PingConfig {
   readonly response: string | null
 }
 
-/** access.*: accepted and checked, no access log is written yet. */
+/** access.*: accepted and checked (the format is compiled at load), no access log is written yet. */
 export interface AccessLogConfig {
   /** Absolute path or null. */
   readonly log: string | null
-  /** php's default format when `log` is set and no format was given, else null. */
+  /**
+   * The format's source (php's default when `log` is set and no format was given, else null).
+   * With a `log` it compiles (log/access-format.ts compileAccessFormat); the writer compiles it again.
+   */
   readonly format: string | null
   readonly suppressPaths: readonly string[]
 }

@@ -8,6 +8,7 @@
 import fs from 'node:fs'
 import net from 'node:net'
 import { ConfigError, isFpmError } from '../common/errors.ts'
+import { compileAccessFormat } from '../log/access-format.ts'
 import type { ConfigNotice, GlobalConfig, PoolConfig } from './types.ts'
 import { DEFAULT_ACCESS_FORMAT } from './directives.ts'
 import { formatTime, parseListenAddress } from './values.ts'
@@ -62,6 +63,7 @@ export function validatePool (p: PoolDraft, facts: ScopeFacts, issues: Issues): 
   if (p.pm.mode === 'ondemand' && usable('pm.process_idle_timeout', 'listen.backlog')) checkOndemand(p, error, notice)
   checkStatusAndPing(p, error)
   if (p.access.log !== null && p.access.log !== '' && p.access.format === null) p.access.format = DEFAULT_ACCESS_FORMAT
+  checkAccessFormat(p, error, notice)
   if (usable('slowlog', 'request_slowlog_timeout', 'request_slowlog_trace_depth', 'request_terminate_timeout')) {
     checkSlowlog(p, facts, error)
   }
@@ -135,6 +137,21 @@ function checkStatusAndPing (p: PoolDraft, error: (m: string) => void): void {
     // php forgets the response when there is no ping path.
     p.ping.response = null
   }
+}
+
+/**
+ * php's dry run of fpm_log_write: the format is compiled (and dropped: the config stays plain data,
+ * the access log writer compiles it again). As in php, only a pool with an access.log must have a
+ * good format; without one it is unused, and a bad one only earns a warning.
+ */
+function checkAccessFormat (p: PoolDraft, error: (m: string) => void, notice: (l: ConfigNotice['level'], m: string) => void): void {
+  const format = p.access.format
+  if (format === null) return
+  const compiled = compileAccessFormat(format)
+  if (compiled.ok) return
+  const message = `wrong format for access.format '${format}': ${compiled.reason}`
+  if (p.access.log !== null && p.access.log !== '') error(message)
+  else notice('warning', `${message} (unused: access.log is not set)`)
 }
 
 function checkSlowlog (p: PoolDraft, facts: ScopeFacts, error: (m: string) => void): void {

@@ -191,6 +191,37 @@ describe('slowlog', () => {
   })
 })
 
+describe('access.format (php-fpm.md §2.3 item 17, §6.2)', () => {
+  const warnings = (r: LoadResult) => r.notices.filter(n => n.level === 'warning').map(n => n.message)
+
+  it("refuses a format that does not compile, with php's two messages on one line", () => {
+    assert.deepEqual(errors(loadPool(...STATIC, 'access.log = a.log', 'access.format = "%R %{hours}d"')),
+      ["[pool www] wrong format for access.format '%R %{hours}d': only 'seconds', 'milli', 'milliseconds', 'micro' or 'microseconds' are allowed as a modifier for %d ('hours')"])
+    assert.deepEqual(errors(loadPool(...STATIC, 'access.log = a.log', 'access.format = %R %x')),
+      ["[pool www] wrong format for access.format '%R %x': Invalid token in the access.format (%x)"])
+    assert.deepEqual(errors(loadPool(...STATIC, 'access.log = a.log', 'access.format = %{User-Agent}i')),
+      ["[pool www] wrong format for access.format '%{User-Agent}i': Invalid token in the access.format (%i)"])
+  })
+
+  it('accepts good formats and keeps the source only (the config stays plain data)', () => {
+    const format = '%R - %u %t "%m %r%Q%q" %s %f %{mili}d %{kilo}M %C%%'
+    const r = loadPool(...STATIC, 'access.log = a.log', `access.format = '${format}'`)
+    assert.equal(pool(r).access.format, format)
+    assert.deepEqual(warnings(r), [])
+  })
+
+  it("checks php's default applied with access.log", () => {
+    assert.equal(pool(loadPool(...STATIC, 'access.log = a.log')).access.format, '%R - %u %t "%m %r" %s')
+  })
+
+  it('like php, does not refuse a bad format while access.log is unset: it warns', () => {
+    const r = loadPool(...STATIC, 'access.format = %x')
+    assert.equal(pool(r).access.format, '%x')
+    assert.deepEqual(warnings(r),
+      ["[pool www] wrong format for access.format '%x': Invalid token in the access.format (%x) (unused: access.log is not set)"])
+  })
+})
+
 describe('global rules', () => {
   it('log-bwd-limit-64-too-low-error: log_limit must be greater than 512 (512 itself is fine)', () => {
     assert.deepEqual(errors(load(['log_limit = 64'], STATIC).result), ['log_limit must be greater than 512'])
