@@ -14,8 +14,12 @@ export interface WorkerTask {
   readonly id: number
   /** Absolute path of the ES module that serves this request. */
   readonly script: string
-  /** FastCGI params, flat: [name0, value0, name1, value1, ...], decoded as latin1 (byte-exact). */
-  readonly params: string[]
+  /**
+   * FastCGI params: the raw name-value pair bytes of the PARAMS stream (what the server sends: one
+   * exact-size buffer clones far cheaper than dozens of strings, and the thread decodes them), or
+   * already decoded, flat: [name0, value0, ...] (latin1, byte-exact).
+   */
+  readonly params: Uint8Array | string[]
   /** The whole request body when it fitted in memory; null when there is none or it streams. */
   readonly body: Uint8Array | null
   /** True: the body arrives in MainMessage BODY chunks on the worker's channel (the worker PULLs them). */

@@ -24,6 +24,7 @@ const ResponseState = {
 } as const
 
 const EMPTY_PARAMS: string[] = []
+const EMPTY_BYTES = new Uint8Array(0)
 
 export class Exchange implements PoolRequest {
   readonly conn: Connection
@@ -38,6 +39,7 @@ export class Exchange implements PoolRequest {
   #paramChunks: Buffer[] = []
   #paramBytes = 0
   params: string[] = EMPTY_PARAMS
+  #paramBytesForWorker: Uint8Array = EMPTY_BYTES
   method = 'GET'
   uri = ''
   script = ''
@@ -94,6 +96,8 @@ export class Exchange implements PoolRequest {
     const params: string[] = []
     if (all !== undefined) decodeParams(all, params) // throws ProtocolError: the connection closes
     this.params = params
+    // The thread gets the raw bytes (one exact-size copy) and decodes them itself.
+    this.#paramBytesForWorker = all === undefined ? EMPTY_BYTES : exactCopy([all], all.length)
     this.#stage = Stage.STDIN
     let scriptFilename: string | undefined
     let pathTranslated: string | undefined
@@ -192,7 +196,7 @@ export class Exchange implements PoolRequest {
     }
     this.conn.ctx.pool.dispatch(this, {
       script: this.script,
-      params: this.params,
+      params: this.#paramBytesForWorker,
       body,
       bodyStreaming: streaming,
       isHead: this.isHead

@@ -12,6 +12,7 @@ import type { MessagePort } from 'node:worker_threads'
 import { Msg } from '../common/messages.ts'
 import type { BodyMessage, HeadMessage, LogMessage, SerializedError, WorkerResult, WorkerTask } from '../common/messages.ts'
 import { FpmError } from '../common/errors.ts'
+import { decodeParams } from '../fastcgi/params.ts'
 import { cachedHandler, describeValue, loadHandler } from './app-loader.ts'
 import type { FetchHandler } from './app-loader.ts'
 import { cgiRequestParts, createRequest, RequestBodyStream } from './cgi-request.ts'
@@ -28,6 +29,13 @@ export function buildEnv (params: readonly string[], poolEnv: Readonly<Record<st
     else env[name] = params[i + 1] as string
   }
   return env
+}
+
+/** The raw PARAMS bytes the server sends, decoded (the server already validated them). */
+function decodeParamBytes (bytes: Uint8Array): string[] {
+  const out: string[] = []
+  decodeParams(bytes, out)
+  return out
 }
 
 /** Clone-safe form of anything thrown (never throws itself). */
@@ -189,7 +197,8 @@ export class RequestState implements FastPathGate {
     }
     if (this.#aborted) return // ABORT came before the handler ran: don't run it
 
-    const parts = cgiRequestParts(task.params)
+    const params = task.params instanceof Uint8Array ? decodeParamBytes(task.params) : task.params
+    const parts = cgiRequestParts(params)
     let body: Uint8Array | ReadableStream<Uint8Array> | null = task.body
     if (task.bodyStreaming && parts.hasBody) {
       this.#body = new RequestBodyStream(this.id, this.#port)
@@ -205,7 +214,7 @@ export class RequestState implements FastPathGate {
     let returned: unknown
     let threw = false
     try {
-      returned = await handler(request, buildEnv(task.params, this.#poolEnv), new HandlerContext(this))
+      returned = await handler(request, buildEnv(params, this.#poolEnv), new HandlerContext(this))
     } catch (err) {
       threw = true
       this.#recordError(err)
