@@ -190,6 +190,11 @@ export const DIRECTIVES: readonly Directive[] = [
   int(P({ name: 'pm.max_spawn_rate', field: 'pm.maxSpawnRate', doc: 'dynamic: most threads started per second.' }), 32),
   time(P({ name: 'pm.process_idle_timeout', field: 'pm.processIdleTimeoutMs', doc: 'ondemand: idle time after which a thread ends.' }), 10_000),
   int(P({ name: 'pm.max_requests', field: 'pm.maxRequests', doc: 'Requests a thread serves before it is replaced; 0 = no limit.' }), 0),
+  int(P({
+    name: 'pm.thread_concurrency',
+    field: 'pm.threadConcurrency',
+    doc: 'Requests one thread runs at once. 1 (php-fpm\'s model): a timeout or crash ends exactly one request. N > 1 suits I/O-bound handlers: more requests per thread, but a crash or kill ends all N.'
+  }), 1),
   size(P({
     name: 'pm.heap_limit',
     field: 'heapLimitMb',

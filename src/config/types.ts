@@ -63,6 +63,8 @@ export interface PmConfig {
   readonly maxSpawnRate: number
   readonly processIdleTimeoutMs: number
   readonly maxRequests: number
+  /** Requests one thread runs at once (1: php-fpm's model). */
+  readonly threadConcurrency: number
   readonly statusPath: string | null
   /** pm.status_listen: accepted and checked, not served yet. */
   readonly statusListen: string | null

@@ -56,6 +56,7 @@ export function validatePool (p: PoolDraft, facts: ScopeFacts, issues: Issues): 
   if (usable('pm') && (p.pm.mode as string | null) === null) error('the process manager is missing (static, dynamic or ondemand)')
   const childrenOk = usable('pm.max_children') && p.pm.maxChildren >= 1
   if (usable('pm.max_children') && p.pm.maxChildren < 1) error('pm.max_children must be a positive value')
+  if (usable('pm.thread_concurrency') && p.pm.threadConcurrency < 1) error(`pm.thread_concurrency(${p.pm.threadConcurrency}) must be a positive value`)
   if (p.pm.mode === 'dynamic' && childrenOk &&
     usable('pm.min_spare_servers', 'pm.max_spare_servers', 'pm.start_servers', 'pm.max_spawn_rate')) {
     checkDynamic(p, error, notice)

@@ -64,8 +64,6 @@ interface Ticket {
  * requests all started less than PREFETCH_MAX_AGE_MS ago: a slow request does not collect a queue
  * behind it while another thread could free up first.
  */
-/** Requests a thread runs at once: 1, php-fpm's model (a timeout kills exactly one request). */
-const THREAD_CONCURRENCY = 1
 const PREFETCH_PER_THREAD = 2
 const PREFETCH_MAX_AGE_MS = 5
 const MAX_DISPATCH_ATTEMPTS = 3
@@ -90,6 +88,8 @@ export class Pool {
   readonly #queuedAborts = new Map<number, MainMessage>()
   #nextId = 1
   #closed = false
+  /** pm.thread_concurrency: requests one thread runs at once. */
+  readonly #concurrency: number
 
   constructor (config: PoolConfig, log: Logger) {
     this.config = config
@@ -99,15 +99,16 @@ export class Pool {
       env: config.env,
       phpValues: config.phpValues,
       phpAdminValues: config.phpAdminValues,
-      threadConcurrency: THREAD_CONCURRENCY
+      threadConcurrency: config.pm.threadConcurrency
     }
+    this.#concurrency = config.pm.threadConcurrency
     const threads = config.pm.maxChildren
     this.#piscina = new Piscina({
       filename: workerEntry,
       minThreads: config.pm.mode === 'ondemand' ? 0 : config.pm.mode === 'dynamic' ? config.pm.startServers : threads,
       maxThreads: threads,
       idleTimeout: config.pm.mode === 'static' ? Infinity : config.pm.processIdleTimeoutMs,
-      concurrentTasksPerWorker: THREAD_CONCURRENCY + PREFETCH_PER_THREAD,
+      concurrentTasksPerWorker: this.#concurrency + PREFETCH_PER_THREAD,
       // A task the balancer cannot place yet goes back to the head of the queue, not the tail.
       stricterFIFO: true,
       // 'async': an idle thread keeps its event loop running, so ctx.waitUntil() work and timers
@@ -239,7 +240,7 @@ export class Pool {
   #balance (task: BalancedTask, workers: BalancedWorker[]): BalancedWorker | null {
     const ticket = (task as unknown as Record<symbol, Ticket | undefined>)[kQueueOptions]
     let candidate: BalancedWorker | null = null
-    let usage = THREAD_CONCURRENCY
+    let usage = this.#concurrency
     for (const worker of workers) {
       if (worker.terminating || worker.destroyed) continue
       if (worker.currentUsage < usage) { candidate = worker; usage = worker.currentUsage }
@@ -247,7 +248,7 @@ export class Pool {
     }
     if (candidate === null && ticket?.prefetchable === true) {
       const nowMs = performance.timeOrigin + performance.now()
-      usage = THREAD_CONCURRENCY + PREFETCH_PER_THREAD
+      usage = this.#concurrency + PREFETCH_PER_THREAD
       for (const worker of workers) {
         if (worker.terminating || worker.destroyed || worker.currentUsage >= usage) continue
         if (!this.#runsOnlyYoungRequests(worker.id, nowMs)) continue

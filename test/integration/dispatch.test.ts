@@ -111,3 +111,35 @@ describe('two threads: a slow request does not hold others back', () => {
     assert.equal(threads.size, 1, `quick requests ran on ${[...threads].join(', ')}: only the free thread should serve them`)
   })
 })
+
+describe('pm.thread_concurrency', () => {
+  const withConcurrency = (n: number): string => `${config(1)}pm.thread_concurrency = ${n}\n`
+
+  test('1 (the default): one thread runs one awaiting request at a time', async () => {
+    const fpm = await startFpm(config(1), { root: APPS })
+    try {
+      const t0 = Date.now()
+      const results = await Promise.all([1, 2, 3].map(async () => await get(fpm, 'wait.mjs', 'ms=250')))
+      const elapsed = Date.now() - t0
+      assert.ok(results.every((r) => r.status === 200))
+      assert.ok(elapsed >= 700, `3 x 250 ms on one thread took ${elapsed} ms: they overlapped`)
+    } finally {
+      await fpm.stop()
+    }
+  })
+
+  test('4: one thread runs four awaiting requests at once', async () => {
+    const fpm = await startFpm(withConcurrency(4), { root: APPS })
+    try {
+      await get(fpm, 'wait.mjs', 'ms=1') // the thread is up
+      const t0 = Date.now()
+      const results = await Promise.all([1, 2, 3, 4].map(async () => await get(fpm, 'wait.mjs', 'ms=400')))
+      const elapsed = Date.now() - t0
+      assert.ok(results.every((r) => r.status === 200))
+      assert.equal(new Set(results.map((r) => r.body)).size, 1, 'all on the one thread')
+      assert.ok(elapsed < 1200, `4 x 400 ms took ${elapsed} ms: they did not overlap`)
+    } finally {
+      await fpm.stop()
+    }
+  })
+})

@@ -120,6 +120,7 @@ const POOL_CASES: Record<string, Case> = {
   'pm.max_spawn_rate': { accept: [['64', '64']], reject: [['fast', INT_REASON]], context: DYNAMIC },
   'pm.process_idle_timeout': { accept: [['5m', '300s'], ['1500ms', '1500ms'], ['7', '7s']], reject: [['5x', TIME_SUFFIX], ['', 'invalid time value']] },
   'pm.max_requests': { accept: [['500', '500']], reject: [['abc', INT_REASON]] },
+  'pm.thread_concurrency': { accept: [['8', '8']], reject: [['two', INT_REASON]] },
   'pm.heap_limit': {
     accept: [['256M', '256M'], ['256m', '256M'], ['1G', '1G'], ['0', '0'], ['1000K', '1M']],
     reject: [['12X', 'unknown suffix used in size value'], ['-1', 'invalid size value']]

@@ -88,6 +88,7 @@ describe('dumpConfig', () => {
       '\tpm.max_spawn_rate = 32',
       '\tpm.process_idle_timeout = 10s',
       '\tpm.max_requests = 0',
+      '\tpm.thread_concurrency = 1',
       '\tpm.heap_limit = 256M',
       '\tpm.status_path = undefined',
       '\tpm.status_listen = undefined',

@@ -47,6 +47,9 @@ describe('pm', () => {
   it('is required: the process manager is missing', () => {
     assert.deepEqual(errors(loadPool('pm.max_children = 2')), ['[pool www] the process manager is missing (static, dynamic or ondemand)'])
   })
+  it('needs pm.thread_concurrency >= 1', () => {
+    assert.deepEqual(errors(loadPool('pm = static', 'pm.max_children = 2', 'pm.thread_concurrency = 0')), ['[pool www] pm.thread_concurrency(0) must be a positive value'])
+  })
   it('needs pm.max_children >= 1', () => {
     assert.deepEqual(errors(loadPool('pm = static')), ['[pool www] pm.max_children must be a positive value'])
     assert.deepEqual(errors(loadPool('pm = ondemand', 'pm.max_children = -1')), ['[pool www] pm.max_children must be a positive value'])
