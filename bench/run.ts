@@ -1,16 +1,20 @@
-// `npm run bench`: node-fpm against php-fpm on hello world, measured with bench/fcgi-load.ts.
+// `npm run bench`: node-fpm against php-fpm on the same scenarios, measured with the project's
+// FastCGI load generator (src/bench/load-generator.ts, what `node-fpm bench` runs).
 //
-// Starts node-fpm (src/cli/main.ts with a generated config: one static pool serving
-// bench/apps/hello.mjs) and, when php-fpm is installed (bench/php-fpm.ts), php-fpm with the same
-// number of workers serving bench/php/hello.php. Then runs the same closed-loop load against each,
-// interleaved (node, php, node, php, ...) so that drift of the machine hits both alike, and prints
-// the medians over the rounds plus the ratio node-fpm / php-fpm. The figures and the environment
-// go to bench/results/<timestamp>.json.
+// Starts node-fpm (src/cli/main.ts with a generated config: one static pool per scenario, serving
+// bench/apps/) and, when php-fpm is installed (bench/php-fpm.ts), php-fpm with the same number of
+// workers (pm = static, unix socket) serving bench/php/. Both answer byte-identical bodies, and
+// every response is checked. For each cell of the matrix (workers x scenario x connections x
+// keep-conn) the runs alternate between the servers round by round, so that drift of the machine
+// hits both alike; the table shows the medians over the rounds and the node-fpm / php-fpm ratios.
+// The figures and the environment go to bench/results/<timestamp>.json, the chart to
+// bench/results/<timestamp>.svg.
 //
-//   node bench/run.ts [--workers 2] [--connections 16] [--duration 10] [--warmup 1] [--rounds 3]
-//                     [--vs php-fpm|none] [--no-keep-conn] [--json]
+//   node bench/run.ts [--scenarios hello,json,sleep,big,echo,cpu] [--connections 16] [--keep-conn yes,no]
+//                     [--workers 2] [--rounds 3] [--duration 2] [--warmup 0.5] [--full]
+//                     [--vs php-fpm|none] [--io-concurrency N] [--codec] [--json]
 //
-// The full scenario matrix (64 KiB responses, 1 MiB POST, slow handlers, many pools) comes later.
+// See bench/README.md.
 
 import { execFileSync, spawn } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
@@ -20,8 +24,9 @@ import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Command, CommanderError, InvalidArgumentError } from 'commander'
-import { runLoad } from './fcgi-load.ts'
-import type { LoadResult } from './fcgi-load.ts'
+import { runLoad } from '../src/bench/load-generator.ts'
+import type { LoadOptions, LoadResult } from '../src/bench/load-generator.ts'
+import { renderResultsChart } from './chart.ts'
 import { findPhpFpm, startPhpFpm } from './php-fpm.ts'
 import type { PhpFpmHandle } from './php-fpm.ts'
 
@@ -29,48 +34,150 @@ const ROOT = fileURLToPath(new URL('../', import.meta.url)).replace(/\/$/, '')
 const APPS_DIR = path.join(ROOT, 'bench', 'apps')
 const RESULTS_DIR = path.join(ROOT, 'bench', 'results')
 const START_TIMEOUT_MS = 15_000
+/** Warm-up of a server's first run of each scenario, at least. */
+const FIRST_WARMUP_S = 2
+
+// ---- scenarios ------------------------------------------------------------------------------------
+
+interface Scenario {
+  name: string
+  /** Panel and table title. */
+  title: string
+  /** node-fpm handler in bench/apps/, php-fpm script in bench/php/ (same name). */
+  base: string
+  /** What every response body must be (both servers), or 'echo': the request body. */
+  expect: Buffer | 'echo'
+  /** Request body size (POST), 0 for GET. */
+  dataSize: number
+}
+
+function jsonBody (): Buffer {
+  // The code in bench/php/json.php's comment, run here: both servers must send exactly this.
+  const items = []
+  for (let i = 1; i <= 17; i++) {
+    items.push({ id: i, name: `item-${i}`, price: i * 250 + 99, qty: (i * 7) % 13, active: i % 3 !== 0, tags: ['tag' + (i % 4), 'group' + (i % 5)] })
+  }
+  return Buffer.from(JSON.stringify({ status: 'ok', page: 1, total: 17, items }))
+}
+
+function cpuBody (): Buffer {
+  let h = 0
+  for (let i = 0; i < 260000; i++) h = (h * 31 + i) % 1000000007
+  return Buffer.from(String(h))
+}
+
+const HELLO = Buffer.from('Hello, World!')
+
+const SCENARIOS: Scenario[] = [
+  { name: 'hello', title: 'hello (13 B)', base: 'hello', expect: HELLO, dataSize: 0 },
+  { name: 'json', title: 'json (1.5 KB)', base: 'json', expect: jsonBody(), dataSize: 0 },
+  { name: 'sleep', title: 'sleep (10 ms wait)', base: 'sleep', expect: HELLO, dataSize: 0 },
+  { name: 'big', title: 'big (64 KiB out)', base: 'big', expect: Buffer.from('0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ-\n'.repeat(1024)), dataSize: 0 },
+  { name: 'echo', title: 'echo (1 MiB POST)', base: 'echo', expect: 'echo', dataSize: 1024 * 1024 },
+  { name: 'cpu', title: 'cpu (2 ms CPU)', base: 'cpu', expect: cpuBody(), dataSize: 0 }
+]
+
+// ---- options --------------------------------------------------------------------------------------
 
 interface BenchOptions {
-  workers: number
-  connections: number
+  scenarios: string[]
+  connections: number[]
+  keepConn: boolean[]
+  workers: number[]
+  rounds: number
   duration: number
   warmup: number
-  rounds: number
+  full?: boolean
   vs?: string
-  keepConn: boolean
+  ioConcurrency?: number
+  codec?: boolean
   json?: boolean
 }
 
-interface Target {
+function positiveInt (name: string) {
+  return (v: string): number => {
+    const n = Number(v)
+    if (!/^\d+$/.test(v.trim()) || !Number.isSafeInteger(n) || n < 1) throw new InvalidArgumentError(`${name} must be a positive integer`)
+    return n
+  }
+}
+
+function intList (name: string) {
+  return (v: string): number[] => {
+    const list = v.split(',').map(s => positiveInt(name)(s))
+    return [...new Set(list)]
+  }
+}
+
+function seconds (name: string, min: number) {
+  return (v: string): number => {
+    const n = Number(v)
+    if (v.trim() === '' || !Number.isFinite(n) || n < min) throw new InvalidArgumentError(`${name} must be a number of seconds >= ${min}`)
+    return n
+  }
+}
+
+function scenarioList (v: string): string[] {
+  const names = v === 'all' ? SCENARIOS.map(s => s.name) : v.split(',').map(s => s.trim())
+  for (const n of names) {
+    if (!SCENARIOS.some(s => s.name === n)) throw new InvalidArgumentError(`unknown scenario '${n}' (known: ${SCENARIOS.map(s => s.name).join(', ')}, or all)`)
+  }
+  return [...new Set(names)]
+}
+
+function keepConnList (v: string): boolean[] {
+  const out = v.split(',').map(s => {
+    const t = s.trim().toLowerCase()
+    if (['yes', 'on', 'true', '1', 'keep'].includes(t)) return true
+    if (['no', 'off', 'false', '0', 'new'].includes(t)) return false
+    throw new InvalidArgumentError(`--keep-conn takes yes, no or yes,no; got '${s}'`)
+  })
+  return [...new Set(out)]
+}
+
+// ---- servers under test ---------------------------------------------------------------------------
+
+interface Server {
   name: 'node-fpm' | 'php-fpm'
-  address: string
-  uri: string
-  script: string
   workers: number
+  /** Address, URI and SCRIPT_FILENAME of each scenario. */
+  target: (s: Scenario) => { address: string, uri: string, script: string }
   stop: () => Promise<void>
 }
 
-// ---- node-fpm under test ------------------------------------------------------------------------
+/** The node-fpm config: one static pool per scenario, each on its own unix socket. */
+function nodeFpmConfig (dir: string, scenarios: Scenario[], workers: number, ioConcurrency: number | undefined): string {
+  const lines = [
+    '; generated by bench/run.ts',
+    '[global]',
+    `error_log = ${path.join(dir, 'node-fpm.log')}`,
+    'log_level = notice',
+    ''
+  ]
+  for (const s of scenarios) {
+    lines.push(
+      `[${s.name}]`,
+      `listen = ${path.join(dir, `${s.name}.sock`)}`,
+      'listen.mode = 0666',
+      'pm = static',
+      `pm.max_children = ${workers}`,
+      `root = ${APPS_DIR}`
+    )
+    // pm.thread_concurrency: requests one thread runs at once (a node-fpm without the directive
+    // refuses the config, naming it).
+    if (s.name === 'sleep' && ioConcurrency !== undefined) lines.push(`pm.thread_concurrency = ${ioConcurrency}`)
+    lines.push('')
+  }
+  return lines.join('\n')
+}
 
-/** Starts node-fpm on a generated config; resolves once its socket accepts connections. */
-async function startNodeFpm (workers: number): Promise<Target> {
+/** Starts node-fpm on a generated config; resolves once every pool's socket accepts connections. */
+async function startNodeFpm (scenarios: Scenario[], workers: number, ioConcurrency: number | undefined): Promise<Server> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'node-fpm-bench-'))
-  const socket = path.join(dir, 'node-fpm.sock')
   const conf = path.join(dir, 'node-fpm.conf')
   const errorLog = path.join(dir, 'node-fpm.log')
   const outLog = path.join(dir, 'stdout.log')
-  writeFileSync(conf, `; generated by bench/run.ts
-[global]
-error_log = ${errorLog}
-log_level = notice
-
-[hello]
-listen = ${socket}
-listen.mode = 0666
-pm = static
-pm.max_children = ${workers}
-root = ${APPS_DIR}
-`)
+  writeFileSync(conf, nodeFpmConfig(dir, scenarios, workers, ioConcurrency))
   const fd = openSync(outLog, 'a')
   // process.execPath: this script runs on the project's Node 24 (npm run puts node_modules/.bin first).
   const child = spawn(process.execPath, [path.join(ROOT, 'src/cli/main.ts'), '-y', conf], { stdio: ['ignore', fd, fd], cwd: ROOT })
@@ -78,37 +185,47 @@ root = ${APPS_DIR}
   child.on('error', () => {}) // shows as an early exit
   const killOnExit = (): void => { child.kill('SIGKILL') }
   process.on('exit', killOnExit)
+  const cleanup = (): void => {
+    process.off('exit', killOnExit)
+    rmSync(dir, { recursive: true, force: true })
+  }
 
   const logs = (): string => [errorLog, outLog].map(f => { try { return readFileSync(f, 'utf8') } catch { return '' } }).join('')
   const deadline = Date.now() + START_TIMEOUT_MS
+  const sockets = scenarios.map(s => path.join(dir, `${s.name}.sock`))
   for (;;) {
     if (child.exitCode !== null || child.signalCode !== null) {
-      rmSync(dir, { recursive: true, force: true })
-      throw new Error(`node-fpm exited during start-up (code ${child.exitCode}, signal ${child.signalCode}):\n${logs()}`)
+      const text = logs()
+      cleanup()
+      throw new Error(`node-fpm exited during start-up (code ${child.exitCode}, signal ${child.signalCode}):\n${text}\n--- ${conf} ---\n${nodeFpmConfig(dir, scenarios, workers, ioConcurrency)}`)
     }
-    if (/ready to handle connections/.test(logs()) || await canConnect(socket)) break
+    if ((await Promise.all(sockets.map(canConnect))).every(Boolean)) break
     if (Date.now() > deadline) {
+      const text = logs()
       child.kill('SIGKILL')
-      throw new Error(`node-fpm did not accept connections on ${socket} within ${START_TIMEOUT_MS} ms:\n${logs()}`)
+      cleanup()
+      throw new Error(`node-fpm did not accept connections on ${dir}/*.sock within ${START_TIMEOUT_MS} ms:\n${text}`)
     }
-    await sleep(20)
-  }
-  // The ready line may precede the socket by a moment: wait for it too.
-  while (!await canConnect(socket)) {
-    if (Date.now() > deadline) throw new Error(`node-fpm socket ${socket} does not accept connections`)
     await sleep(20)
   }
   return {
     name: 'node-fpm',
-    address: socket,
-    uri: '/hello.mjs',
-    script: path.join(APPS_DIR, 'hello.mjs'),
     workers,
+    target: (s) => ({ address: path.join(dir, `${s.name}.sock`), uri: `/${s.base}.mjs`, script: path.join(APPS_DIR, `${s.base}.mjs`) }),
     stop: async () => {
       await stopChild(child)
-      process.off('exit', killOnExit)
-      rmSync(dir, { recursive: true, force: true })
+      cleanup()
     }
+  }
+}
+
+async function startPhp (workers: number): Promise<Server> {
+  const handle: PhpFpmHandle = await startPhpFpm({ workers })
+  return {
+    name: 'php-fpm',
+    workers,
+    target: (s) => ({ address: handle.address, uri: `/${s.base}.php`, script: path.join(handle.scriptDir, `${s.base}.php`) }),
+    stop: async () => { await handle.stop() }
   }
 }
 
@@ -141,54 +258,93 @@ function median (xs: number[]): number {
   return s.length === 0 ? 0 : s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2
 }
 
-interface Summary {
-  server: string
+function round (x: number, digits: number): number {
+  const f = 10 ** digits
+  return Math.round(x * f) / f
+}
+
+interface Cell {
   workers: number
+  scenario: string
   connections: number
   keepConn: boolean
+}
+
+interface Summary extends Cell {
+  server: string
   rounds: number
   /** Medians over the rounds. */
   rps: number
   p50: number
+  p90: number
   p99: number
-  /** Sum over the rounds. */
+  p999: number
+  /** Sum over the rounds, and by kind. */
   errors: number
+  errorsByKind: Record<string, number>
   /** Fewest connections served in a round. */
   connectionsServed: number
   rpsPerRound: number[]
+  /** Median of the generator's own CPU use, in cores. */
+  clientCpu: number
 }
 
-function summarize (t: Target, runs: LoadResult[], opts: BenchOptions): Summary {
+interface CellSummary extends Cell {
+  servers: Summary[]
+  /** node-fpm / php-fpm (null without php-fpm). */
+  ratioRps: number | null
+  ratioP99: number | null
+}
+
+function summarize (cell: Cell, server: string, runs: LoadResult[]): Summary {
+  const byKind: Record<string, number> = {}
+  for (const r of runs) {
+    for (const [k, v] of Object.entries(r.errors)) if (k !== 'total' && v > 0) byKind[k] = (byKind[k] ?? 0) + v
+  }
   return {
-    server: t.name,
-    workers: t.workers,
-    connections: opts.connections,
-    keepConn: opts.keepConn,
+    ...cell,
+    server,
     rounds: runs.length,
-    rps: Math.round(median(runs.map(r => r.rps)) * 10) / 10,
-    p50: median(runs.map(r => r.latency.p50)),
-    p99: median(runs.map(r => r.latency.p99)),
+    rps: round(median(runs.map(r => r.rps)), 1),
+    p50: round(median(runs.map(r => r.latency.p50)), 3),
+    p90: round(median(runs.map(r => r.latency.p90)), 3),
+    p99: round(median(runs.map(r => r.latency.p99)), 3),
+    p999: round(median(runs.map(r => r.latency.p999)), 3),
     errors: runs.reduce((n, r) => n + r.errors.total, 0),
+    errorsByKind: byKind,
     connectionsServed: Math.min(...runs.map(r => r.connectionsServed)),
-    rpsPerRound: runs.map(r => r.rps)
+    rpsPerRound: runs.map(r => r.rps),
+    clientCpu: round(median(runs.map(r => r.clientCpu)), 2)
   }
 }
 
-function table (rows: Summary[]): string {
-  const head = ['server', 'workers', 'conns', 'keep-conn', 'req/s', 'p50 ms', 'p99 ms', 'errors', 'conns served', 'req/s per round']
-  const body = rows.map(r => [
-    r.server, String(r.workers), String(r.connections), r.keepConn ? 'yes' : 'no', r.rps.toFixed(1),
-    r.p50.toFixed(3), r.p99.toFixed(3), String(r.errors), `${r.connectionsServed}/${r.connections}`,
-    r.rpsPerRound.map(x => x.toFixed(0)).join(' ')
-  ])
-  const widths = head.map((h, i) => Math.max(h.length, ...body.map(row => row[i]!.length)))
-  const line = (cells: string[]): string => cells.map((c, i) => i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!)).join('  ')
-  return [line(head), ...body.map(line)].join('\n')
+function table (cells: CellSummary[], multiWorkers: boolean): string {
+  const head = [...(multiWorkers ? ['workers'] : []), 'scenario', 'conns', 'keep-conn', 'server', 'req/s', 'p50 ms', 'p99 ms', 'errors',
+    'conns served', 'req/s per round', 'node/php req/s', 'node/php p99']
+  const rows: string[][] = []
+  for (const c of cells) {
+    c.servers.forEach((s, i) => {
+      const first = i === 0
+      rows.push([
+        ...(multiWorkers ? [first ? String(c.workers) : ''] : []),
+        first ? c.scenario : '', first ? String(c.connections) : '', first ? (c.keepConn ? 'yes' : 'no') : '',
+        s.server, s.rps.toFixed(1), s.p50.toFixed(3), s.p99.toFixed(3),
+        s.errors === 0 ? '0' : `${s.errors} (${Object.entries(s.errorsByKind).map(([k, v]) => `${k} ${v}`).join(', ')})`,
+        `${s.connectionsServed}/${s.connections}`, s.rpsPerRound.map(x => x.toFixed(0)).join(' '),
+        first && c.ratioRps !== null ? `${c.ratioRps.toFixed(2)}x` : '',
+        first && c.ratioP99 !== null ? `${c.ratioP99.toFixed(2)}x${c.servers.some(x => x.connectionsServed < x.connections) ? '*' : ''}` : ''
+      ])
+    })
+  }
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map(row => row[i]!.length)))
+  const left = new Set(['workers', 'scenario', 'keep-conn', 'server', 'errors', 'req/s per round'])
+  const line = (cells: string[]): string => cells.map((c, i) => left.has(head[i]!) ? c.padEnd(widths[i]!) : c.padStart(widths[i]!)).join('  ').trimEnd()
+  return [line(head), ...rows.map(line)].join('\n')
 }
 
-function gitCommit (): string | null {
+function git (args: string[]): string | null {
   try {
-    return execFileSync('git', ['rev-parse', 'HEAD'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim()
+    return execFileSync('git', args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim()
   } catch {
     return null
   }
@@ -202,34 +358,28 @@ function phpVersion (bin: string): string | null {
   }
 }
 
+/** bench/micro/codec.ts --json, in a child process (one core, no sockets). */
+function runCodec (): unknown {
+  const out = execFileSync(process.execPath, [path.join(ROOT, 'bench/micro/codec.ts'), '--json', '--time=500'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] })
+  return JSON.parse(out.toString())
+}
+
 // ---- main -----------------------------------------------------------------------------------------
-
-function positiveInt (name: string) {
-  return (v: string): number => {
-    const n = Number(v)
-    if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`${name} must be a positive integer`)
-    return n
-  }
-}
-
-function seconds (name: string, min: number) {
-  return (v: string): number => {
-    const n = Number(v)
-    if (v.trim() === '' || !Number.isFinite(n) || n < min) throw new InvalidArgumentError(`${name} must be a number of seconds >= ${min}`)
-    return n
-  }
-}
 
 async function main (): Promise<void> {
   const program = new Command('bench')
-    .description('Hello world on node-fpm and on php-fpm (same workers, same load), interleaved rounds, medians.')
-    .option('--workers <n>', 'workers of each server (pm = static, pm.max_children)', positiveInt('--workers'), 2)
-    .option('--connections <n>', 'concurrent FastCGI connections', positiveInt('--connections'), 16)
-    .option('--duration <s>', 'measured seconds per run', seconds('--duration', 0.1), 10)
-    .option('--warmup <s>', 'warm-up seconds before each run', seconds('--warmup', 0), 1)
-    .option('--rounds <n>', 'runs per server, interleaved', positiveInt('--rounds'), 3)
+    .description('node-fpm and php-fpm (same workers, same load, same answers) on a matrix of scenarios; interleaved rounds, medians.')
+    .option('--scenarios <list>', `comma-separated: ${SCENARIOS.map(s => s.name).join(',')} (or all)`, scenarioList, SCENARIOS.map(s => s.name))
+    .option('--connections <list>', 'concurrent FastCGI connections, comma-separated (e.g. 1,16,64)', intList('--connections'), [16])
+    .option('--keep-conn <list>', 'yes (FCGI_KEEP_CONN), no (a new connection per request, nginx\'s default), or yes,no', keepConnList, [true, false])
+    .option('--workers <list>', 'workers of each server (pm = static, pm.max_children), comma-separated', intList('--workers'), [2])
+    .option('--rounds <n>', 'runs per server and cell, interleaved; the table shows medians', positiveInt('--rounds'), 3)
+    .option('--duration <s>', 'measured seconds per run', seconds('--duration', 0.1), 2)
+    .option('--warmup <s>', 'warm-up seconds before each run', seconds('--warmup', 0), 0.5)
+    .option('--full', 'the whole matrix: --connections 1,16,64 --keep-conn yes,no (unless given)')
     .option('--vs <server>', "reference server: 'php-fpm' (default when it is installed) or 'none'")
-    .option('--no-keep-conn', 'a new connection per request instead of FCGI_KEEP_CONN')
+    .option('--io-concurrency <n>', 'add pm.thread_concurrency = n to the sleep pool (needs that directive in node-fpm)', positiveInt('--io-concurrency'))
+    .option('--codec', 'also run the codec micro-benchmark (bench/micro/codec.ts) and keep its figures')
     .option('--json', 'print the result file instead of the table')
     .addHelpText('after', '\nExit status: 0 no errors, 1 some run had errors, 2 the bench could not run.\nSee bench/README.md for what each figure means.')
     .showHelpAfterError()
@@ -240,6 +390,10 @@ async function main (): Promise<void> {
   try {
     program.parse(process.argv)
     opts = program.opts<BenchOptions>()
+    if (opts.full === true) {
+      if (program.getOptionValueSource('connections') === 'default') opts.connections = [1, 16, 64]
+      if (program.getOptionValueSource('keepConn') === 'default') opts.keepConn = [true, false]
+    }
     vs = opts.vs ?? (phpBin !== null ? 'php-fpm' : 'none')
     if (vs !== 'php-fpm' && vs !== 'none') program.error(`bench: --vs must be php-fpm or none, got '${vs}'`)
     if (vs === 'php-fpm' && phpBin === null) program.error('bench: --vs php-fpm, but php-fpm is not installed (apt-get install php-fpm)')
@@ -249,93 +403,162 @@ async function main (): Promise<void> {
     return
   }
 
+  const scenarios = SCENARIOS.filter(s => opts.scenarios.includes(s.name))
   const say = (s: string): void => { if (opts.json !== true) process.stderr.write(s + '\n') }
-  const targets: Target[] = []
-  let php: PhpFpmHandle | null = null
-  try {
-    say(`starting node-fpm (${opts.workers} workers)...`)
-    targets.push(await startNodeFpm(opts.workers))
-    if (vs === 'php-fpm') {
-      say(`starting php-fpm (${opts.workers} workers)...`)
-      php = await startPhpFpm({ workers: opts.workers })
-      const handle = php
-      targets.push({
-        name: 'php-fpm',
-        address: handle.address,
-        uri: '/hello.php',
-        script: path.join(handle.scriptDir, 'hello.php'),
-        workers: handle.workers,
-        stop: async () => { await handle.stop() }
+  const cellsPerBlock = scenarios.length * opts.connections.length * opts.keepConn.length
+  const serverCount = vs === 'php-fpm' ? 2 : 1
+  const runCount = opts.workers.length * cellsPerBlock * opts.rounds * serverCount
+  const firstRuns = opts.workers.length * scenarios.length * serverCount
+  const estimate = runCount * (opts.warmup + opts.duration + 0.2) + firstRuns * Math.max(0, FIRST_WARMUP_S - opts.warmup)
+  say(`${runCount} runs of ${opts.warmup} + ${opts.duration} s: about ${Math.ceil(estimate / 60)} min`)
+
+  const started = new Date()
+  const cellSummaries: CellSummary[] = []
+  const allRuns: Array<Cell & { server: string, round: number, result: LoadResult }> = []
+  const pools: unknown[] = []
+  let done = 0
+  for (const workers of opts.workers) {
+    const servers: Server[] = []
+    try {
+      say(`starting node-fpm (${scenarios.length} pool${scenarios.length > 1 ? 's' : ''} of ${workers} workers${opts.ioConcurrency !== undefined ? `, sleep pool with pm.thread_concurrency = ${opts.ioConcurrency}` : ''})...`)
+      servers.push(await startNodeFpm(scenarios, workers, opts.ioConcurrency))
+      if (vs === 'php-fpm') {
+        say(`starting php-fpm (${workers} workers)...`)
+        servers.push(await startPhp(workers))
+      }
+      pools.push({
+        workers,
+        servers: servers.map(s => ({
+          server: s.name,
+          pm: 'static',
+          maxChildren: workers,
+          pools: s.name === 'node-fpm' ? scenarios.map(sc => sc.name) : ['bench'],
+          threadConcurrency: s.name === 'node-fpm' && opts.ioConcurrency !== undefined ? { sleep: opts.ioConcurrency } : undefined
+        }))
       })
-    }
 
-    const runs = new Map<Target, LoadResult[]>(targets.map(t => [t, []]))
-    for (let round = 1; round <= opts.rounds; round++) {
-      for (const t of targets) {
-        say(`round ${round}/${opts.rounds}: ${t.name}, ${opts.connections} connections, ${opts.duration} s...`)
-        const r = await runLoad({
-          address: t.address,
-          uri: t.uri,
-          script: t.script,
-          connections: opts.connections,
-          duration: opts.duration,
-          warmup: opts.warmup,
-          keepConn: opts.keepConn,
-          expectStatus: 200,
-          expectBody: 'Hello, World!'
-        })
-        runs.get(t)!.push(r)
-        say(`  ${r.rps.toFixed(1)} req/s, p50 ${r.latency.p50} ms, p99 ${r.latency.p99} ms, ${r.errors.total} errors` +
-          (r.connectionsServed < r.connections ? `, only ${r.connectionsServed}/${r.connections} connections served` : ''))
+      const warmed = new Set<string>()
+      for (const sc of scenarios) {
+        for (const connections of opts.connections) {
+          for (const keepConn of opts.keepConn) {
+            const cell: Cell = { workers, scenario: sc.name, connections, keepConn }
+            const runs = new Map<Server, LoadResult[]>(servers.map(s => [s, []]))
+            for (let r = 1; r <= opts.rounds; r++) {
+              // Alternate which server goes first, so that neither always runs on a machine the other just heated.
+              const order = r % 2 === 1 ? servers : [...servers].reverse()
+              for (const srv of order) {
+                done++
+                const t = srv.target(sc)
+                // A server's first run of a scenario warms it longer: its JIT has not seen that code yet.
+                const first = !warmed.has(`${srv.name} ${sc.name}`)
+                warmed.add(`${srv.name} ${sc.name}`)
+                const lo: LoadOptions = {
+                  address: t.address,
+                  uri: t.uri,
+                  script: t.script,
+                  connections,
+                  duration: opts.duration,
+                  warmup: first ? Math.max(opts.warmup, FIRST_WARMUP_S) : opts.warmup,
+                  keepConn,
+                  expectStatus: 200
+                }
+                if (sc.expect === 'echo') lo.expectEcho = true
+                else lo.expectBody = sc.expect
+                if (sc.dataSize > 0) lo.dataSize = sc.dataSize
+                const res = await runLoad(lo)
+                runs.get(srv)!.push(res)
+                allRuns.push({ ...cell, server: srv.name, round: r, result: res })
+                say(`[${done}/${runCount}] w${workers} ${sc.name} c${connections} ${keepConn ? 'keep' : 'new'} round ${r} ${srv.name}: ` +
+                  `${res.rps.toFixed(1)} req/s, p99 ${res.latency.p99} ms, ${res.errors.total} errors` +
+                  (res.connectionsServed < res.connections ? `, ${res.connectionsServed}/${res.connections} connections served` : ''))
+              }
+            }
+            const sums = servers.map(s => summarize(cell, s.name, runs.get(s)!))
+            const node = sums.find(s => s.server === 'node-fpm')
+            const php = sums.find(s => s.server === 'php-fpm')
+            cellSummaries.push({
+              ...cell,
+              servers: sums,
+              ratioRps: node !== undefined && php !== undefined && php.rps > 0 ? round(node.rps / php.rps, 3) : null,
+              ratioP99: node !== undefined && php !== undefined && php.p99 > 0 ? round(node.p99 / php.p99, 3) : null
+            })
+          }
+        }
       }
+    } finally {
+      for (const s of servers.reverse()) await s.stop()
     }
-
-    const summaries = targets.map(t => summarize(t, runs.get(t)!, opts))
-    const nodeS = summaries.find(s => s.server === 'node-fpm')
-    const phpS = summaries.find(s => s.server === 'php-fpm')
-    const ratio = nodeS !== undefined && phpS !== undefined && phpS.rps > 0 ? Math.round((nodeS.rps / phpS.rps) * 1000) / 1000 : null
-    const started = new Date()
-    const result = {
-      scenario: 'hello',
-      date: started.toISOString(),
-      options: { workers: opts.workers, connections: opts.connections, duration: opts.duration, warmup: opts.warmup, rounds: opts.rounds, keepConn: opts.keepConn, vs },
-      env: {
-        node: process.version,
-        cpus: os.cpus().length,
-        cpuModel: os.cpus()[0]?.model ?? null,
-        platform: `${os.platform()} ${os.release()}`,
-        totalMemoryMiB: Math.round(os.totalmem() / 1048576),
-        commit: gitCommit(),
-        phpFpm: phpBin !== null && vs === 'php-fpm' ? phpVersion(phpBin) : null
-      },
-      pools: targets.map(t => ({ server: t.name, workers: t.workers, pm: 'static', script: t.script })),
-      summary: summaries,
-      ratioNodeToPhp: ratio,
-      runs: targets.map(t => ({ server: t.name, results: runs.get(t)! }))
-    }
-    mkdirSync(RESULTS_DIR, { recursive: true })
-    const file = path.join(RESULTS_DIR, `${started.toISOString().replace(/[:.]/g, '-')}.json`)
-    writeFileSync(file, JSON.stringify(result, null, 2) + '\n')
-
-    if (opts.json === true) {
-      process.stdout.write(JSON.stringify(result, null, 2) + '\n')
-    } else {
-      const out = ['', `hello world: ${opts.connections} connections, ${opts.keepConn ? 'keep-conn' : 'new connection per request'}, ` +
-        `${opts.duration} s x ${opts.rounds} rounds (medians), Node ${process.version}, ${os.cpus().length} CPUs`, '', table(summaries)]
-      if (ratio !== null) out.push('', `node-fpm / php-fpm: ${ratio.toFixed(3)}x req/s`)
-      if (phpS !== undefined && opts.keepConn && phpS.connectionsServed < phpS.connections) {
-        out.push('', `note: php-fpm ties a kept connection to one worker until the client closes it, so with keep-conn it served only ` +
-          `${phpS.connectionsServed} of ${phpS.connections} connections (the others got no answer). Compare with ` +
-          `--connections ${phpS.workers} or --no-keep-conn too.`)
-      }
-      out.push('', `results: ${path.relative(process.cwd(), file)}`)
-      process.stdout.write(out.join('\n') + '\n')
-    }
-    if (summaries.some(s => s.errors > 0)) process.exitCode = 1
-  } finally {
-    for (const t of targets.reverse()) await t.stop()
-    if (php !== null && !targets.some(t => t.name === 'php-fpm')) await php.stop()
   }
+
+  let codec: unknown = null
+  if (opts.codec === true) {
+    say('codec micro-benchmark (bench/micro/codec.ts)...')
+    codec = runCodec()
+  }
+
+  const commit = git(['rev-parse', 'HEAD'])
+  const result = {
+    date: started.toISOString(),
+    options: {
+      scenarios: opts.scenarios,
+      connections: opts.connections,
+      keepConn: opts.keepConn,
+      workers: opts.workers,
+      rounds: opts.rounds,
+      duration: opts.duration,
+      warmup: opts.warmup,
+      vs,
+      ioConcurrency: opts.ioConcurrency ?? null
+    },
+    env: {
+      node: process.version,
+      cpus: os.cpus().length,
+      cpuModel: os.cpus()[0]?.model ?? null,
+      platform: `${os.platform()} ${os.release()} ${os.arch()}`,
+      totalMemoryMiB: Math.round(os.totalmem() / 1048576),
+      commit,
+      /** Uncommitted changes in the work tree when the bench ran. */
+      dirty: commit === null ? null : git(['status', '--porcelain', '--untracked-files=no']) !== '',
+      phpFpm: phpBin !== null && vs === 'php-fpm' ? phpVersion(phpBin) : null
+    },
+    scenarios: scenarios.map(s => ({
+      name: s.name,
+      title: s.title,
+      nodeFpm: `bench/apps/${s.base}.mjs`,
+      phpFpm: `bench/php/${s.base}.php`,
+      requestBodyBytes: s.dataSize,
+      responseBodyBytes: s.expect === 'echo' ? s.dataSize : s.expect.length
+    })),
+    pools,
+    summary: cellSummaries,
+    codec,
+    runs: allRuns
+  }
+  mkdirSync(RESULTS_DIR, { recursive: true })
+  const stamp = started.toISOString().replace(/[:.]/g, '-')
+  const file = path.join(RESULTS_DIR, `${stamp}.json`)
+  const svgFile = path.join(RESULTS_DIR, `${stamp}.svg`)
+  writeFileSync(file, JSON.stringify(result, null, 2) + '\n')
+  writeFileSync(svgFile, renderResultsChart(result))
+
+  if (opts.json === true) {
+    process.stdout.write(JSON.stringify(result, null, 2) + '\n')
+  } else {
+    const multiWorkers = opts.workers.length > 1
+    const out = ['', `${opts.duration} s per run after ${opts.warmup} s of warm-up, ${opts.rounds} round${opts.rounds > 1 ? 's' : ''} (medians), ` +
+      `${multiWorkers ? `workers ${opts.workers.join(',')}` : `${opts.workers[0]} workers`} per server (pm = static), ` +
+      `Node ${process.version}, ${os.cpus().length} CPUs`, '', table(cellSummaries, multiWorkers)]
+    const starved = cellSummaries.flatMap(c => c.servers.filter(s => s.server === 'php-fpm' && s.keepConn && s.connectionsServed < s.connections))
+    if (starved.length > 0) {
+      out.push('', 'note: php-fpm ties a kept connection to one worker until the client closes it, so with keep-conn it serves only as ' +
+        'many connections as it has workers; the others got no answer (see "conns served"), and its latency covers only those it served: ' +
+        'a p99 ratio marked * compares unlike things.')
+    }
+    if (codec !== null) out.push('', 'codec micro-benchmark: see "codec" in the results file')
+    out.push('', `results: ${path.relative(process.cwd(), file)}`, `chart:   ${path.relative(process.cwd(), svgFile)}`)
+    process.stdout.write(out.join('\n') + '\n')
+  }
+  if (cellSummaries.some(c => c.servers.some(s => s.errors > 0))) process.exitCode = 1
 }
 
 main().catch((err: unknown) => {

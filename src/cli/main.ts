@@ -9,6 +9,7 @@ import { createLogger } from '../log/logger.ts'
 import { Master } from '../master/master.ts'
 import { isFpmError } from '../common/errors.ts'
 import { registerRequestCommand } from './request-command.ts'
+import { registerBenchCommand } from './bench-command.ts'
 
 const EXIT_USAGE = 64
 const EXIT_SOFTWARE = 70
@@ -46,6 +47,7 @@ function buildProgram (): Command {
     .configureOutput({ writeErr: (s) => process.stderr.write(s) })
     .action(async (opts: MainOptions) => { await run(opts) })
   registerRequestCommand(program)
+  registerBenchCommand(program)
   for (const cmd of program.commands) cmd.exitOverride()
   return program
 }

@@ -8,7 +8,7 @@
 // must be sent one request at a time per connection.
 //
 // This is not a codec: framing and parsing come from src/fastcgi/. It is not the load generator
-// either (bench/fcgi-load.ts keeps its own allocation-free loop on the same codec).
+// either (src/bench/load-generator.ts keeps its own allocation-free loop on the same codec).
 
 import net from 'node:net'
 import type { Socket } from 'node:net'

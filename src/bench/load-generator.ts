@@ -1,32 +1,42 @@
-// FastCGI load generator: a closed loop of N connections, each sending its next request as soon as
-// the previous response's END_REQUEST arrives, for a fixed duration after a warm-up. Every response
-// is checked (protocol status, CGI Status, optionally the body); latencies go into a perf_hooks
-// histogram (µs). Library (runLoad) and CLI:
+// FastCGI load generator, the engine of `node-fpm bench` and of bench/run.ts. It talks FastCGI
+// straight to a server (node-fpm, php-fpm, any responder): no web server in between.
 //
-//   node bench/fcgi-load.ts ADDRESS [URI] --script FILE -c 16 -d 10 [--warmup 1] [--no-keep-conn]
-//        [-X POST --data-size N] [--expect-status 200] [--expect-body STR] [--json]
+// Two loops:
+//   closed (default)  N connections, each sending its next request as soon as the previous one's
+//                     END_REQUEST arrives: the server's speed sets the rate. Latency runs from the
+//                     request's write (from the connect without keep-conn).
+//   open (rate > 0)   requests are scheduled at a fixed rate (R per second in all) whatever the
+//                     responses do; each goes to the first free one of the N connections, or waits
+//                     in a queue for one. Latency runs from the *scheduled* time, so the time a
+//                     request waited behind a slow one is counted (no coordinated omission). At most
+//                     maxOutstanding requests (queued + in flight) exist; a scheduled request beyond
+//                     that is not sent and counts as a `dropped` error.
 //
-// It shares the machine's cores with the server under test, so the loop is lean: the request
-// bytes (BEGIN_REQUEST + PARAMS + empty PARAMS + STDIN... + empty STDIN) are built once and the
-// same Buffer is written for every request of every connection (same request id 1: one request at
-// a time per connection); responses go through the codec's RecordParser and are checked in place,
-// without building strings; one interval timer watches all timeouts.
+// Every response is checked (protocol status, CGI Status, optionally the body) and its latency goes
+// into a perf_hooks (HdrHistogram) histogram in µs, 3 significant digits. Only what completes (or
+// fails) during the measure counts; a warm-up comes first and in-flight requests are let finish
+// after it, uncounted, so the server sees no aborted request.
 //
-// Not a general client (src/client/fcgi-client.ts is), and not a scenario runner (bench/run.ts).
+// It shares the machine's cores with the server under test, so the loop is lean: the request bytes
+// (BEGIN_REQUEST + PARAMS + empty PARAMS + STDIN... + empty STDIN) are built once and the same
+// Buffer is written for every request of every connection (request id 1: one request at a time
+// per connection); responses go through the codec's RecordParser and are checked in place, without
+// building strings; one interval timer watches all timeouts.
+//
+// Not a general client (src/client/fcgi-client.ts is) and not a scenario runner (bench/run.ts).
 
 import net from 'node:net'
-import path from 'node:path'
 import type { Socket } from 'node:net'
 import { createHistogram } from 'node:perf_hooks'
 import type { RecordableHistogram } from 'node:perf_hooks'
-import { buildCgiParams, fcgiRequest } from '../src/client/fcgi-client.ts'
-import { formatClientAddress, parseClientAddress } from '../src/client/address.ts'
-import type { ClientAddress } from '../src/client/address.ts'
-import { FCGI_KEEP_CONN, ProtocolStatus, RecordType, Role } from '../src/fastcgi/constants.ts'
-import { encodeParams } from '../src/fastcgi/params.ts'
-import { RecordParser } from '../src/fastcgi/record-parser.ts'
-import { buildStreamEnd, frameChunks } from '../src/fastcgi/record-writer.ts'
-import { buildBeginRequest } from '../src/fastcgi/records.ts'
+import { buildCgiParams, fcgiRequest } from '../client/fcgi-client.ts'
+import { formatClientAddress, parseClientAddress } from '../client/address.ts'
+import type { ClientAddress } from '../client/address.ts'
+import { FCGI_KEEP_CONN, ProtocolStatus, RecordType, Role } from '../fastcgi/constants.ts'
+import { encodeParams } from '../fastcgi/params.ts'
+import { RecordParser } from '../fastcgi/record-parser.ts'
+import { buildStreamEnd, frameChunks } from '../fastcgi/record-writer.ts'
+import { buildBeginRequest } from '../fastcgi/records.ts'
 
 export interface LoadOptions {
   /** FastCGI address: unix socket path, host:port, [v6]:port, port (see src/client/address.ts). */
@@ -47,7 +57,7 @@ export interface LoadOptions {
   body?: Uint8Array | null
   /** Shortcut: a body of this many bytes (a repeating printable pattern). Ignored when body is given. */
   dataSize?: number
-  /** Concurrent connections (each with one request in flight), default 16. */
+  /** Connections, default 16. Closed loop: each has one request in flight. Open loop: at most one each too; the others wait in the queue. */
   connections?: number
   /** Measured duration in seconds, default 10. */
   duration?: number
@@ -55,16 +65,43 @@ export interface LoadOptions {
   warmup?: number
   /** FCGI_KEEP_CONN (default true). false: a new connection per request, as nginx does by default. */
   keepConn?: boolean
+  /** Open loop: requests per second in all, scheduled whatever the responses do. 0 or absent: closed loop. */
+  rate?: number
+  /** Open loop: most requests queued + in flight; a scheduled request beyond it counts as `dropped`. Default 1000. */
+  maxOutstanding?: number
   /** Expected status (CGI Status header; 200 without one), default 200. */
   expectStatus?: number
   /** Expected body, exactly. */
   expectBody?: string | Uint8Array | null
   /** The body must equal the request body (for an echo script). */
   expectEcho?: boolean
-  /** Per-request time limit in ms (until END_REQUEST), default 10000. */
+  /** Per-request time limit in ms (until END_REQUEST, from the start or the scheduled time), default 10000. */
   timeoutMs?: number
   /** Send one request first and check it, failing with a detailed error (default true). */
   check?: boolean
+  /** Called every progressIntervalMs during the run (for a live progress line). */
+  onProgress?: (p: LoadProgress) => void
+  /** Default 1000. */
+  progressIntervalMs?: number
+  /** Aborting ends the run early: the warm-up or the measure stops now, and the result covers what was measured. */
+  signal?: AbortSignal
+}
+
+export interface LoadProgress {
+  phase: 'warmup' | 'measure' | 'drain'
+  /** Seconds into the phase, and the phase's planned length (0 for the drain). */
+  elapsed: number
+  phaseDuration: number
+  /** Requests completed during the measure so far. */
+  requests: number
+  /** Completions per second since the previous call (warm-up included). */
+  recentRps: number
+  /** p99 of the measure so far, ms (0 before the first completion). */
+  p99: number
+  errors: number
+  inFlight: number
+  /** Open loop: scheduled requests waiting for a free connection. */
+  queued: number
 }
 
 export interface ErrorCounts {
@@ -76,8 +113,23 @@ export interface ErrorCounts {
   status: number
   /** A body other than the expected one. */
   body: number
-  /** No END_REQUEST within timeoutMs. */
+  /** No END_REQUEST within timeoutMs (open loop: of the scheduled time, queued requests included). */
   timeout: number
+  /** Open loop: a scheduled request not sent because maxOutstanding requests were already outstanding. */
+  dropped: number
+}
+
+export interface LatencySummary {
+  min: number
+  mean: number
+  stddev: number
+  p50: number
+  p90: number
+  p99: number
+  p999: number
+  max: number
+  /** The histogram's percentile spectrum, [percentile, ms] pairs in increasing order (HdrHistogram style). */
+  percentiles: [number, number][]
 }
 
 export interface LoadResult {
@@ -85,28 +137,43 @@ export interface LoadResult {
   uri: string
   script: string
   method: string
+  /** 'closed': each connection sends its next request on END_REQUEST; 'open': requests at a fixed rate. */
+  mode: 'closed' | 'open'
+  /** Open loop: the requests per second asked for; null in a closed loop. */
+  rate: number | null
+  /** Open loop: the cap on queued + in-flight requests; null in a closed loop. */
+  maxOutstanding: number | null
   connections: number
   keepConn: boolean
   requestBodyBytes: number
   /** Seconds actually measured (from the end of the warm-up to the stop). */
   duration: number
   warmup: number
+  /** True when the run was stopped early (the signal): the figures cover `duration`. */
+  stoppedEarly: boolean
   /** Responses completed during the measure (errors of kind status and body included). */
   requests: number
   /** requests / duration. */
   rps: number
+  /** Connections that started at least one request during the measure (or had one in flight when it began). */
+  connectionsUsed: number
   /**
-   * Connections that got at least one response during the measure. Fewer than `connections` means
+   * Connections that got at least one response during the measure. Fewer than connectionsUsed means
    * the server left some connections waiting the whole time: php-fpm, for one, gives a kept
    * connection to one worker until the client closes it, so with keep-conn it serves only as many
    * connections as it has workers (the others time out).
    */
   connectionsServed: number
-  /** Latency of the completed requests, in ms (connect time included without keep-conn). */
-  latency: { min: number, mean: number, stddev: number, p50: number, p90: number, p99: number, p999: number, max: number }
+  /**
+   * Latency of the completed requests, in ms: from the write (closed loop; the connect included
+   * without keep-conn) or from the scheduled time (open loop) to END_REQUEST.
+   */
+  latency: LatencySummary
   errors: ErrorCounts & { total: number }
   /** The first message seen for each kind of error. */
   errorSamples: Partial<Record<keyof ErrorCounts, string>>
+  /** Bytes written during the measure (whole requests, records and padding included). */
+  bytesSent: number
   /** Bytes read from the sockets during the measure (all records, headers and padding included). */
   bytesReceived: number
   /** Bytes of STDOUT (the CGI response) during the measure. */
@@ -127,15 +194,20 @@ const PHASE_DONE = 3
 
 const CONNECT_BACKOFF_MS = 20
 const DRAIN_MAX_MS = 5000
+const DEFAULT_MAX_OUTSTANDING = 1000
 
 /** State shared by all connections of one run. */
 class Run {
   phase = PHASE_WARMUP
   readonly hist: RecordableHistogram = createHistogram({ lowest: 1, highest: 3_600_000_000, figures: 3 })
+  /** Completed during the measure. */
   requests = 0
+  /** Completed in any phase (for the progress rate). */
+  completed = 0
+  bytesSent = 0
   bytesReceived = 0
   stdoutBytes = 0
-  readonly errors: ErrorCounts = { connect: 0, protocol: 0, status: 0, body: 0, timeout: 0 }
+  readonly errors: ErrorCounts = { connect: 0, protocol: 0, status: 0, body: 0, timeout: 0, dropped: 0 }
   readonly samples: Partial<Record<ErrorKind, string>> = {}
   inFlight = 0
   onIdle: (() => void) | null = null
@@ -148,7 +220,17 @@ class Run {
   readonly expectBody: Buffer | null
   readonly timeoutMs: number
 
-  constructor (target: ClientAddress, request: Buffer, keepConn: boolean, expectStatus: number, expectBody: Buffer | null, timeoutMs: number) {
+  // Open loop (rate > 0): scheduled start times waiting for a connection (a ring buffer, oldest
+  // first), and the connections waiting for a request (FIFO, so that every connection gets used).
+  readonly rate: number
+  readonly maxOutstanding: number
+  readonly #queue: Float64Array
+  #qHead = 0
+  queued = 0
+  readonly #idle: LoadConn[] = []
+
+  constructor (target: ClientAddress, request: Buffer, keepConn: boolean, expectStatus: number, expectBody: Buffer | null,
+    timeoutMs: number, rate: number, maxOutstanding: number) {
     this.target = target
     this.addressName = formatClientAddress(target)
     this.request = request
@@ -156,6 +238,9 @@ class Run {
     this.expectStatus = expectStatus
     this.expectBody = expectBody
     this.timeoutMs = timeoutMs
+    this.rate = rate
+    this.maxOutstanding = maxOutstanding
+    this.#queue = new Float64Array(rate > 0 ? maxOutstanding : 0)
   }
 
   error (kind: ErrorKind, message: string): void {
@@ -163,12 +248,57 @@ class Run {
     this.errors[kind]++
     this.samples[kind] ??= message
   }
+
+  /** A connection is free for its next request (closed loop: start it now). */
+  connIdle (conn: LoadConn): void {
+    if (this.phase >= PHASE_DRAIN) return
+    if (this.rate === 0) {
+      conn.start(performance.now())
+    } else if (this.queued > 0) {
+      const t = this.#queue[this.#qHead]!
+      this.#qHead = (this.#qHead + 1) % this.#queue.length
+      this.queued--
+      conn.start(t)
+    } else {
+      this.#idle.push(conn)
+    }
+  }
+
+  /** Open loop: one request due at time t (performance.now() scale). */
+  schedule (t: number): void {
+    if (this.inFlight + this.queued >= this.maxOutstanding) {
+      this.error('dropped', `${this.maxOutstanding} requests outstanding (queued or in flight): the server is slower than ${this.rate} req/s`)
+      return
+    }
+    const conn = this.#idle.shift()
+    if (conn !== undefined) {
+      conn.start(t)
+    } else {
+      this.#queue[(this.#qHead + this.queued) % this.#queue.length] = t
+      this.queued++
+    }
+  }
+
+  /** Open loop: queued requests older than the time limit fail as timeouts. */
+  expireQueued (limit: number): void {
+    while (this.queued > 0 && this.#queue[this.#qHead]! < limit) {
+      this.#qHead = (this.#qHead + 1) % this.#queue.length
+      this.queued--
+      this.error('timeout', `no END_REQUEST within ${this.timeoutMs} ms of the scheduled time (still waiting for a free connection)`)
+    }
+  }
+
+  /** End of the schedule: forget the queue, close the idle connections. */
+  stopSchedule (): void {
+    this.queued = 0
+    for (const c of this.#idle.splice(0)) c.stop()
+  }
 }
 
 // Lower-case "status:" for the in-place header scan.
 const STATUS_NAME = [0x73, 0x74, 0x61, 0x74, 0x75, 0x73, 0x3a]
 
-/** One connection of the closed loop. */
+/** One connection. */
 class LoadConn {
   readonly #run: Run
   #socket: Socket | null = null
@@ -182,9 +312,11 @@ class LoadConn {
   #bodyOffset = 0
   #bodyOk = true
   #failed = false
-  #reconnectTimer: NodeJS.Timeout | null = null
+  #retryTimer: NodeJS.Timeout | null = null
   /** Got a response during the measure. */
   served = false
+  /** Started a request during the measure (or had one in flight when it began). */
+  used = false
 
   constructor (run: Run) {
     this.#run = run
@@ -194,10 +326,12 @@ class LoadConn {
   get inFlight (): boolean { return this.#inFlight }
   get startedAt (): number { return this.#startedAt }
 
-  start (): void {
+  /** Starts a request whose latency counts from `t` (now, or its scheduled time). */
+  start (t: number): void {
     if (this.#run.phase >= PHASE_DRAIN) return
-    this.#startedAt = performance.now()
+    this.#startedAt = t
     this.#inFlight = true
+    if (this.#run.phase === PHASE_MEASURE) this.used = true
     this.#run.inFlight++
     if (this.#socket === null) this.#connect()
     else this.#send()
@@ -241,22 +375,22 @@ class LoadConn {
     this.#bodyOffset = 0
     this.#bodyOk = true
     this.#failed = false
-    this.#socket!.write(this.#run.request)
+    const run = this.#run
+    if (run.phase === PHASE_MEASURE) run.bytesSent += run.request.length
+    this.#socket!.write(run.request)
   }
 
-  /** Ends the request in flight with an error, drops the connection, and starts the next request. */
+  /** Ends the request in flight with an error, drops the connection, and frees it for the next request. */
   #fail (kind: ErrorKind, message: string): void {
     if (!this.#inFlight) return
     this.#run.error(kind, message)
     this.#finish()
-    const socket = this.#socket
-    this.#socket = null
-    socket?.destroy()
+    this.#close()
     if (kind === 'connect') {
       // Do not spin on a server that is down.
-      this.#reconnectTimer = setTimeout(() => { this.#reconnectTimer = null; this.start() }, CONNECT_BACKOFF_MS)
+      this.#retryTimer = setTimeout(() => { this.#retryTimer = null; this.#run.connIdle(this) }, CONNECT_BACKOFF_MS)
     } else {
-      this.start()
+      this.#run.connIdle(this)
     }
   }
 
@@ -271,11 +405,16 @@ class LoadConn {
     if (run.inFlight === 0 && run.onIdle !== null) run.onIdle()
   }
 
-  stop (): void {
-    if (this.#reconnectTimer !== null) clearTimeout(this.#reconnectTimer)
+  #close (): void {
     const socket = this.#socket
     this.#socket = null
     socket?.destroy()
+  }
+
+  stop (): void {
+    if (this.#retryTimer !== null) clearTimeout(this.#retryTimer)
+    this.#retryTimer = null
+    this.#close()
   }
 
   #onRecord (type: number, content: Buffer): void {
@@ -351,6 +490,7 @@ class LoadConn {
         : `END_REQUEST with protocolStatus ${content[4]!}`)
       return
     }
+    run.completed++
     if (run.phase === PHASE_MEASURE) {
       const us = Math.round((now - this.#startedAt) * 1000)
       run.hist.record(us < 1 ? 1 : us)
@@ -368,14 +508,12 @@ class LoadConn {
       }
     }
     this.#finish()
-    if (!run.keepConn) {
-      // Close now: php-fpm waits for the client's end of the socket before it takes the next
-      // connection (fcgi_close: shutdown, then read until EOF).
-      const socket = this.#socket
-      this.#socket = null
-      socket?.destroy()
-    }
-    this.start()
+    // Without keep-conn, close now: php-fpm waits for the client's end of the socket before it takes
+    // the next connection (fcgi_close: shutdown, then read until EOF). After the measure, close too:
+    // a server that ties a kept connection to a worker (php-fpm) can then serve the connections it
+    // left waiting, so that the drain ends quickly.
+    if (!run.keepConn || run.phase >= PHASE_DRAIN) this.#close()
+    run.connIdle(this)
   }
 }
 
@@ -431,17 +569,27 @@ export function buildRequestBytes (params: Record<string, string>, body: Uint8Ar
   ])
 }
 
-function sleep (ms: number): Promise<void> {
-  return new Promise(resolve => { setTimeout(resolve, ms) })
+/** Waits ms, or less when the signal aborts. */
+function pause (ms: number, signal: AbortSignal | undefined): Promise<void> {
+  if (signal?.aborted === true || ms <= 0) return Promise.resolve()
+  return new Promise(resolve => {
+    const done = (): void => { clearTimeout(timer); signal?.removeEventListener('abort', done); resolve() }
+    const timer = setTimeout(done, ms)
+    signal?.addEventListener('abort', done, { once: true })
+  })
 }
 
 function round3 (x: number): number {
   return Math.round(x * 1000) / 1000
 }
 
+function checkNumber (name: string, v: number, ok: boolean): void {
+  if (!ok) throw new RangeError(`${name}: invalid value ${v}`)
+}
+
 /**
- * Runs the closed loop and resolves with the figures. Throws when the pre-check request fails
- * (unless check is false): a benchmark of wrong answers measures nothing.
+ * Runs the load and resolves with the figures. Throws when the pre-check request fails (unless
+ * check is false): a benchmark of wrong answers measures nothing.
  */
 export async function runLoad (opts: LoadOptions): Promise<LoadResult> {
   const connections = opts.connections ?? 16
@@ -450,11 +598,17 @@ export async function runLoad (opts: LoadOptions): Promise<LoadResult> {
   const keepConn = opts.keepConn ?? true
   const timeoutMs = opts.timeoutMs ?? 10_000
   const expectStatus = opts.expectStatus ?? 200
-  if (!Number.isInteger(connections) || connections < 1) throw new RangeError(`connections must be a positive integer, got ${connections}`)
-  if (!(durationS > 0)) throw new RangeError(`duration must be > 0 s, got ${durationS}`)
-  if (!(warmupS >= 0)) throw new RangeError(`warmup must be >= 0 s, got ${warmupS}`)
+  const rate = opts.rate ?? 0
+  const maxOutstanding = opts.maxOutstanding ?? DEFAULT_MAX_OUTSTANDING
+  checkNumber('connections (a positive integer)', connections, Number.isInteger(connections) && connections >= 1)
+  checkNumber('duration (seconds > 0)', durationS, durationS > 0)
+  checkNumber('warmup (seconds >= 0)', warmupS, warmupS >= 0)
+  checkNumber('rate (requests per second >= 0)', rate, rate >= 0 && Number.isFinite(rate))
+  checkNumber('maxOutstanding (a positive integer)', maxOutstanding, Number.isInteger(maxOutstanding) && maxOutstanding >= 1)
+  checkNumber('timeoutMs (> 0)', timeoutMs, timeoutMs > 0)
   const target = parseClientAddress(opts.address)
   const p = prepare(opts)
+  const signal = opts.signal
 
   if (opts.check ?? true) {
     let res
@@ -475,28 +629,82 @@ export async function runLoad (opts: LoadOptions): Promise<LoadResult> {
     }
   }
 
-  const run = new Run(target, buildRequestBytes(p.params, p.body, keepConn), keepConn, expectStatus, p.expectBody, timeoutMs)
+  const run = new Run(target, buildRequestBytes(p.params, p.body, keepConn), keepConn, expectStatus, p.expectBody, timeoutMs, rate, maxOutstanding)
   const conns: LoadConn[] = []
   for (let i = 0; i < connections; i++) conns.push(new LoadConn(run))
   const watchdog = setInterval(() => {
     const limit = performance.now() - timeoutMs
     for (const c of conns) if (c.inFlight && c.startedAt < limit) c.timeout()
+    if (run.queued > 0) run.expireQueued(limit)
   }, Math.max(10, Math.min(250, timeoutMs / 4)))
+
+  // Open loop: request k is due at tStart + k / rate. Each tick sends every request already due
+  // (with its due time as its start: a late tick is counted as latency, as a late server would be).
+  let scheduleTimer: NodeJS.Timeout | null = null
+  let tStart = 0
+  let seq = 0
+  const interval = rate > 0 ? 1000 / rate : 0
+  const tick = (): void => {
+    scheduleTimer = null
+    if (run.phase >= PHASE_DRAIN) return
+    const now = performance.now()
+    for (let due = tStart + seq * interval; due <= now; due = tStart + seq * interval) {
+      seq++
+      run.schedule(due)
+    }
+    scheduleTimer = setTimeout(tick, Math.max(0, tStart + seq * interval - performance.now()))
+  }
+
+  let phaseStart = performance.now()
+  let progressTimer: NodeJS.Timeout | null = null
+  if (opts.onProgress !== undefined) {
+    const onProgress = opts.onProgress
+    const every = opts.progressIntervalMs ?? 1000
+    let lastT = phaseStart
+    let lastCompleted = 0
+    progressTimer = setInterval(() => {
+      const now = performance.now()
+      const phase = run.phase === PHASE_WARMUP ? 'warmup' : run.phase === PHASE_MEASURE ? 'measure' : 'drain'
+      const e = run.errors
+      onProgress({
+        phase,
+        elapsed: (now - phaseStart) / 1000,
+        phaseDuration: phase === 'warmup' ? warmupS : phase === 'measure' ? durationS : 0,
+        requests: run.requests,
+        recentRps: now > lastT ? (run.completed - lastCompleted) / ((now - lastT) / 1000) : 0,
+        p99: run.hist.count === 0 ? 0 : round3(run.hist.percentile(99) / 1000),
+        errors: e.connect + e.protocol + e.status + e.body + e.timeout + e.dropped,
+        inFlight: run.inFlight,
+        queued: run.queued
+      })
+      lastT = now
+      lastCompleted = run.completed
+    }, every)
+    progressTimer.unref()
+  }
 
   let t0 = 0
   let t1 = 0
   let cpu0 = process.cpuUsage()
   let cpu1 = cpu0
   try {
-    for (const c of conns) c.start()
-    if (warmupS > 0) await sleep(warmupS * 1000)
+    // Closed loop: every connection starts its first request. Open loop: they wait for the schedule.
+    for (const c of conns) run.connIdle(c)
+    if (rate > 0) {
+      tStart = performance.now()
+      tick()
+    }
+    if (warmupS > 0) await pause(warmupS * 1000, signal)
     run.phase = PHASE_MEASURE
-    t0 = performance.now()
+    for (const c of conns) c.used = c.inFlight
+    t0 = phaseStart = performance.now()
     cpu0 = process.cpuUsage()
-    await sleep(durationS * 1000)
+    await pause(durationS * 1000, signal)
     run.phase = PHASE_DRAIN
-    t1 = performance.now()
+    t1 = phaseStart = performance.now()
     cpu1 = process.cpuUsage(cpu0)
+    if (scheduleTimer !== null) clearTimeout(scheduleTimer)
+    run.stopSchedule()
     // Let the requests in flight finish (uncounted), so the server sees no aborted request.
     if (run.inFlight > 0) {
       await new Promise<void>(resolve => {
@@ -507,6 +715,8 @@ export async function runLoad (opts: LoadOptions): Promise<LoadResult> {
   } finally {
     run.phase = PHASE_DONE
     clearInterval(watchdog)
+    if (progressTimer !== null) clearInterval(progressTimer)
+    if (scheduleTimer !== null) clearTimeout(scheduleTimer)
     for (const c of conns) c.stop()
   }
 
@@ -515,18 +725,25 @@ export async function runLoad (opts: LoadOptions): Promise<LoadResult> {
   const n = h.count
   const e = run.errors
   const duration = (t1 - t0) / 1000
+  const percentiles: [number, number][] = []
+  if (n > 0) for (const [pct, us] of h.percentiles) percentiles.push([pct, ms(us)])
   return {
     address: run.addressName,
     uri: p.uri,
     script: p.script,
     method: p.method,
+    mode: rate > 0 ? 'open' : 'closed',
+    rate: rate > 0 ? rate : null,
+    maxOutstanding: rate > 0 ? maxOutstanding : null,
     connections,
     keepConn,
     requestBodyBytes: p.body?.length ?? 0,
     duration: round3(duration),
     warmup: warmupS,
+    stoppedEarly: signal?.aborted === true,
     requests: run.requests,
-    rps: Math.round((run.requests / duration) * 10) / 10,
+    rps: duration > 0 ? Math.round((run.requests / duration) * 10) / 10 : 0,
+    connectionsUsed: conns.filter(c => c.used).length,
     connectionsServed: conns.filter(c => c.served).length,
     latency: {
       min: n === 0 ? 0 : ms(h.min),
@@ -536,133 +753,53 @@ export async function runLoad (opts: LoadOptions): Promise<LoadResult> {
       p90: n === 0 ? 0 : ms(h.percentile(90)),
       p99: n === 0 ? 0 : ms(h.percentile(99)),
       p999: n === 0 ? 0 : ms(h.percentile(99.9)),
-      max: n === 0 ? 0 : ms(h.max)
+      max: n === 0 ? 0 : ms(h.max),
+      percentiles
     },
-    errors: { ...e, total: e.connect + e.protocol + e.status + e.body + e.timeout },
+    errors: { ...e, total: e.connect + e.protocol + e.status + e.body + e.timeout + e.dropped },
     errorSamples: { ...run.samples },
+    bytesSent: run.bytesSent,
     bytesReceived: run.bytesReceived,
     stdoutBytes: run.stdoutBytes,
-    clientCpu: Math.round(((cpu1.user + cpu1.system) / 1e6 / duration) * 100) / 100
+    clientCpu: duration > 0 ? Math.round(((cpu1.user + cpu1.system) / 1e6 / duration) * 100) / 100 : 0
   }
 }
 
-function formatBytes (n: number): string {
+export function formatBytes (n: number): string {
   if (n >= 1e9) return `${(n / 1e9).toFixed(2)} GB`
   if (n >= 1e6) return `${(n / 1e6).toFixed(2)} MB`
   if (n >= 1e3) return `${(n / 1e3).toFixed(1)} kB`
-  return `${n} B`
+  return `${Math.round(n)} B`
 }
 
 /** The human-readable report. */
 export function formatLoadResult (r: LoadResult): string {
   const l = r.latency
   const e = r.errors
+  const loop = r.mode === 'open'
+    ? `open loop at ${r.rate} req/s (latency from the scheduled time, at most ${r.maxOutstanding} outstanding)`
+    : 'closed loop'
   const lines = [
     `${r.method} ${r.uri} -> ${r.address} (SCRIPT_FILENAME ${r.script})` +
       (r.requestBodyBytes > 0 ? `, ${r.requestBodyBytes} bytes of body` : ''),
-    `${r.connections} connections, ${r.keepConn ? 'keep-conn' : 'new connection per request'}, ${r.duration} s measured after ${r.warmup} s of warm-up`,
+    `${r.connections} connections, ${r.keepConn ? 'keep-conn' : 'new connection per request'}, ${loop}, ` +
+      `${r.duration} s measured after ${r.warmup} s of warm-up${r.stoppedEarly ? ' (stopped early)' : ''}`,
     '',
     `  requests   ${r.requests}`,
     `  req/s      ${r.rps.toFixed(1)}`,
     `  latency    p50 ${l.p50} ms   p90 ${l.p90} ms   p99 ${l.p99} ms   p99.9 ${l.p999} ms   max ${l.max} ms` +
       `   (mean ${l.mean} ms, stddev ${l.stddev} ms)`,
-    `  errors     ${e.total}   (connect ${e.connect}, protocol ${e.protocol}, status ${e.status}, body ${e.body}, timeout ${e.timeout})`,
-    `  received   ${formatBytes(r.bytesReceived)} (${formatBytes(r.stdoutBytes)} of STDOUT), ${formatBytes(r.bytesReceived / r.duration)}/s`,
+    `  errors     ${e.total}   (connect ${e.connect}, protocol ${e.protocol}, status ${e.status}, body ${e.body}, timeout ${e.timeout}` +
+      (r.mode === 'open' ? `, dropped ${e.dropped})` : ')'),
+    `  received   ${formatBytes(r.bytesReceived)} (${formatBytes(r.stdoutBytes)} of STDOUT), ` +
+      `${formatBytes(r.duration > 0 ? r.bytesReceived / r.duration : 0)}/s`,
+    `  sent       ${formatBytes(r.bytesSent)}, ${formatBytes(r.duration > 0 ? r.bytesSent / r.duration : 0)}/s`,
     `  client CPU ${(r.clientCpu * 100).toFixed(0)}% of one core (this generator's own use during the measure)`
   ]
-  if (r.connectionsServed < r.connections) {
-    lines.push(`  WARNING    only ${r.connectionsServed} of ${r.connections} connections got a response during the measure` +
+  if (r.connectionsServed < r.connectionsUsed) {
+    lines.push(`  WARNING    only ${r.connectionsServed} of the ${r.connectionsUsed} connections used got a response during the measure` +
       (r.keepConn ? ' (a server that ties a kept connection to one worker, as php-fpm does, serves only as many connections as it has workers)' : ''))
   }
   for (const [kind, msg] of Object.entries(r.errorSamples)) lines.push(`  first ${kind} error: ${msg}`)
   return lines.join('\n')
-}
-
-async function main (argv: string[]): Promise<void> {
-  const { Command, CommanderError, InvalidArgumentError, Option } = await import('commander')
-  const num = (name: string, min: number, integer: boolean) => (v: string): number => {
-    const n = Number(v)
-    if (v.trim() === '' || !Number.isFinite(n) || n < min || (integer && !Number.isInteger(n))) {
-      throw new InvalidArgumentError(`${name} must be ${integer ? 'an integer' : 'a number'} >= ${min}`)
-    }
-    return n
-  }
-  // No [] default given to commander: it would print "(default: [])" in the help.
-  const collect = (v: string, prev: string[] | undefined): string[] => [...(prev ?? []), v]
-  const program = new Command('fcgi-load')
-    .description('FastCGI load generator: N connections in a closed loop, fixed duration, latency histogram, every response checked.')
-    .argument('<address>', 'FastCGI server: /path/to.sock, unix:path, host:port, [v6]:port or port')
-    .argument('[uri]', 'request URI (path and query)', '/')
-    .option('--script <file>', 'SCRIPT_FILENAME, made absolute (default: --root + the URI path, else the URI path)')
-    .option('--root <dir>', 'DOCUMENT_ROOT, made absolute')
-    .option('-c, --connections <n>', 'concurrent connections, one request in flight each', num('--connections', 1, true), 16)
-    .option('-d, --duration <s>', 'measured seconds', num('--duration', 0.001, false), 10)
-    .option('--warmup <s>', 'seconds of warm-up before the measure (not counted)', num('--warmup', 0, false), 1)
-    .option('--no-keep-conn', 'a new connection per request (FCGI_KEEP_CONN off), as nginx does by default')
-    .option('-X, --method <method>', 'HTTP method (default GET, POST with --data-size)')
-    .option('--data-size <n>', 'send a request body of n bytes', num('--data-size', 0, true))
-    .option('-H, --header <header>', "HTTP header 'Name: value' (repeatable)", collect)
-    .option('--param <name=value>', 'extra FastCGI param (repeatable)', collect)
-    .option('--expect-status <n>', 'status every response must have', num('--expect-status', 100, true), 200)
-    .option('--expect-body <string>', 'body every response must have, exactly')
-    .option('--expect-echo', 'the response body must equal the request body')
-    .option('--timeout <ms>', 'per-request time limit', num('--timeout', 1, true), 10000)
-    .option('--no-check', 'skip the check request sent before the run')
-    .addOption(new Option('--json', 'print the result as JSON'))
-    .addHelpText('after', '\nExit status: 0 no errors, 1 some requests failed, 2 the run could not start (bad option, failed check request).\nSee bench/README.md for what each figure means.')
-    .showHelpAfterError()
-    .exitOverride()
-  try {
-    program.parse(argv)
-  } catch (err) {
-    if (!(err instanceof CommanderError)) throw err
-    // commander printed the message (or the help) already
-    process.exitCode = err.code === 'commander.helpDisplayed' || err.code === 'commander.help' ? 0 : 2
-    return
-  }
-  const o = program.opts<{
-    script?: string, root?: string, connections: number, duration: number, warmup: number, keepConn: boolean,
-    method?: string, dataSize?: number, header?: string[], param?: string[], expectStatus: number,
-    expectBody?: string, expectEcho?: boolean, timeout: number, check: boolean, json?: boolean
-  }>()
-  const [address, uri] = program.processedArgs as [string, string]
-  const headers: [string, string][] = (o.header ?? []).map((h) => {
-    const i = h.indexOf(':')
-    if (i <= 0) program.error(`fcgi-load: --header '${h}' is not 'Name: value'`)
-    return [h.slice(0, i).trim(), h.slice(i + 1).trim()]
-  })
-  const params: Record<string, string> = {}
-  for (const kv of o.param ?? []) {
-    const i = kv.indexOf('=')
-    if (i <= 0) program.error(`fcgi-load: --param '${kv}' is not NAME=VALUE`)
-    params[kv.slice(0, i)] = kv.slice(i + 1)
-  }
-  const result = await runLoad({
-    address,
-    uri,
-    script: o.script === undefined ? undefined : path.resolve(o.script),
-    root: o.root === undefined ? undefined : path.resolve(o.root),
-    method: o.method,
-    headers,
-    params,
-    dataSize: o.dataSize,
-    connections: o.connections,
-    duration: o.duration,
-    warmup: o.warmup,
-    keepConn: o.keepConn,
-    expectStatus: o.expectStatus,
-    expectBody: o.expectBody,
-    expectEcho: o.expectEcho,
-    timeoutMs: o.timeout,
-    check: o.check
-  })
-  process.stdout.write(o.json === true ? JSON.stringify(result, null, 2) + '\n' : formatLoadResult(result) + '\n')
-  if (result.errors.total > 0) process.exitCode = 1
-}
-
-if (import.meta.main) {
-  main(process.argv).catch((err: unknown) => {
-    process.stderr.write(`fcgi-load: ${(err as Error).message}\n`)
-    process.exitCode = 2
-  })
 }
