@@ -1,12 +1,16 @@
 // The `node-fpm` command (php-fpm's letters: -y -p -g -t/-tt -F -D -O -R -v -h) plus the
 // `request` subcommand. The only module allowed to end the process: it maps outcomes to exit
 // statuses (sysexits, as php-fpm: 0 ok, 64 usage, 70 software, 78 configuration).
+// By default the command is the supervisor (master/supervisor.ts), and the server runs in a child
+// process started from this same module; --no-supervisor runs the server here.
 
 import { readFileSync } from 'node:fs'
-import { Command, CommanderError, Option } from 'commander'
+import { fileURLToPath } from 'node:url'
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander'
 import { loadConfig, dumpConfig } from '../config/index.ts'
-import { createLogger } from '../log/logger.ts'
-import { Master } from '../master/master.ts'
+import type { FpmConfig } from '../config/types.ts'
+import { createLogger, type Logger } from '../log/logger.ts'
+import { SUPERVISOR_DEFAULTS, Supervisor, isSupervisedServer, onSupervisorGone, receiveStart, reportReady, type StartMessage } from '../master/supervisor.ts'
 import { isFpmError } from '../common/errors.ts'
 import { registerRequestCommand } from './request-command.ts'
 import { registerBenchCommand } from './bench-command.ts'
@@ -26,6 +30,14 @@ interface MainOptions {
   daemonize?: boolean
   forceStderr?: boolean
   allowToRunAsRoot?: boolean
+  supervisor: boolean
+  crashLimit: number
+  crashInterval: number
+}
+
+function positiveInteger (value: string): number {
+  if (!/^[0-9]+$/.test(value) || Number(value) < 1) throw new InvalidArgumentError('expected a positive integer')
+  return Number(value)
 }
 
 function buildProgram (): Command {
@@ -42,6 +54,9 @@ function buildProgram (): Command {
     .addOption(new Option('-D, --daemonize', 'not supported: node-fpm runs in the foreground; use systemd or another supervisor'))
     .option('-O, --force-stderr', 'log to stderr (the default error_log)')
     .option('-R, --allow-to-run-as-root', 'accepted for php-fpm compatibility (threads have no separate user)')
+    .option('--no-supervisor', 'run the server in this process, without the supervisor parent that restarts it when the whole process dies (a V8 fatal error, SIGKILL...)')
+    .option('--crash-limit <count>', 'supervisor: give up (exit 70) when the server process exits abnormally this many times within --crash-interval', positiveInteger, SUPERVISOR_DEFAULTS.crashLimit)
+    .option('--crash-interval <seconds>', 'supervisor: the window of --crash-limit', positiveInteger, SUPERVISOR_DEFAULTS.crashIntervalMs / 1000)
     .showHelpAfterError()
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s) })
@@ -53,6 +68,10 @@ function buildProgram (): Command {
 }
 
 async function run (opts: MainOptions): Promise<void> {
+  if (isSupervisedServer()) {
+    await runSupervisedServer()
+    return
+  }
   if (opts.daemonize === true) {
     process.stderr.write('ERROR: node-fpm does not daemonize (-D): run it in the foreground under systemd or another supervisor\n')
     process.exitCode = EXIT_USAGE
@@ -88,20 +107,75 @@ async function run (opts: MainOptions): Promise<void> {
   const config = result.config
   const log = createLogger({ level: config.global.logLevel, errorLog: opts.forceStderr === true ? 'stderr' : config.global.errorLog })
   for (const n of result.notices) log[n.level === 'warning' ? 'warn' : 'info'](n.message)
-  const master = new Master(config, log)
-  try {
-    await master.start({ pidFile: opts.pid ?? null })
-  } catch (err) {
-    if (isFpmError(err)) log.fatal(err.message)
-    else log.fatal({ err }, 'start-up failed')
-    log.fatal('FPM initialization failed')
-    process.exitCode = isFpmError(err) ? EXIT_CONFIG : EXIT_SOFTWARE
+  if (!opts.supervisor) {
+    await serve(config, log, { pidFile: opts.pid ?? null })
     return
   }
-  master.installSignalHandlers((code) => {
-    log.flush?.()
-    process.exit(code) // eslint-disable-line n/no-process-exit
+  const supervisor = new Supervisor({
+    config,
+    log,
+    pidFile: opts.pid ?? config.global.pid,
+    entry: fileURLToPath(import.meta.url),
+    args: process.argv.slice(2),
+    forceStderr: opts.forceStderr === true,
+    crashLimit: opts.crashLimit,
+    crashIntervalMs: opts.crashInterval * 1000
   })
+  let code: number
+  try {
+    code = await supervisor.run()
+  } catch (err) {
+    startFailed(log, err)
+    return
+  }
+  exit(log, code)
+}
+
+/**
+ * Starts the pools and their listeners in this process, which then serves until a stop signal.
+ * Resolves false (exit status set) when the start failed.
+ */
+async function serve (config: FpmConfig, log: Logger, opts: { pidFile: string | null }, supervised?: StartMessage): Promise<boolean> {
+  // Imported here: the supervisor process never loads the pools (piscina, worker code).
+  const { Master } = await import('../master/master.ts')
+  const master = new Master(config, log)
+  try {
+    await master.start(supervised === undefined ? opts : { ...opts, supervised: true, listenFds: supervised.listenFds })
+  } catch (err) {
+    startFailed(log, err)
+    return false
+  }
+  master.installSignalHandlers((code) => { exit(log, code) }, { supervised: supervised !== undefined })
+  if (supervised !== undefined) {
+    onSupervisorGone(() => {
+      // The parent was killed (SIGKILL...): do not live on as an orphan holding the sockets.
+      log.error(`the supervisor (pid ${supervised.supervisorPid}) is gone, exiting`)
+      setTimeout(() => { process.kill(process.pid, 'SIGKILL') }, supervised.stopTimeoutMs).unref()
+      master.stop(false).then(() => { exit(log, 1) }, () => { exit(log, 1) })
+    })
+  }
+  return true
+}
+
+/** The server process started by the supervisor: config and sockets come from it, over IPC. */
+async function runSupervisedServer (): Promise<void> {
+  const start = await receiveStart()
+  const config = start.config
+  const log = createLogger({ level: config.global.logLevel, errorLog: start.forceStderr ? 'stderr' : config.global.errorLog })
+  if (await serve(config, log, { pidFile: null }, start)) reportReady()
+  else exit(log, Number(process.exitCode))
+}
+
+function startFailed (log: Logger, err: unknown): void {
+  if (isFpmError(err)) log.fatal(err.message)
+  else log.fatal({ err }, 'start-up failed')
+  log.fatal('FPM initialization failed')
+  process.exitCode = isFpmError(err) ? EXIT_CONFIG : EXIT_SOFTWARE
+}
+
+function exit (log: Logger, code: number): never {
+  log.flush?.()
+  process.exit(code) // eslint-disable-line n/no-process-exit
 }
 
 try {

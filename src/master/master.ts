@@ -26,20 +26,30 @@ export class Master {
     this.log = log
   }
 
-  /** Starts every pool and its listener. Throws (after cleaning up) when any cannot start. */
-  async start (opts: { pidFile?: string | null } = {}): Promise<void> {
+  /**
+   * Starts every pool and its listener. Throws (after cleaning up) when any cannot start.
+   * `supervised`: this is the server process of master/supervisor.ts: the supervisor owns the pid file
+   * and the lifecycle log lines, and `listenFds` (pool name → fd) are the sockets it bound.
+   */
+  async start (opts: { pidFile?: string | null, supervised?: boolean, listenFds?: Readonly<Record<string, number>> | null } = {}): Promise<void> {
     try {
       for (const poolConfig of this.config.pools) {
         const log = this.log.child({ pool: poolConfig.name })
         const pool = new Pool(poolConfig, log)
         const listener = new Listener(poolConfig, { pool, resolver: new ScriptResolver(poolConfig), log })
         this.pools.push({ pool, listener })
-        await listener.listen()
+        const fd = opts.listenFds?.[poolConfig.name]
+        await listener.listen(fd === undefined ? {} : { fd })
+        if (fd !== undefined) log.debug(`using inherited socket fd=${fd}, "${poolConfig.listen.address}"`)
         log.debug(`listening on ${listener.boundAddress} (pm ${poolConfig.pm.mode}, ${poolConfig.pm.maxChildren} threads)`)
       }
     } catch (err) {
       await this.#teardown(false)
       throw err
+    }
+    if (opts.supervised === true) {
+      this.log.debug(`server process ${process.pid} started, supervisor pid ${process.ppid}`)
+      return
     }
     const pidFile = opts.pidFile ?? this.config.global.pid
     if (pidFile !== null && pidFile !== undefined) {
@@ -59,9 +69,18 @@ export class Master {
     await this.#stopping
   }
 
-  /** SIGTERM/SIGINT terminate, SIGQUIT finishes gracefully (php-fpm.md §9). */
-  installSignalHandlers (onStopped: (code: number) => void): void {
+  /**
+   * SIGTERM/SIGINT terminate, SIGQUIT finishes gracefully (php-fpm.md §9).
+   * Unsupervised, a second signal of the same kind gets Node's default action (a second Ctrl-C kills).
+   * `supervised`: repeats are ignored, as php-fpm does, because the same signal often arrives twice
+   * (Ctrl-C reaches both processes, systemd signals the whole cgroup, and the supervisor forwards it);
+   * the supervisor is the one that escalates to SIGKILL after process_control_timeout.
+   */
+  installSignalHandlers (onStopped: (code: number) => void, opts: { supervised?: boolean } = {}): void {
+    let stopping = false
     const stop = (graceful: boolean, name: string): void => {
+      if (stopping) return
+      stopping = true
       this.log.info(`${name} received, ${graceful ? 'finishing gracefully' : 'exiting'}`)
       this.stop(graceful).then(() => {
         this.log.info('exiting, bye-bye!')
@@ -71,9 +90,13 @@ export class Master {
         onStopped(1)
       })
     }
-    process.once('SIGTERM', () => { stop(false, 'Terminating ...') })
-    process.once('SIGINT', () => { stop(false, 'Terminating ...') })
-    if (process.platform !== 'win32') process.once('SIGQUIT', () => { stop(true, 'Finishing ...') })
+    const on = (signal: NodeJS.Signals, handler: () => void): void => {
+      if (opts.supervised === true) process.on(signal, handler)
+      else process.once(signal, handler)
+    }
+    on('SIGTERM', () => { stop(false, 'Terminating ...') })
+    on('SIGINT', () => { stop(false, 'Terminating ...') })
+    if (process.platform !== 'win32') on('SIGQUIT', () => { stop(true, 'Finishing ...') })
   }
 
   async #teardown (graceful: boolean): Promise<void> {

@@ -1,9 +1,14 @@
 // One listening socket per pool (php's fpm_sockets.c): TCP (IPv4/IPv6, a bare port = every
 // address), a unix socket (stale file replaced, listen.mode/owner/group applied) or a Windows named
 // pipe. listen.allowed_clients filters TCP peers right after accept, as php does in the worker.
+// Under the supervisor (master/supervisor.ts) the parent binds the socket (bindListenSocket) and the
+// server process listens on the inherited file descriptor, as php's workers use the master's sockets.
 
+import * as net from 'node:net'
 import { createServer, connect, isIP, type Server, type Socket } from 'node:net'
+import { lookup } from 'node:dns/promises'
 import { chmodSync, chownSync, existsSync, lstatSync, readFileSync, unlinkSync } from 'node:fs'
+import { getSystemErrorName } from 'node:util'
 import { FpmError } from '../common/errors.ts'
 import type { PoolConfig, ListenAddress } from '../config/types.ts'
 import { Connection, type ServerContext } from './connection.ts'
@@ -25,10 +30,15 @@ export class Listener {
     this.#server.maxConnections = MAX_CONNECTIONS
   }
 
-  /** Binds and listens. Rejects with FPM_ERR_LISTEN_BIND and a message naming the pool and the address. */
-  async listen (): Promise<void> {
+  /**
+   * Binds and listens. Rejects with FPM_ERR_LISTEN_BIND and a message naming the pool and the address.
+   * With `fd` (a socket bound by the supervisor and inherited), listens on it instead of binding: the
+   * supervisor owns the address, so a unix socket file is neither replaced, chmod-ed nor removed here.
+   */
+  async listen (opts: { fd?: number } = {}): Promise<void> {
     const target = this.config.listen.target
-    if (target.kind === 'unix') await this.#prepareUnixPath(target.path)
+    const fd = opts.fd ?? null
+    if (target.kind === 'unix' && fd === null) await prepareUnixPath(this.config, target.path)
     await new Promise<void>((resolve, reject) => {
       const onError = (err: Error & { code?: string }): void => {
         reject(new FpmError('FPM_ERR_LISTEN_BIND',
@@ -36,23 +46,22 @@ export class Listener {
       }
       this.#server.once('error', onError)
       const backlog = this.config.listen.backlog
-      const opts = listenOptions(target, backlog)
-      this.#server.listen(opts, () => {
+      this.#server.listen(fd === null ? listenOptions(target, backlog) : { fd, backlog }, () => {
         this.#server.off('error', onError)
         this.#server.on('error', (err) => { this.#ctx.log.error({ err }, 'listener error') })
         resolve()
       })
     })
-    if (target.kind === 'unix') {
+    if (target.kind === 'unix' && fd === null) {
       this.#unixPath = target.path
-      this.#applyUnixOwnership(target.path)
+      applyUnixOwnership(this.config, target.path)
     }
   }
 
   /** The bound address, for logs ("127.0.0.1:9000", "/run/x.sock"). */
   get boundAddress (): string {
     const a = this.#server.address()
-    if (a === null) return this.config.listen.address
+    if (a === null || a === '') return this.config.listen.address
     if (typeof a === 'string') return a
     return a.family === 'IPv6' ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`
   }
@@ -92,34 +101,108 @@ export class Listener {
     socket.once('close', () => { this.#sockets.delete(socket) })
     new Connection(socket, this.#ctx) // eslint-disable-line no-new
   }
+}
 
-  /** php: a live server on the path is fatal ("Another FPM instance..."), a stale socket file is replaced. */
-  async #prepareUnixPath (path: string): Promise<void> {
-    if (!existsSync(path)) return
-    if (!lstatSync(path).isSocket()) {
-      throw new FpmError('FPM_ERR_LISTEN_BIND', `[pool ${this.config.name}] unable to bind listening socket for address '${this.config.listen.address}': '${path}' exists and is not a socket`)
-    }
-    const alive = await new Promise<boolean>((resolve) => {
-      const probe = connect(path)
-      probe.once('connect', () => { probe.destroy(); resolve(true) })
-      probe.once('error', () => { resolve(false) })
-    })
-    if (alive) {
-      throw new FpmError('FPM_ERR_LISTEN_BIND', `[pool ${this.config.name}] Another FPM instance seems to already listen on ${path}`)
-    }
-    unlinkSync(path)
+/** php: a live server on the path is fatal ("Another FPM instance..."), a stale socket file is replaced. */
+async function prepareUnixPath (config: PoolConfig, path: string): Promise<void> {
+  if (!existsSync(path)) return
+  if (!lstatSync(path).isSocket()) {
+    throw new FpmError('FPM_ERR_LISTEN_BIND', `[pool ${config.name}] unable to bind listening socket for address '${config.listen.address}': '${path}' exists and is not a socket`)
   }
+  const alive = await new Promise<boolean>((resolve) => {
+    const probe = connect(path)
+    probe.once('connect', () => { probe.destroy(); resolve(true) })
+    probe.once('error', () => { resolve(false) })
+  })
+  if (alive) {
+    throw new FpmError('FPM_ERR_LISTEN_BIND', `[pool ${config.name}] Another FPM instance seems to already listen on ${path}`)
+  }
+  unlinkSync(path)
+}
 
-  #applyUnixOwnership (path: string): void {
-    const { mode, owner, group } = this.config.listen
-    chmodSync(path, mode)
-    if (owner !== null || group !== null) {
-      const uid = owner === null ? -1 : lookupId('/etc/passwd', owner)
-      const gid = group === null ? -1 : lookupId('/etc/group', group)
-      if (uid === null || gid === null) {
-        throw new FpmError('FPM_ERR_LISTEN_BIND', `[pool ${this.config.name}] cannot find ${uid === null ? `user '${owner ?? ''}'` : `group '${group ?? ''}'`} for listen.owner/listen.group`)
+function applyUnixOwnership (config: PoolConfig, path: string): void {
+  const { mode, owner, group } = config.listen
+  chmodSync(path, mode)
+  if (owner !== null || group !== null) {
+    const uid = owner === null ? -1 : lookupId('/etc/passwd', owner)
+    const gid = group === null ? -1 : lookupId('/etc/group', group)
+    if (uid === null || gid === null) {
+      throw new FpmError('FPM_ERR_LISTEN_BIND', `[pool ${config.name}] cannot find ${uid === null ? `user '${owner ?? ''}'` : `group '${group ?? ''}'`} for listen.owner/listen.group`)
+    }
+    chownSync(path, uid, gid)
+  }
+}
+
+/** A pool's socket bound by the supervisor, to be passed to server processes as an inherited fd. */
+export interface BoundSocket {
+  readonly fd: number
+  /** Closes the supervisor's copy (a unix socket file is removed with it). */
+  close (): void
+}
+
+/** What node:net's internal createServerHandle returns (the cluster module's way to bind without listening). */
+interface RawServerHandle {
+  readonly fd: number
+  getsockname?: (out: object) => number
+  close: () => void
+}
+type CreateServerHandle = (address: string | null, port: number, addressType: number, fd: undefined, flags: number) => RawServerHandle | number
+
+/**
+ * Binds (without listening, so this process never accepts) the pool's address, for a server process
+ * to listen on. The first listen(2), in the server process, puts the socket in the listening state; it
+ * stays there while this process keeps its copy, so between two server processes connections wait in
+ * the kernel's backlog instead of being refused. Unix sockets get the same stale-file check and
+ * listen.mode/owner/group as Listener.listen. Resolves null where fds cannot be passed (Windows, named
+ * pipes, or a Node without net._createServerHandle): the server process then binds itself.
+ */
+export async function bindListenSocket (config: PoolConfig): Promise<BoundSocket | null> {
+  const create = (net as unknown as { _createServerHandle?: CreateServerHandle })._createServerHandle
+  const target = config.listen.target
+  if (process.platform === 'win32' || target.kind === 'pipe' || typeof create !== 'function') return null
+  const fail = (errno: number): never => {
+    const code = getSystemErrorName(errno)
+    throw new FpmError('FPM_ERR_LISTEN_BIND',
+      `[pool ${config.name}] unable to bind listening socket for address '${config.listen.address}': ${describeBindError(Object.assign(new Error(code), { code }))}`)
+  }
+  let handle: RawServerHandle | number
+  if (target.kind === 'unix') {
+    await prepareUnixPath(config, target.path)
+    handle = create(target.path, -1, -1, undefined, 0)
+  } else if (target.host === null) {
+    handle = create(null, target.port, 6, undefined, 0) // '::' (dual stack), else 0.0.0.0: as Listener.listen
+  } else {
+    let address = target.host
+    let family = isIP(address)
+    if (family === 0) {
+      try {
+        ({ address, family } = await lookup(target.host))
+      } catch (err) {
+        throw new FpmError('FPM_ERR_LISTEN_BIND', `[pool ${config.name}] unable to bind listening socket for address '${config.listen.address}': ${(err as Error).message}`, { cause: err })
       }
-      chownSync(path, uid, gid)
+    }
+    handle = create(address, target.port, family, undefined, 0)
+  }
+  if (typeof handle === 'number') return fail(handle)
+  const bound = handle
+  // libuv defers EADDRINUSE from bind(2) to listen(2); getsockname reports it now.
+  const err = bound.getsockname?.({}) ?? 0
+  if (err < 0) { bound.close(); return fail(err) }
+  if (target.kind === 'unix') {
+    try {
+      applyUnixOwnership(config, target.path)
+    } catch (e) {
+      bound.close()
+      throw e
+    }
+  }
+  let closed = false
+  return {
+    fd: bound.fd,
+    close () {
+      if (closed) return
+      closed = true
+      bound.close() // libuv removes the unix socket file it bound
     }
   }
 }

@@ -236,7 +236,8 @@ async function open (): Promise<Conn> {
 }
 
 before(async () => {
-  fpm = await startFpm(CONFIG, { root: APPS })
+  // --no-supervisor: the RSS samples below read fpm.child, which must be the server itself.
+  fpm = await startFpm(CONFIG, { root: APPS, args: ['--no-supervisor'] })
   // Warm up through the paths the tests take, so that the RSS baseline already holds what the
   // server allocates once (thread heaps, module code, socket and message buffers): a 16 MB
   // upload to a slow reader, a 16 MiB download, a 3 MiB echo.
