@@ -176,10 +176,15 @@ function encodeWide (target: string, i: number): string {
 export function createRequest (parts: CgiRequestParts, body: Uint8Array | ReadableStream<Uint8Array> | null, signal: AbortSignal): Request | null {
   let request: Request
   try {
-    request = new Request(parts.url, { method: parts.method, body: parts.hasBody ? body : null, signal, duplex: 'half' })
+    request = new Request(parts.url, { method: parts.method, body: parts.hasBody ? body : null, duplex: 'half' })
   } catch {
     return null
   }
+  // `signal` in the init makes undici build a dependent signal (a controller, a listener and a weak
+  // reference per request: measured 3-8 us of ~30 us of thread time for hello world). The request's
+  // own `signal` property is shadowed by ours instead. Consequence: fetch(request) made by the
+  // handler does not inherit it (pass { signal: request.signal } when proxying).
+  Object.defineProperty(request, 'signal', { value: signal, configurable: true, enumerable: false, writable: false })
   const headers = request.headers
   const pairs = parts.headers
   const last = pairs.length - 1
