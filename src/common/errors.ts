@@ -27,6 +27,10 @@ export type FpmErrorCode =
   | 'FPM_ERR_REQUEST_ABORTED'
   | 'FPM_ERR_BODY_TOO_LARGE'
   | 'FPM_ERR_POOL_CLOSED'
+  /** request.queue_max requests were already waiting for a thread (503). */
+  | 'FPM_ERR_QUEUE_FULL'
+  /** The request waited request.queue_timeout for a thread (503). */
+  | 'FPM_ERR_QUEUE_TIMEOUT'
   // the built-in client
   | 'FPM_ERR_CLIENT'
 

@@ -189,7 +189,14 @@ export const DIRECTIVES: readonly Directive[] = [
   int(P({ name: 'pm.max_spare_servers', field: 'pm.maxSpareServers', doc: 'dynamic: most idle threads (required).' }), 0),
   int(P({ name: 'pm.max_spawn_rate', field: 'pm.maxSpawnRate', doc: 'dynamic: most threads started per second.' }), 32),
   time(P({ name: 'pm.process_idle_timeout', field: 'pm.processIdleTimeoutMs', doc: 'ondemand: idle time after which a thread ends.' }), 10_000),
-  int(P({ name: 'pm.max_requests', field: 'pm.maxRequests', doc: 'Requests a thread serves before it is replaced; 0 = no limit.' }), 0),
+  int(P({ name: 'pm.max_requests', field: 'pm.maxRequests', doc: 'Requests a thread serves before it is replaced (only when idle, its replacement started first); 0 = no limit.' }), 0),
+  int(P({
+    name: 'pm.max_requests_jitter',
+    field: 'pm.maxRequestsJitter',
+    // node-fpm's own (php has none; gunicorn's max_requests_jitter): threads that share the load
+    // evenly would otherwise all reach pm.max_requests together.
+    doc: 'Each thread serves pm.max_requests plus a random extra in [0, jitter], so that threads do not all recycle at once; 0 = none.'
+  }), 0),
   int(P({
     name: 'pm.thread_concurrency',
     field: 'pm.threadConcurrency',
@@ -217,8 +224,17 @@ export const DIRECTIVES: readonly Directive[] = [
   time(P({ name: 'request_terminate_timeout', field: 'request.terminateTimeoutMs', doc: 'Running time after which a request is ended and its thread replaced; 0 = off.' }), 0),
   bool(P({ name: 'request_terminate_timeout_track_finished', field: 'request.terminateTimeoutTrackFinished', doc: 'The terminate timeout also covers work after the response (ctx.waitUntil).' }), false),
   size(P({ name: 'request.max_params_size', field: 'request.maxParamsBytes', doc: 'Cap on the FastCGI params of one request.' }), 128 * 1024),
-  size(P({ name: 'request.body_buffer_size', field: 'request.bodyBufferBytes', doc: 'Request bodies up to this size are buffered; larger ones stream.' }), 128 * 1024),
+  // 1M: a body that fits is moved to the thread in one transfer (nginx usually sends it whole at
+  // once); streaming it costs a round trip per credit window. php-fpm itself buffers up to post_max_size.
+  size(P({ name: 'request.body_buffer_size', field: 'request.bodyBufferBytes', doc: 'Request bodies up to this size are buffered; larger ones stream.' }), 1024 * 1024),
   size(P({ name: 'request.body_max_size', field: 'request.bodyMaxBytes', doc: 'Cap on a request body (413 beyond it); 0 = no cap; php_value[post_max_size] sets it when unset.' }), 8 * MiB),
+  int(P({
+    name: 'request.queue_max',
+    field: 'request.queueMax',
+    // node-fpm's own: php's queue is the kernel's listen backlog, without a bound in time.
+    doc: 'Requests that may wait in the pool for a free thread; beyond it 503 at once. Unset: 32 per thread slot (32 x pm.max_children x pm.thread_concurrency); 0 = none wait.'
+  }), null),
+  time(P({ name: 'request.queue_timeout', field: 'request.queueTimeoutMs', doc: 'Longest wait in the pool for a free thread; then 503 (with Retry-After).' }), 30_000),
   int(P({ name: 'rlimit_files', field: null, doc: 'Open files limit of the workers.', notice: IGNORED_LIMITS }), null),
   make(P({ name: 'rlimit_core', field: null, doc: 'Core file size limit of the workers.', notice: IGNORED_LIMITS }), 'int', null, parseRlimitCore, undef),
   str(P({ name: 'chroot', field: null, doc: 'Directory to chroot the workers into.', notice: 'is ignored: threads cannot chroot: run node-fpm in a container or chroot it as a whole' }), null),

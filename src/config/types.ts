@@ -62,7 +62,10 @@ export interface PmConfig {
   readonly maxSpareServers: number
   readonly maxSpawnRate: number
   readonly processIdleTimeoutMs: number
+  /** pm.max_requests; 0 (or less, as php) = no limit. */
   readonly maxRequests: number
+  /** A random extra in [0, maxRequestsJitter] added to each thread's maxRequests. */
+  readonly maxRequestsJitter: number
   /** Requests one thread runs at once (1: php-fpm's model). */
   readonly threadConcurrency: number
   readonly statusPath: string | null
@@ -103,6 +106,10 @@ export interface RequestLimits {
   readonly bodyBufferBytes: number
   /** Cap on a request body (413 beyond it); 0 = unlimited. */
   readonly bodyMaxBytes: number
+  /** Requests that may wait in the pool's queue (request.queue_max; its default is resolved at load). */
+  readonly queueMax: number
+  /** Longest wait in the queue (request.queue_timeout), > 0. */
+  readonly queueTimeoutMs: number
   /** request_terminate_timeout; 0 = off. */
   readonly terminateTimeoutMs: number
   /** request_terminate_timeout_track_finished: the timeout also covers work after the response (ctx.waitUntil). */

@@ -70,6 +70,11 @@ export function validatePool (p: PoolDraft, facts: ScopeFacts, issues: Issues): 
   }
   if (usable('root', 'handler', 'prefix')) checkRootAndHandler(p, facts, error)
   if (usable('request.max_params_size') && p.request.maxParamsBytes <= 0) error('request.max_params_size must be a positive value')
+  if (usable('pm.max_requests_jitter') && p.pm.maxRequestsJitter < 0) error(`pm.max_requests_jitter(${p.pm.maxRequestsJitter}) must be a positive value or 0`)
+  if (usable('request.queue_max', 'pm.max_children', 'pm.thread_concurrency')) checkQueue(p, error)
+  if (usable('request.queue_timeout') && p.request.queueTimeoutMs <= 0) {
+    error(`request.queue_timeout(${formatTime(p.request.queueTimeoutMs)}) must be greater than 0s`)
+  }
   if (usable('listen.allowed_clients')) checkAllowedClients(p, notice)
 }
 
@@ -118,6 +123,19 @@ function checkOndemand (p: PoolDraft, error: (m: string) => void, notice: (l: Co
   p.pm.startServers = 0
   p.pm.minSpareServers = 0
   p.pm.maxSpareServers = 0
+}
+
+/** Requests that wait for a free thread, per thread slot, when request.queue_max is not set. */
+export const QUEUE_PER_SLOT = 32
+
+/** request.queue_max: unset means QUEUE_PER_SLOT per thread slot (a negative value is refused). */
+function checkQueue (p: PoolDraft, error: (m: string) => void): void {
+  const max = p.request.queueMax as number | null
+  if (max === null) {
+    p.request.queueMax = QUEUE_PER_SLOT * Math.max(1, p.pm.maxChildren) * Math.max(1, p.pm.threadConcurrency)
+  } else if (max < 0) {
+    error(`request.queue_max(${max}) must be a positive value or 0`)
+  }
 }
 
 function checkStatusAndPing (p: PoolDraft, error: (m: string) => void): void {

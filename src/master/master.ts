@@ -9,6 +9,8 @@ import { Pool } from '../pool/pool.ts'
 import { ScriptResolver } from '../pool/script-resolver.ts'
 import { Listener } from '../server/listener.ts'
 
+const THREAD_START_WAIT_MS = 10_000
+
 export interface RunningPool {
   readonly pool: Pool
   readonly listener: Listener
@@ -47,6 +49,7 @@ export class Master {
       await this.#teardown(false)
       throw err
     }
+    await this.#threadsStarted()
     if (opts.supervised === true) {
       this.log.debug(`server process ${process.pid} started, supervisor pid ${process.ppid}`)
       return
@@ -58,6 +61,19 @@ export class Master {
     }
     this.log.info(`fpm is running, pid ${process.pid}`)
     this.log.info('ready to handle connections')
+  }
+
+  /**
+   * php-fpm starts its children before it says it is ready: wait for every pool's initial threads
+   * (requests that arrive meanwhile wait in the pool's queue), but not forever: a pool whose threads
+   * cannot start is reported and retried by its process manager.
+   */
+  async #threadsStarted (): Promise<void> {
+    let timer: NodeJS.Timeout | undefined
+    const timeout = new Promise<'timeout'>((resolve) => { timer = setTimeout(() => { resolve('timeout') }, THREAD_START_WAIT_MS) })
+    const outcome = await Promise.race([Promise.all(this.pools.map(async ({ pool }) => { await pool.started })), timeout])
+    clearTimeout(timer)
+    if (outcome === 'timeout') this.log.warn(`the initial threads of some pools were not ready after ${THREAD_START_WAIT_MS / 1000} seconds: serving anyway`)
   }
 
   /**

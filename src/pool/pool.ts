@@ -1,24 +1,58 @@
-// One pool = one piscina instance plus the per-thread channels its workers open (messages.ts).
-// The pool owns the map from pool request id to the request in flight, routes worker messages to
-// it, and knows which thread runs which request (a custom balancer records it at hand-off time:
-// the start time excludes queueing, which request_terminate_timeout and the slowlog need).
-// It knows nothing of sockets or FastCGI: the server implements PoolRequest.
+// One pool = one piscina instance plus the per-thread channels its workers open (messages.ts), the
+// pool's own queue of waiting requests (request-queue.ts), and the process manager (pm.ts) that
+// decides how many threads run. It knows nothing of sockets or FastCGI: the server implements
+// PoolRequest.
+//
+// Who decides what:
+// - Requests wait here, never in piscina: a request is handed to piscina only once the pool has
+//   chosen its thread (a free one, else, for a prefetchable request, a busy one that is churning
+//   through quick requests, see PREFETCH_*), and the load balancer just returns that thread. So
+//   piscina's queue stays empty, request.queue_max and request.queue_timeout bound the wait, and
+//   the start time of a request excludes queueing (request_terminate_timeout and the slowlog need that).
+// - Threads start and end only when the pool says so. piscina runs with minThreads 0 and
+//   idleTimeout Infinity, so it never starts or reaps a thread on its own schedule. To start one,
+//   the pool submits a `warmUp` task (worker/entry.ts) that the balancer refuses to place: piscina
+//   then starts a thread because it has fewer than maxThreads (ThreadPool.runTask). The warm-up is
+//   abortable, so it waits in piscina's skip queue, which runTask does not look at: requests
+//   submitted meanwhile are still placed at once. When piscina offers the warm-up again (a thread
+//   became ready or finished a task) the balancer places it anywhere: it does nothing. A thread
+//   counts as ready a microtask after piscina's `workerCreate` (piscina lists it as ready by then).
+//   To end a thread, the pool stops handing it requests and, once it has none, calls
+//   worker.terminate() on it (found in piscina.threads); with minThreads 0 piscina does not
+//   replace it.
+// - pm.ts decides, on the 1 s heartbeat and when a request finds no free thread; this file carries
+//   the decisions out.
+// - pm.max_requests: a thread takes exactly its share (pm.max_requests plus its jitter), then no
+//   more, and ends once idle, never in the middle of a request. Its replacement is started ahead
+//   of that, when the thread's recent pace says it will reach its share within about two thread
+//   start-up times (both measured), so that the replacement is ready when the thread stops taking
+//   requests and capacity does not dip. From then on the thread no longer counts as one of the
+//   pool's threads (its replacement does). The FastCGI connections are never touched: they belong
+//   to the server, not to threads.
 
+import { randomInt } from 'node:crypto'
 import { fileURLToPath } from 'node:url'
 import { Piscina } from 'piscina'
-import { receiveMessageOnPort, type MessagePort } from 'node:worker_threads'
+import { receiveMessageOnPort, type MessagePort, type Worker } from 'node:worker_threads'
 import {
   Msg, TRANSFER_MIN_BYTES, type WorkerTask, type WorkerResult, type WorkerMessage, type MainMessage, type WorkerData,
   type SerializedError, type HelloMessage
 } from '../common/messages.ts'
+import { FpmError } from '../common/errors.ts'
 import type { PoolConfig } from '../config/types.ts'
+import { formatTime } from '../config/values.ts'
 import type { Logger } from '../log/logger.ts'
+import { PM_START, initialThreads, maintain, onWaiting, type PmDecision, type PmMemory, type PmSettings, type PmThread, type PmView } from './pm.ts'
+import { PoolStats, type PoolGauges, type PoolStatsSnapshot } from './pool-stats.ts'
+import { RequestQueue, type QueueEntry } from './request-queue.ts'
+
+export type { PoolStatsSnapshot } from './pool-stats.ts'
 
 /** What the pool needs from a request it runs. Implemented by server/exchange.ts. */
 export interface PoolRequest {
   /** Assigned by the pool at dispatch. */
   poolId: number
-  /** The thread that runs it (0 until handed to a thread). */
+  /** The thread that runs it (0 while it waits in the pool's queue). */
   threadId: number
   /** performance.now() when a thread took it (0 while queued). */
   startedAtMs: number
@@ -26,7 +60,11 @@ export interface PoolRequest {
   onChunk (body: Uint8Array | null, end: boolean, failed: boolean): void
   onPull (bytes: number): void
   onWorkerLog (level: 'debug' | 'info' | 'warn' | 'error', msg: string, err: SerializedError | null): void
-  /** The task settled: `result` on success, `error` when the thread died or the pool refused it. */
+  /**
+   * The request is done with: `result` on success (response null: it never ran, its client went
+   * away), `error` when the thread died or the pool refused it (code FPM_ERR_QUEUE_FULL,
+   * FPM_ERR_QUEUE_TIMEOUT, FPM_ERR_POOL_CLOSED: answer 503).
+   */
   onSettled (result: WorkerResult | null, error: Error | null): void
 }
 
@@ -39,77 +77,155 @@ interface Channel {
   pending: Array<{ msg: MainMessage, transfer: ArrayBuffer[] | undefined }>
 }
 
-type LoadBalancer = NonNullable<NonNullable<ConstructorParameters<typeof Piscina>[0]>['loadBalancer']>
-type BalancedTask = Parameters<LoadBalancer>[0]
-type BalancedWorker = Parameters<LoadBalancer>[1][number]
+/** A thread of the pool, from piscina's `workerCreate` to its exit. */
+interface Thread {
+  readonly id: number
+  readonly worker: Worker
+  /** performance.now() at start: the oldest idle thread is the one the process manager retires. */
+  readonly startedAtMs: number
+  /** pm.max_requests for this thread (with its jitter); Infinity: no limit. */
+  readonly maxRequests: number
+  /** Can take requests (a microtask after workerCreate, once piscina lists it as ready). */
+  ready: boolean
+  /** Requests handed to it and not settled (running, or waiting in its scheduler). */
+  readonly jobs: Set<Job>
+  inflight: number
+  /** Requests handed to it so far. */
+  served: number
+  /** performance.now() when it last took or finished a request (or started). */
+  lastActiveMs: number
+  /** performance.now() when a request it ran last settled (-Infinity: none yet). */
+  lastDoneMs: number
+  /** performance.now() when it was last handed a request, and the recent time between two (NaN: unknown). */
+  lastHandedMs: number
+  handedEveryMs: number
+  /** Nearing pm.max_requests: its replacement has been asked for; it no longer counts as one of the pool's threads. */
+  due: boolean
+  /** Takes no more requests, and ends once it has none: recycled, or retired by the process manager. */
+  leaving: 'recycle' | 'retire' | null
+  /** piscina dropped it (it failed) or terminate() was called: its exit is on the way. */
+  gone: boolean
+}
 
-/**
- * What piscina carries for each task under queueOptionsSymbol (never sent to the thread):
- * the request, and what the balancer and a thread death need to know about this dispatch.
- */
-interface Ticket {
+/** One request in the pool. Also what piscina carries for it under queueOptionsSymbol (never sent to the thread). */
+interface Job extends QueueEntry {
+  readonly id: number
   readonly req: PoolRequest
   readonly task: Omit<WorkerTask, 'id'>
   /** May wait in a busy thread's scheduler (prefetch): only when it can be dispatched again. */
   readonly prefetchable: boolean
   /** Dispatches so far (a request that never started on a thread that died is dispatched again). */
   readonly attempt: number
-  /** The execution slots of the thread it was handed to (null: that thread's HELLO had not arrived). */
+  /** The thread it was handed to; null while queued. */
+  thread: Thread | null
+  /** That thread's execution slots (null: unknown). */
   slots: Int32Array | null
+  /** Its client went away while it had no thread yet, or between two threads. */
+  aborted: boolean
 }
+
+/** The task that makes piscina start a thread. */
+interface WarmUp { readonly warmUp: true }
+
+type LoadBalancer = NonNullable<NonNullable<ConstructorParameters<typeof Piscina>[0]>['loadBalancer']>
+type BalancedTask = Parameters<LoadBalancer>[0]
+type BalancedWorker = Parameters<LoadBalancer>[1][number]
 
 /**
  * Tasks a thread may hold beyond the ones it runs, so the next request is already there when one
- * ends (no round trip through the main thread in between). Only onto a thread whose running
- * requests all started less than PREFETCH_MAX_AGE_MS ago: a slow request does not collect a queue
- * behind it while another thread could free up first.
+ * ends (no round trip through the main thread in between). Only onto a thread that is churning
+ * through requests: it finished one less than PREFETCH_RECENT_DONE_MS ago, and the requests it
+ * holds were all handed to it less than PREFETCH_MAX_AGE_MS ago (so they started even more
+ * recently, if at all). A slow request does not collect a queue behind it while another thread
+ * could free up first, nor does a thread that has not shown it is quick (a fresh one, or one that
+ * was idle: a burst that arrives while threads start is not piled onto the first request), nor one
+ * that is slow to take up what it was given. Never while a thread is starting: it takes the
+ * waiting requests as soon as it is ready.
  */
 const PREFETCH_PER_THREAD = 2
 const PREFETCH_MAX_AGE_MS = 5
+const PREFETCH_RECENT_DONE_MS = 100
 const MAX_DISPATCH_ATTEMPTS = 3
+/** php's maintenance heartbeat (FPM_IDLE_SERVER_MAINTENANCE_HEARTBEAT). */
+const HEARTBEAT_MS = 1000
 
+const NOT_RUN: WorkerResult = { response: null, error: null }
 const workerEntry = fileURLToPath(new URL('../worker/entry.ts', import.meta.url))
 const kQueueOptions = Piscina.queueOptionsSymbol
-
-export interface PoolStats {
-  readonly threads: number
-  readonly queued: number
-  readonly active: number
-  readonly completed: number
-}
 
 export class Pool {
   readonly config: PoolConfig
   readonly log: Logger
   readonly #piscina: Piscina
   readonly #channels = new Map<number, Channel>()
-  readonly #requests = new Map<number, PoolRequest>()
-  /** ABORTs of requests still queued (no thread yet): sent when a thread takes the task (#balance). */
-  readonly #queuedAborts = new Map<number, MainMessage>()
-  #nextId = 1
-  #closed = false
+  /** Every request the pool holds, queued or on a thread, by pool id. */
+  readonly #jobs = new Map<number, Job>()
+  readonly #queue = new RequestQueue<Job>()
+  /** Threads by id, in start order (requests go to the oldest free thread first). */
+  readonly #threads = new Map<number, Thread>()
+  /** Threads piscina started for the pool that cannot take requests yet, with when they were asked for. */
+  readonly #starting = new Map<Worker, number>()
+  /** Recent time from asking for a thread to its being ready (ms). */
+  #startupMs = 50
+  readonly #stats = new PoolStats()
+  readonly #pm: PmSettings
+  #pmMemory: PmMemory = PM_START
   /** pm.thread_concurrency: requests one thread runs at once. */
   readonly #concurrency: number
+  #activeThreads = 0
+  #nextId = 1
+  #closed = false
+  /** destroy(): the threads are being terminated; nothing is dispatched again. */
+  #destroyed = false
+  #closing: Promise<void> | null = null
+  #whenEmpty: (() => void) | null = null
+  /** The task being handed to piscina.run() right now (the balancer is called synchronously). */
+  #submitting: Job | WarmUp | null = null
+  readonly #heartbeat: NodeJS.Timeout
+  #queueTimer: NodeJS.Timeout | null = null
+  #queueTimerAtMs = 0
+  /** The queue refused requests since it was last empty (one warning per episode and kind). */
+  #queueFullEpisode = false
+  #queueTimeoutEpisode = false
+  #lastThreadsLine = ''
+  #onStarted: (() => void) | null = null
+  /**
+   * Resolves once the threads the pool starts with (static: pm.max_children, dynamic:
+   * pm.start_servers, ondemand: none) are ready, or failed to start. The server can wait for it
+   * before it says it is ready, as php-fpm forks its first children before it does.
+   */
+  readonly started: Promise<void>
 
   constructor (config: PoolConfig, log: Logger) {
     this.config = config
     this.log = log
+    const pm = config.pm
+    this.#concurrency = pm.threadConcurrency
+    this.#pm = {
+      mode: pm.mode,
+      maxChildren: pm.maxChildren,
+      startServers: pm.startServers,
+      minSpareServers: pm.minSpareServers,
+      maxSpareServers: pm.maxSpareServers,
+      maxSpawnRate: pm.maxSpawnRate,
+      processIdleTimeoutMs: pm.processIdleTimeoutMs,
+      threadConcurrency: pm.threadConcurrency
+    }
     const workerData: WorkerData = {
       poolName: config.name,
       env: config.env,
       phpValues: config.phpValues,
       phpAdminValues: config.phpAdminValues,
-      threadConcurrency: config.pm.threadConcurrency
+      threadConcurrency: pm.threadConcurrency
     }
-    this.#concurrency = config.pm.threadConcurrency
-    const threads = config.pm.maxChildren
     this.#piscina = new Piscina({
       filename: workerEntry,
-      minThreads: config.pm.mode === 'ondemand' ? 0 : config.pm.mode === 'dynamic' ? config.pm.startServers : threads,
-      maxThreads: threads,
-      idleTimeout: config.pm.mode === 'static' ? Infinity : config.pm.processIdleTimeoutMs,
+      // The pool starts and ends threads itself (see the top of this file).
+      minThreads: 0,
+      // Room for a replacement of every thread while the threads it replaces finish (pm.max_requests).
+      maxThreads: 2 * pm.maxChildren,
+      idleTimeout: Infinity,
       concurrentTasksPerWorker: this.#concurrency + PREFETCH_PER_THREAD,
-      // A task the balancer cannot place yet goes back to the head of the queue, not the tail.
       stricterFIFO: true,
       // 'async': an idle thread keeps its event loop running, so ctx.waitUntil() work and timers
       // left behind by a handler are not frozen in Atomics.wait (STYLE.md §8).
@@ -121,101 +237,597 @@ export class Pool {
       recordTiming: false
     })
     this.#piscina.on('message', (msg: unknown) => { this.#onParentMessage(msg) })
-    this.#piscina.on('workerDestroy', (worker: { id: number }) => { this.#channels.delete(worker.id) })
+    this.#piscina.on('workerCreate', (worker: { id: number }) => { this.#onThreadCreated(worker.id) })
+    this.#piscina.on('workerDestroy', (worker: { id: number }) => {
+      // Through terminate() or a failure: the exit event follows (then the id reads -1).
+      const thread = this.#threads.get(worker.id)
+      if (thread !== undefined) thread.gone = true
+    })
     this.#piscina.on('error', (err: Error) => { this.log.error({ err }, 'pool error') })
+    this.started = new Promise<void>((resolve) => { this.#onStarted = resolve })
+    this.#spawn(initialThreads(this.#pm))
+    this.#checkStarted()
+    this.#heartbeat = setInterval(() => { this.#tick() }, HEARTBEAT_MS).unref()
   }
 
-  get stats (): PoolStats {
-    return {
-      threads: this.#piscina.threads.length,
-      queued: this.#piscina.queueSize,
-      active: this.#requests.size,
-      completed: this.#piscina.completed
-    }
+  /** Counters and gauges, for the status page. */
+  get stats (): PoolStatsSnapshot {
+    return this.#stats.snapshot(this.#gauges())
   }
 
-  /** Runs `task` (its id is set here) for `req`. Never throws: failures arrive as req.onSettled(null, err). */
+  get closed (): boolean { return this.#closed }
+
+  /**
+   * Runs `task` (its id is set here) for `req`: on a free thread now, or once one is free.
+   * Never throws: failures and refusals arrive as req.onSettled(null, err).
+   */
   dispatch (req: PoolRequest, task: Omit<WorkerTask, 'id'>): void {
-    this.#dispatch(req, task, 1)
-  }
-
-  #dispatch (req: PoolRequest, task: Omit<WorkerTask, 'id'>, attempt: number): void {
-    const id = this.#nextId++
-    req.poolId = id
-    req.threadId = 0
-    this.#requests.set(id, req)
-    const transfer = task.body !== null && task.body.byteLength >= TRANSFER_MIN_BYTES ? [task.body.buffer as ArrayBuffer] : undefined
-    // A moved body is gone with a thread that dies; a streamed one is tied to the connection's reading.
-    const ticket: Ticket = { req, task, prefetchable: transfer === undefined && !task.bodyStreaming, attempt, slots: null }
-    const full = { ...task, id, [kQueueOptions]: ticket }
-    this.#piscina.run(full, { transferList: transfer }).then(
-      (result: WorkerResult) => {
-        this.#drainChannel(req.threadId)
-        this.#settle(id, req, result, null)
-      },
-      (err: Error) => {
-        // Messages the thread posted before it died may still be queued on its channel:
-        // let them arrive before the request is failed.
-        setImmediate(() => {
-          if (this.#neverStarted(ticket, id) && ticket.prefetchable && ticket.attempt < MAX_DISPATCH_ATTEMPTS && !this.#closed) {
-            // It was waiting in the scheduler of a thread that died because of another request:
-            // it never ran, so it runs elsewhere (exactly once).
-            this.#requests.delete(id)
-            this.#queuedAborts.delete(id)
-            this.log.debug({ thread: req.threadId, attempt: ticket.attempt }, 'request was waiting on a thread that died: dispatched again')
-            this.#dispatch(req, task, ticket.attempt + 1)
-            return
-          }
-          this.#settle(id, req, null, err)
-        })
+    const transferred = task.body !== null && task.body.byteLength >= TRANSFER_MIN_BYTES
+    const job = this.#newJob(req, task, {
+      // A moved body is gone with a thread that dies; a streamed one is tied to the connection's reading.
+      prefetchable: !transferred && !task.bodyStreaming,
+      attempt: 1,
+      queuedAtMs: performance.now()
+    })
+    this.#stats.counters.accepted++
+    if (this.#closed) {
+      this.#refuse(job, 'FPM_ERR_POOL_CLOSED', 'the pool is closing')
+      return
+    }
+    if (this.#queue.size === 0 && this.#place(job)) return
+    // No free thread: ondemand may start one for it (php's accept event; the others wait for the heartbeat).
+    if (this.#pm.mode === 'ondemand') {
+      const view = this.#view()
+      this.#apply(onWaiting(this.#pm, this.#pmMemory, { ...view, waiting: view.waiting + 1 }), 'accept')
+    }
+    // Waiting for a thread that is starting is not waiting for a busy one: request.queue_max
+    // counts the requests beyond what the starting threads will take.
+    const max = this.config.request.queueMax
+    if (this.#queue.size >= max + this.#startingCount() * this.#concurrency) {
+      this.#stats.counters.refusedQueueFull++
+      if (!this.#queueFullEpisode) {
+        this.#queueFullEpisode = true
+        this.log.warn({ queueMax: max }, `request queue is full (request.queue_max = ${max}): requests get 503 until it has room`)
       }
-    )
-  }
-
-  /** The thread died: was request `id` in one of its execution slots? (unknown slots: assume it ran) */
-  #neverStarted (ticket: Ticket, id: number): boolean {
-    if (ticket.slots === null) return false
-    return !ticket.slots.includes(id)
+      this.#refuse(job, 'FPM_ERR_QUEUE_FULL', `the request queue is full (request.queue_max = ${max})`)
+      return
+    }
+    this.#enqueue(job, false)
   }
 
   /** Sends a message to the thread running `req` (queued until that thread's channel is known). */
   send (req: PoolRequest, msg: MainMessage, transfer?: ArrayBuffer[]): void {
-    if (!this.#requests.has(req.poolId)) return
-    if (req.threadId === 0) {
-      // Still queued: BODY and ACK only ever answer the worker's own messages, but an ABORT must
-      // not be lost, or the handler would run later for a request that is gone, its signal never firing.
-      if (msg.t === Msg.ABORT) this.#queuedAborts.set(req.poolId, msg)
+    const job = this.#jobs.get(req.poolId)
+    if (job?.req !== req) return
+    if (msg.t === Msg.ABORT) job.aborted = true
+    const thread = job.thread
+    if (thread === null) {
+      // Still waiting for a thread: BODY and ACK only ever answer the worker's own messages, and
+      // an aborted request leaves the queue unrun.
+      if (msg.t === Msg.ABORT && this.#queue.remove(job)) this.#settle(job, NOT_RUN, null)
       return
     }
-    let channel = this.#channels.get(req.threadId)
+    if (this.#threads.get(thread.id) !== thread) return // it died: the job is failed or dispatched again
+    let channel = this.#channels.get(thread.id)
     if (channel === undefined) {
       channel = { port: null, runningIds: null, runningStartedAtMs: null, pending: [] }
-      this.#channels.set(req.threadId, channel)
+      this.#channels.set(thread.id, channel)
     }
     if (channel.port === null) channel.pending.push({ msg, transfer })
     else channel.port.postMessage(msg, transfer)
   }
 
-  /** Stops accepting work; running requests finish. */
+  /** Stops accepting work; requests already accepted (queued ones too) finish, then the threads end. */
   async close (): Promise<void> {
-    if (this.#closed) return
+    this.#closing ??= this.#close()
+    await this.#closing
+  }
+
+  async #close (): Promise<void> {
     this.#closed = true
+    clearInterval(this.#heartbeat)
+    if (this.#jobs.size > 0) await new Promise<void>((resolve) => { this.#whenEmpty = resolve })
+    this.#clearQueueTimer()
     await this.#piscina.close()
   }
 
-  /** Terminates every thread now (SIGTERM). */
+  /** Terminates every thread now (SIGTERM): waiting requests are refused, running ones fail. */
   async destroy (): Promise<void> {
     this.#closed = true
+    this.#destroyed = true
+    clearInterval(this.#heartbeat)
+    this.#clearQueueTimer()
+    for (const job of this.#queue.clear()) this.#refuse(job, 'FPM_ERR_POOL_CLOSED', 'the pool is closing')
     await this.#piscina.destroy()
   }
 
-  get closed (): boolean { return this.#closed }
+  // ---- requests ----
 
-  #settle (id: number, req: PoolRequest, result: WorkerResult | null, err: Error | null): void {
-    this.#requests.delete(id)
-    this.#queuedAborts.delete(id)
-    req.onSettled(result, err)
+  #newJob (req: PoolRequest, task: Omit<WorkerTask, 'id'>, from: { prefetchable: boolean, attempt: number, queuedAtMs: number }): Job {
+    const id = this.#nextId++
+    req.poolId = id
+    req.threadId = 0
+    req.startedAtMs = 0
+    const job: Job = { id, req, task, ...from, thread: null, slots: null, aborted: false }
+    this.#jobs.set(id, job)
+    return job
   }
+
+  /** Into the queue (at its head: a request that already had a thread), with its timeout. */
+  #enqueue (job: Job, atHead: boolean): void {
+    if (atHead) this.#queue.unshift(job)
+    else this.#queue.push(job)
+    this.#stats.queued(this.#queue.size)
+    this.#armQueueTimer()
+  }
+
+  /** Hands `job` to a thread if one can take it now. */
+  #place (job: Job): boolean {
+    const free = this.#freeThread()
+    if (free !== null) {
+      this.#submit(job, free)
+      return true
+    }
+    if (!job.prefetchable || this.#startingCount() > 0) return false
+    // ondemand starts a thread for a request that finds none free: it waits for that one.
+    if (this.#pm.mode === 'ondemand' && this.#countedThreads() < this.#pm.maxChildren) return false
+    const busy = this.#prefetchThread()
+    if (busy === null) return false
+    this.#submit(job, busy)
+    return true
+  }
+
+  /** Hands waiting requests to threads, in order, while threads can take them. */
+  #pump (): void {
+    for (let job = this.#queue.peek(); job !== undefined; job = this.#queue.peek()) {
+      if (!this.#place(job)) break
+      this.#queue.shift()
+    }
+    if (this.#queue.size === 0) {
+      this.#queueFullEpisode = false
+      this.#queueTimeoutEpisode = false
+      this.#clearQueueTimer()
+    }
+  }
+
+  #submit (job: Job, thread: Thread): void {
+    const now = performance.now()
+    job.thread = thread
+    job.slots = this.#channels.get(thread.id)?.runningIds ?? null
+    job.req.threadId = thread.id
+    job.req.startedAtMs = now
+    thread.jobs.add(job)
+    if (thread.inflight++ === 0) this.#stats.active(++this.#activeThreads)
+    thread.served++
+    thread.lastActiveMs = now
+    if (thread.maxRequests !== Infinity) this.#countTowardsMaxRequests(thread, now)
+    const task = job.task
+    const transfer = task.body !== null && task.body.byteLength >= TRANSFER_MIN_BYTES ? [task.body.buffer as ArrayBuffer] : undefined
+    const full = { ...task, id: job.id, [kQueueOptions]: job }
+    this.#submitting = job
+    let running: Promise<WorkerResult>
+    try {
+      running = this.#piscina.run(full, { transferList: transfer })
+    } finally {
+      this.#submitting = null
+    }
+    running.then((result) => { this.#onResult(job, result) }, (err: Error) => { this.#onFailure(job, err) })
+  }
+
+  #onResult (job: Job, result: WorkerResult): void {
+    const thread = job.thread
+    if (thread !== null) this.#drainChannel(thread.id)
+    this.#stats.counters.completed++
+    this.#settle(job, result, null)
+    if (thread !== null) this.#released(thread, job)
+    this.#pump()
+  }
+
+  #onFailure (job: Job, err: Error): void {
+    const thread = job.thread
+    // Messages the thread posted before it died may still be queued on its channel:
+    // let them arrive before the request is failed.
+    setImmediate(() => {
+      if (thread !== null && this.#threads.get(thread.id) === thread) this.#released(thread, job)
+      this.#jobs.delete(job.id)
+      if (this.#neverStarted(job) && job.prefetchable && job.attempt < MAX_DISPATCH_ATTEMPTS && !this.#destroyed) {
+        if (job.aborted) {
+          this.#settle(job, NOT_RUN, null)
+          return
+        }
+        // It was waiting in the scheduler of a thread that died because of another request:
+        // it never ran, so it runs elsewhere (exactly once), ahead of the requests queued after it.
+        this.log.debug({ thread: thread?.id, attempt: job.attempt }, 'request was waiting on a thread that died: dispatched again')
+        const again = this.#newJob(job.req, job.task, { prefetchable: true, attempt: job.attempt + 1, queuedAtMs: job.queuedAtMs })
+        this.#enqueue(again, true)
+        this.#pump()
+        this.#keepAThreadForTheQueue()
+        return
+      }
+      this.#settle(job, null, err)
+      this.#pump()
+    })
+  }
+
+  /** The thread died: was the job in one of its execution slots? (unknown slots: assume it ran) */
+  #neverStarted (job: Job): boolean {
+    if (job.slots === null) return false
+    return !job.slots.includes(job.id)
+  }
+
+  #settle (job: Job, result: WorkerResult | null, err: Error | null): void {
+    this.#jobs.delete(job.id)
+    job.req.onSettled(result, err)
+    if (this.#jobs.size === 0 && this.#whenEmpty !== null) {
+      const resolve = this.#whenEmpty
+      this.#whenEmpty = null
+      resolve()
+    }
+  }
+
+  /** Answered by the pool itself (503); never reached a thread. Settles in a microtask, never inside dispatch(). */
+  #refuse (job: Job, code: 'FPM_ERR_QUEUE_FULL' | 'FPM_ERR_QUEUE_TIMEOUT' | 'FPM_ERR_POOL_CLOSED', message: string): void {
+    if (code === 'FPM_ERR_POOL_CLOSED') this.#stats.counters.refusedClosed++
+    this.#jobs.delete(job.id)
+    queueMicrotask(() => { this.#settle(job, null, new FpmError(code, message)) })
+  }
+
+  // ---- the queue's timeout ----
+
+  #armQueueTimer (): void {
+    const head = this.#queue.peek()
+    if (head === undefined) return this.#clearQueueTimer()
+    const atMs = head.queuedAtMs + this.config.request.queueTimeoutMs
+    if (this.#queueTimer !== null && this.#queueTimerAtMs <= atMs) return
+    this.#clearQueueTimer()
+    this.#queueTimerAtMs = atMs
+    this.#queueTimer = setTimeout(() => { this.#expireQueue() }, Math.max(0, Math.ceil(atMs - performance.now()))).unref()
+  }
+
+  #clearQueueTimer (): void {
+    if (this.#queueTimer === null) return
+    clearTimeout(this.#queueTimer)
+    this.#queueTimer = null
+  }
+
+  #expireQueue (): void {
+    this.#queueTimer = null
+    const timeoutMs = this.config.request.queueTimeoutMs
+    const now = performance.now()
+    for (let head = this.#queue.peek(); head !== undefined && head.queuedAtMs + timeoutMs <= now; head = this.#queue.peek()) {
+      this.#queue.shift()
+      this.#stats.counters.refusedQueueTimeout++
+      if (!this.#queueTimeoutEpisode) {
+        this.#queueTimeoutEpisode = true
+        this.log.warn({ queueTimeoutMs: timeoutMs, queued: this.#queue.size },
+          `a request waited request.queue_timeout (${formatTime(timeoutMs)}) for a free thread: 503; consider raising pm.max_children`)
+      }
+      this.#refuse(head, 'FPM_ERR_QUEUE_TIMEOUT', `no thread was free within request.queue_timeout (${formatTime(timeoutMs)})`)
+    }
+    if (this.#queue.size === 0) this.#pump()
+    else this.#armQueueTimer()
+  }
+
+  // ---- threads ----
+
+  /** Asks piscina for `n` more threads (see the top of this file). */
+  #spawn (n: number): void {
+    if (n <= 0) return
+    const known = new Set(this.#piscina.threads)
+    for (let i = 0; i < n; i++) {
+      const warmUp: WarmUp = { warmUp: true }
+      // Abortable, so that it waits in piscina's skip queue, not in the queue runTask checks.
+      const signal = new AbortController().signal
+      this.#submitting = warmUp
+      let started: Promise<unknown>
+      try {
+        started = this.#piscina.run({ [kQueueOptions]: warmUp }, { name: 'warmUp', signal })
+      } finally {
+        this.#submitting = null
+      }
+      // Rejected when the thread it ran on ended first, or the pool closed: nothing to do.
+      started.catch(() => {})
+    }
+    // The threads piscina started (none when it already has maxThreads).
+    const now = performance.now()
+    for (const worker of this.#piscina.threads) {
+      if (known.has(worker)) continue
+      this.#starting.set(worker, now)
+      worker.once('exit', (code: number) => {
+        // (its threadId reads -1 by now)
+        const thread = [...this.#threads.values()].find((t) => t.worker === worker)
+        if (thread !== undefined) this.#onThreadExit(thread, code)
+        else this.#onStartFailed(worker, code)
+      })
+    }
+  }
+
+  /** A thread ended before it was ready (php: "child failed to initialize"). Asked for again by the heartbeat, not at once. */
+  #onStartFailed (worker: Worker, code: number): void {
+    this.#starting.delete(worker)
+    if (!this.#closed) this.log.error({ code }, `a thread failed to start (exit code ${code})`)
+    this.#checkStarted()
+  }
+
+  #onThreadCreated (id: number): void {
+    let worker: Worker | undefined
+    for (const w of this.#starting.keys()) if (w.threadId === id) worker = w
+    if (worker === undefined || this.#threads.has(id)) return
+    const askedAt = this.#starting.get(worker) ?? 0
+    const now = performance.now()
+    this.#startupMs = 0.7 * this.#startupMs + 0.3 * (now - askedAt)
+    const { maxRequests, maxRequestsJitter } = this.config.pm
+    const thread: Thread = {
+      id,
+      worker,
+      startedAtMs: now,
+      maxRequests: maxRequests > 0 ? maxRequests + (maxRequestsJitter > 0 ? randomInt(0, maxRequestsJitter + 1) : 0) : Infinity,
+      ready: false,
+      jobs: new Set(),
+      inflight: 0,
+      served: 0,
+      lastActiveMs: now,
+      lastDoneMs: -Infinity,
+      lastHandedMs: NaN,
+      handedEveryMs: NaN,
+      due: false,
+      leaving: null,
+      gone: false
+    }
+    this.#threads.set(id, thread)
+    this.#stats.counters.threadsStarted++
+    this.log.debug({ thread: id }, `thread ${id} started`)
+    // piscina moves it to its ready list right after this event: hand it requests from then on.
+    queueMicrotask(() => {
+      this.#starting.delete(worker)
+      this.#checkStarted()
+      if (thread.gone) return
+      thread.ready = true
+      if (this.#closed && this.#queue.size === 0) return
+      this.#pump()
+    })
+  }
+
+  #checkStarted (): void {
+    if (this.#onStarted === null || this.#startingCount() > 0) return
+    this.#onStarted()
+    this.#onStarted = null
+  }
+
+  /**
+   * pm.max_requests, at each request handed to `thread`: ask for its replacement once it is close
+   * to its share (see the top of this file), stop handing it requests once it has its share.
+   */
+  #countTowardsMaxRequests (thread: Thread, now: number): void {
+    if (!Number.isNaN(thread.lastHandedMs)) {
+      const gap = now - thread.lastHandedMs
+      thread.handedEveryMs = Number.isNaN(thread.handedEveryMs) ? gap : 0.8 * thread.handedEveryMs + 0.2 * gap
+    }
+    thread.lastHandedMs = now
+    const left = thread.maxRequests - thread.served
+    if (!thread.due && !this.#closed && (left <= 0 || left * thread.handedEveryMs <= 2 * this.#startupMs)) {
+      thread.due = true
+      this.#spawn(1)
+    }
+    if (left <= 0) this.#leave(thread, 'recycle')
+  }
+
+  /** Takes no more requests; ends as soon as it has none. */
+  #leave (thread: Thread, why: 'recycle' | 'retire'): void {
+    thread.leaving = why
+    if (thread.inflight === 0) this.#terminate(thread)
+  }
+
+  #terminate (thread: Thread): void {
+    if (thread.gone) return
+    thread.gone = true
+    thread.worker.terminate().catch(() => {})
+  }
+
+  /** `job` of `thread` settled. */
+  #released (thread: Thread, job: Job): void {
+    if (!thread.jobs.delete(job)) return
+    thread.lastActiveMs = thread.lastDoneMs = performance.now()
+    if (--thread.inflight === 0) {
+      this.#activeThreads--
+      if (thread.leaving !== null) this.#terminate(thread)
+    }
+  }
+
+  #onThreadExit (thread: Thread, code: number): void {
+    this.#starting.delete(thread.worker)
+    this.#threads.delete(thread.id)
+    this.#channels.delete(thread.id)
+    if (thread.inflight > 0) this.#activeThreads--
+    const wasDue = thread.due
+    const seconds = ((performance.now() - thread.startedAtMs) / 1000).toFixed(6)
+    if (thread.leaving === 'recycle') {
+      this.#stats.counters.threadsRecycled++
+      this.log.info({ thread: thread.id, requests: thread.served, threads: this.#countedThreads() },
+        `thread ${thread.id} retired after ${thread.served} requests (pm.max_requests), ${seconds} seconds from start`)
+    } else if (thread.leaving === 'retire') {
+      this.#stats.counters.threadsRetired++
+      this.log.debug({ thread: thread.id }, `thread ${thread.id} has been retired by the process manager after ${seconds} seconds from start`)
+    } else if (this.#closed) {
+      this.log.debug({ thread: thread.id, code }, `thread ${thread.id} exited with code ${code}`)
+    } else {
+      // A crash, process.exit() in a handler, an out-of-memory: replaced at once, as php does.
+      this.#stats.counters.threadsDied++
+      this.log.warn({ thread: thread.id, code }, `thread ${thread.id} exited with code ${code} after ${seconds} seconds from start`)
+      if (!wasDue) this.#spawn(1)
+    }
+    this.#pump()
+    this.#keepAThreadForTheQueue()
+  }
+
+  /** While closing (no heartbeat), requests still waiting need a thread: the last one may have died. */
+  #keepAThreadForTheQueue (): void {
+    if (this.#closed && !this.#destroyed && this.#queue.size > 0 && this.#countedThreads() === 0) this.#spawn(1)
+  }
+
+  /** A thread with a free execution slot: the least busy, the oldest among equals. */
+  #freeThread (): Thread | null {
+    let best: Thread | null = null
+    let usage = this.#concurrency
+    for (const t of this.#threads.values()) {
+      if (!t.ready || t.leaving !== null || t.gone || t.inflight >= usage) continue
+      best = t
+      usage = t.inflight
+      if (usage === 0) break
+    }
+    return best
+  }
+
+  /** For a prefetchable request: the least busy thread whose requests are all young (see PREFETCH_*). */
+  #prefetchThread (): Thread | null {
+    const nowMs = performance.now()
+    let best: Thread | null = null
+    let usage = this.#concurrency + PREFETCH_PER_THREAD
+    for (const t of this.#threads.values()) {
+      if (!t.ready || t.leaving !== null || t.gone || t.inflight >= usage) continue
+      if (!this.#holdsOnlyYoungRequests(t, nowMs)) continue
+      best = t
+      usage = t.inflight
+    }
+    return best
+  }
+
+  #holdsOnlyYoungRequests (thread: Thread, nowMs: number): boolean {
+    if (nowMs - thread.lastDoneMs > PREFETCH_RECENT_DONE_MS) return false
+    for (const job of thread.jobs) {
+      if (nowMs - job.req.startedAtMs > PREFETCH_MAX_AGE_MS) return false
+    }
+    return true
+  }
+
+  /**
+   * piscina's load balancer. A request: the thread the pool chose (#submit). A warm-up: none while
+   * it is being submitted (piscina then starts a thread), any live thread when offered again.
+   */
+  #balance (task: BalancedTask, workers: BalancedWorker[]): BalancedWorker | null {
+    const ticket = (task as unknown as Record<symbol, Job | WarmUp | null | undefined>)[kQueueOptions]
+    if (ticket == null) return null
+    if ('warmUp' in ticket) {
+      if (this.#submitting === ticket) return null
+      // Never null here: piscina would start a thread per refusal (ThreadPool._onWorkerAvailable).
+      let any: BalancedWorker | null = null
+      for (const w of workers) {
+        if (w.terminating || w.destroyed) continue
+        if (!this.#threads.has(w.id)) return w // most likely the thread it asked for, still starting
+        any ??= w
+      }
+      return any
+    }
+    const target = ticket.thread?.id
+    for (const w of workers) {
+      if (w.id === target && !w.terminating && !w.destroyed) return w
+    }
+    // Not expected: the pool only chooses threads piscina lists as ready. Never leave it in
+    // piscina's queue (piscina would start threads for it): any live thread runs it.
+    for (const w of workers) {
+      if (w.terminating || w.destroyed) continue
+      const thread = this.#threads.get(w.id)
+      this.log.error({ thread: target, instead: w.id }, 'internal: the chosen thread is gone: the request runs on another')
+      if (thread !== undefined && ticket.thread !== null && ticket.thread !== thread) {
+        this.#released(ticket.thread, ticket)
+        ticket.thread = thread
+        ticket.req.threadId = thread.id
+        thread.jobs.add(ticket)
+        if (thread.inflight++ === 0) this.#stats.active(++this.#activeThreads)
+      }
+      return w
+    }
+    return null
+  }
+
+  // ---- the process manager ----
+
+  /** php's heartbeat: one maintenance pass per second. */
+  #tick (): void {
+    if (this.#closed) return
+    this.#apply(maintain(this.#pm, this.#pmMemory, this.#view()), 'heartbeat')
+    // A thread whose replacement was asked for, idle for a heartbeat (the load stopped short of
+    // its pm.max_requests): it goes now rather than linger as a thread too many.
+    const now = performance.now()
+    for (const t of this.#threads.values()) {
+      if (t.due && t.leaving === null && t.inflight === 0 && now - t.lastActiveMs >= HEARTBEAT_MS) this.#leave(t, 'recycle')
+    }
+    this.#pump()
+    const g = this.#gauges()
+    const line = `threads: ${g.threads} (idle ${g.idle}, active ${g.active})`
+    if (line !== this.#lastThreadsLine) {
+      this.#lastThreadsLine = line
+      this.log.debug({ ...g }, line)
+    }
+  }
+
+  #apply (d: PmDecision, from: 'heartbeat' | 'accept'): void {
+    this.#pmMemory = d.memory
+    const max = this.#pm.maxChildren
+    if (d.maxChildrenReached) {
+      this.#stats.counters.maxChildrenReached++
+      // php's two wordings: the heartbeat's (dynamic) and the accept path's (ondemand).
+      this.log.warn({ maxChildren: max }, from === 'heartbeat'
+        ? `server reached pm.max_children setting (${max}), consider raising it`
+        : `server reached max_children setting (${max}), consider raising it`)
+    }
+    if (d.busy !== null) {
+      this.log.warn(d.busy, `seems busy (you may need to increase pm.start_servers, or pm.min/max_spare_servers), spawning ${d.busy.spawning} children, there are ${d.busy.idle} idle, and ${d.busy.total} total children`)
+    }
+    if (d.retire !== null) {
+      const thread = this.#threads.get(d.retire)
+      if (thread !== undefined && thread.inflight === 0 && thread.leaving === null && !thread.gone) this.#leave(thread, 'retire')
+    }
+    if (d.spawn > 0) {
+      this.#spawn(d.spawn)
+      this.log.debug({ spawned: d.spawn, spawnRate: d.memory.spawnRate }, `${d.spawn} thread(s) have been created dynamically`)
+    }
+  }
+
+  /** What the process manager sees. */
+  #view (): PmView {
+    const threads: PmThread[] = []
+    for (const t of this.#threads.values()) {
+      if (!this.#counted(t) || !t.ready) continue
+      threads.push({ id: t.id, idle: t.inflight === 0, startedAtMs: t.startedAtMs, lastActiveMs: t.lastActiveMs })
+    }
+    return { nowMs: performance.now(), threads, starting: this.#startingCount(), waiting: this.#queue.size }
+  }
+
+  /** Counted as one of the pool's threads: not leaving, not replaced (pm.max_requests), alive. */
+  #counted (t: Thread): boolean {
+    return t.leaving === null && !t.due && !t.gone
+  }
+
+  /** Threads asked for that cannot take requests yet. */
+  #startingCount (): number {
+    return this.#starting.size
+  }
+
+  #countedThreads (): number {
+    let n = this.#startingCount()
+    for (const t of this.#threads.values()) if (t.ready && this.#counted(t)) n++
+    return n
+  }
+
+  #gauges (): PoolGauges {
+    let idle = this.#startingCount()
+    const starting = idle
+    let active = 0
+    let leaving = 0
+    for (const t of this.#threads.values()) {
+      if (!this.#counted(t)) {
+        leaving++
+        continue
+      }
+      if (!t.ready) continue
+      if (t.inflight === 0) idle++
+      else active++
+    }
+    return { threads: idle + active, idle, active, starting, leaving, queued: this.#queue.size, queueMax: this.config.request.queueMax }
+  }
+
+  // ---- channels ----
 
   /**
    * Delivers what the thread already posted on its channel before its task settled. The channel
@@ -230,56 +842,6 @@ export class Pool {
     for (let entry = receiveMessageOnPort(port); entry !== undefined; entry = receiveMessageOnPort(port)) {
       this.#onWorkerMessage(entry.message as WorkerMessage)
     }
-  }
-
-  /**
-   * piscina's load balancer: a thread with a free execution slot (the least busy), else, for a
-   * prefetchable request, a thread whose running requests are all young (see PREFETCH_*).
-   * Records which thread got the request.
-   */
-  #balance (task: BalancedTask, workers: BalancedWorker[]): BalancedWorker | null {
-    const ticket = (task as unknown as Record<symbol, Ticket | undefined>)[kQueueOptions]
-    let candidate: BalancedWorker | null = null
-    let usage = this.#concurrency
-    for (const worker of workers) {
-      if (worker.terminating || worker.destroyed) continue
-      if (worker.currentUsage < usage) { candidate = worker; usage = worker.currentUsage }
-      if (usage === 0) break
-    }
-    if (candidate === null && ticket?.prefetchable === true) {
-      const nowMs = performance.timeOrigin + performance.now()
-      usage = this.#concurrency + PREFETCH_PER_THREAD
-      for (const worker of workers) {
-        if (worker.terminating || worker.destroyed || worker.currentUsage >= usage) continue
-        if (!this.#runsOnlyYoungRequests(worker.id, nowMs)) continue
-        candidate = worker
-        usage = worker.currentUsage
-      }
-    }
-    if (candidate !== null && ticket !== undefined) {
-      const req = ticket.req
-      req.threadId = candidate.id
-      req.startedAtMs = performance.now()
-      ticket.slots = this.#channels.get(candidate.id)?.runningIds ?? null
-      const abort = this.#queuedAborts.get(req.poolId)
-      if (abort !== undefined) {
-        // Aborted while queued: the ABORT is posted ahead of the task; the thread drops the task
-        // unrun if it is still waiting there, or fires its request.signal at once.
-        this.#queuedAborts.delete(req.poolId)
-        this.send(req, abort)
-      }
-    }
-    return candidate
-  }
-
-  #runsOnlyYoungRequests (threadId: number, nowMs: number): boolean {
-    const channel = this.#channels.get(threadId)
-    if (channel?.runningIds == null || channel.runningStartedAtMs == null) return false
-    const ids = channel.runningIds
-    for (let i = 0; i < ids.length; i++) {
-      if (Atomics.load(ids, i) !== 0 && nowMs - (channel.runningStartedAtMs[i] ?? 0) > PREFETCH_MAX_AGE_MS) return false
-    }
-    return true
   }
 
   #onParentMessage (msg: unknown): void {
@@ -301,7 +863,7 @@ export class Pool {
   }
 
   #onWorkerMessage (m: WorkerMessage): void {
-    const req = this.#requests.get(m.id)
+    const req = this.#jobs.get(m.id)?.req
     if (req === undefined) {
       if (m.t === Msg.LOG) this.#logWorker(m.level, m.msg, m.err)
       return

@@ -268,11 +268,16 @@ export class Exchange implements PoolRequest {
         this.conn.writeStdout(this.requestId, result.response.head, this.isHead ? null : result.response.body, true, 0)
         this.#responseEnded()
       }
+    } else if (isRefusal(error)) {
+      // The pool answered for itself: its queue was full or too slow, or it is closing. The pool
+      // counts these and warns once per episode; 503 with Retry-After tells the client to retry.
+      this.conn.log.debug({ uri: this.uri, script: this.script, code: error.code }, `request refused: ${error.message}: 503`)
+      this.#respondServer('unavailable')
     } else {
       const code = (error as { code?: string } | null)?.code
       this.conn.log.error({ uri: this.uri, script: this.script, method: this.method, err: error, code }, `worker thread ended while serving the request: ${error?.message ?? 'unknown'}`)
       if (this.#response === ResponseState.NONE) {
-        this.#respondServer(code === 'FPM_ERR_POOL_CLOSED' ? 'unavailable' : 'workerDied')
+        this.#respondServer('workerDied')
       } else if (this.#response === ResponseState.HEAD_SENT) {
         this.#response = ResponseState.ENDED
         this.conn.writeEnd(this.requestId, 1)
@@ -330,6 +335,12 @@ export class Exchange implements PoolRequest {
       this.conn.exchangeFinished(this)
     }
   }
+}
+
+/** The pool refused the request (it never reached a thread): FPM_ERR_QUEUE_FULL, _QUEUE_TIMEOUT, _POOL_CLOSED. */
+function isRefusal (error: Error | null): error is Error & { code: string } {
+  const code = (error as { code?: unknown } | null)?.code
+  return code === 'FPM_ERR_QUEUE_FULL' || code === 'FPM_ERR_QUEUE_TIMEOUT' || code === 'FPM_ERR_POOL_CLOSED'
 }
 
 /** Copies `chunks` (views into socket reads) into one exact-size buffer that can be transferred. */

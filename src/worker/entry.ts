@@ -57,6 +57,14 @@ export default function submitTask (task: WorkerTask): Promise<WorkerResult> {
   return scheduler.submit(task)
 }
 
+/**
+ * piscina task `warmUp`: the pool's way of starting a thread (src/pool/pool.ts #spawn). It answers
+ * at once; by then the thread has loaded this module, opened its channel and said READY.
+ */
+export function warmUp (): null {
+  return null
+}
+
 async function runTask (task: WorkerTask): Promise<WorkerResult> {
   const state = new RequestState(task, port1, poolEnv)
   active.set(task.id, state)

@@ -120,6 +120,7 @@ const POOL_CASES: Record<string, Case> = {
   'pm.max_spawn_rate': { accept: [['64', '64']], reject: [['fast', INT_REASON]], context: DYNAMIC },
   'pm.process_idle_timeout': { accept: [['5m', '300s'], ['1500ms', '1500ms'], ['7', '7s']], reject: [['5x', TIME_SUFFIX], ['', 'invalid time value']] },
   'pm.max_requests': { accept: [['500', '500']], reject: [['abc', INT_REASON]] },
+  'pm.max_requests_jitter': { accept: [['50', '50'], ['0', '0']], reject: [['some', INT_REASON]] },
   'pm.thread_concurrency': { accept: [['8', '8']], reject: [['two', INT_REASON]] },
   'pm.heap_limit': {
     accept: [['256M', '256M'], ['256m', '256M'], ['1G', '1G'], ['0', '0'], ['1000K', '1M']],
@@ -139,6 +140,8 @@ const POOL_CASES: Record<string, Case> = {
   'request.max_params_size': { accept: [['64K', '64K'], ['1000', '1000']], reject: [['big', 'invalid size value']] },
   'request.body_buffer_size': { accept: [['0', '0'], ['1m', '1M']], reject: [['1.5M', 'invalid size value']] },
   'request.body_max_size': { accept: [['0', '0'], ['100M', '100M']], reject: [['100MB', 'unknown suffix used in size value']] },
+  'request.queue_max': { accept: [['0', '0'], ['1000', '1000']], reject: [['lots', INT_REASON]] },
+  'request.queue_timeout': { accept: [['5', '5s'], ['250ms', '250ms'], ['2m', '120s']], reject: [['1.5s', 'invalid time value']] },
   rlimit_files: { accept: [['4096', '4096']], reject: [['many', INT_REASON]] },
   rlimit_core: { accept: [['unlimited', 'unlimited'], ['UNLIMITED', 'unlimited']], reject: [['-2', "must be greater than zero or 'unlimited'"]] },
   chroot: { accept: [['/srv/$pool', '/srv/www']] },

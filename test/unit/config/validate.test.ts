@@ -111,6 +111,26 @@ describe('pm', () => {
   })
 })
 
+describe('pm.max_requests_jitter and the request queue (node-fpm)', () => {
+  it('pm.max_requests_jitter: 0 by default, never negative', () => {
+    assert.equal(pool(loadPool(...STATIC)).pm.maxRequestsJitter, 0)
+    assert.equal(pool(loadPool(...STATIC, 'pm.max_requests = 500', 'pm.max_requests_jitter = 50')).pm.maxRequestsJitter, 50)
+    assert.deepEqual(errors(loadPool(...STATIC, 'pm.max_requests_jitter = -1')), ['[pool www] pm.max_requests_jitter(-1) must be a positive value or 0'])
+  })
+  it('request.queue_max: unset is 32 per thread slot; 0 is allowed (no request waits); never negative', () => {
+    assert.equal(pool(loadPool(...STATIC)).request.queueMax, 64)
+    assert.equal(pool(loadPool('pm = ondemand', 'pm.max_children = 5', 'pm.thread_concurrency = 4')).request.queueMax, 640)
+    assert.equal(pool(loadPool(...STATIC, 'request.queue_max = 0')).request.queueMax, 0)
+    assert.equal(pool(loadPool(...STATIC, 'request.queue_max = 5000')).request.queueMax, 5000)
+    assert.deepEqual(errors(loadPool(...STATIC, 'request.queue_max = -1')), ['[pool www] request.queue_max(-1) must be a positive value or 0'])
+  })
+  it('request.queue_timeout: 30s by default, must be > 0 (nothing waits forever)', () => {
+    assert.equal(pool(loadPool(...STATIC)).request.queueTimeoutMs, 30_000)
+    assert.equal(pool(loadPool(...STATIC, 'request.queue_timeout = 500ms')).request.queueTimeoutMs, 500)
+    assert.deepEqual(errors(loadPool(...STATIC, 'request.queue_timeout = 0')), ['[pool www] request.queue_timeout(0s) must be greater than 0s'])
+  })
+})
+
 describe('listen', () => {
   it('is required', () => {
     const prefix = path.join(dir, 'nolisten')

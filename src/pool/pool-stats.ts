@@ -1,0 +1,81 @@
+// A pool's counters, in one place: what php-fpm's scoreboard holds for the status page
+// (php-fpm.md §4.4: accepted conn, listen queue, max listen queue, idle/active/total processes,
+// max active processes, max children reached) plus node-fpm's own (requests refused by the
+// queue, threads started, recycled, retired, died). The pool updates them as things happen;
+// snapshot() gives a plain copy for the status page and the tests.
+
+export interface PoolCounters {
+  /** performance.timeOrigin-based epoch ms of the pool's start (php's "start time"). */
+  readonly startedAtMs: number
+  /** Requests handed to the pool (php's "accepted conn"). */
+  readonly accepted: number
+  /** Requests that finished on a thread (a response, a handler error or a refusal by the handler). */
+  readonly completed: number
+  /** Most requests waiting in the queue at once since start (php's "max listen queue"). */
+  readonly maxQueued: number
+  /** Requests answered 503 at once because request.queue_max were already waiting. */
+  readonly refusedQueueFull: number
+  /** Requests answered 503 after waiting request.queue_timeout in the queue. */
+  readonly refusedQueueTimeout: number
+  /** Requests answered 503 because the pool was closing. */
+  readonly refusedClosed: number
+  /** "max children reached" episodes (php's counter; never for static pools). */
+  readonly maxChildrenReached: number
+  /** Most threads with a request at once since start (php's "max active processes"). */
+  readonly maxActive: number
+  readonly threadsStarted: number
+  /** Threads replaced after pm.max_requests. */
+  readonly threadsRecycled: number
+  /** Idle threads retired by the process manager (dynamic max_spare_servers, ondemand idle timeout). */
+  readonly threadsRetired: number
+  /** Threads that ended on their own (crash, process.exit(), out of memory). */
+  readonly threadsDied: number
+}
+
+export interface PoolGauges {
+  /** Threads that serve or will serve requests: ready and starting, not leaving. */
+  readonly threads: number
+  readonly idle: number
+  readonly active: number
+  readonly starting: number
+  /** Threads on their way out (recycled, finishing their last requests). */
+  readonly leaving: number
+  /** Requests waiting in the queue now (php's "listen queue"). */
+  readonly queued: number
+  /** request.queue_max (php's "listen queue len"). */
+  readonly queueMax: number
+}
+
+export type PoolStatsSnapshot = PoolCounters & PoolGauges
+
+type Mutable<T> = { -readonly [K in keyof T]: T[K] }
+
+export class PoolStats {
+  readonly counters: Mutable<PoolCounters> = {
+    startedAtMs: performance.timeOrigin + performance.now(),
+    accepted: 0,
+    completed: 0,
+    maxQueued: 0,
+    refusedQueueFull: 0,
+    refusedQueueTimeout: 0,
+    refusedClosed: 0,
+    maxChildrenReached: 0,
+    maxActive: 0,
+    threadsStarted: 0,
+    threadsRecycled: 0,
+    threadsRetired: 0,
+    threadsDied: 0
+  }
+
+  queued (length: number): void {
+    if (length > this.counters.maxQueued) this.counters.maxQueued = length
+  }
+
+  active (count: number): void {
+    if (count > this.counters.maxActive) this.counters.maxActive = count
+  }
+
+  snapshot (gauges: PoolGauges): PoolStatsSnapshot {
+    return { ...this.counters, ...gauges }
+  }
+}
