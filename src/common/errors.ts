@@ -25,6 +25,8 @@ export type FpmErrorCode =
   | 'FPM_ERR_HANDLER_THREW'
   | 'FPM_ERR_WORKER_DIED'
   | 'FPM_ERR_REQUEST_ABORTED'
+  /** The request ran longer than request_terminate_timeout (504; its thread may have been terminated). */
+  | 'FPM_ERR_REQUEST_TIMEOUT'
   | 'FPM_ERR_BODY_TOO_LARGE'
   | 'FPM_ERR_POOL_CLOSED'
   /** request.queue_max requests were already waiting for a thread (503). */

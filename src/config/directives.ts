@@ -221,8 +221,21 @@ export const DIRECTIVES: readonly Directive[] = [
   pathOf(P({ name: 'slowlog', field: 'slowlog.file', doc: 'Slow request log file.', notice: NO_SLOWLOG })),
   time(P({ name: 'request_slowlog_timeout', field: 'slowlog.timeoutMs', doc: 'Running time after which a request is logged as slow; 0 = off.', notice: NO_SLOWLOG }), 0),
   int(P({ name: 'request_slowlog_trace_depth', field: 'slowlog.traceDepth', doc: 'Stack frames in a slowlog entry.', notice: NO_SLOWLOG }), 20),
-  time(P({ name: 'request_terminate_timeout', field: 'request.terminateTimeoutMs', doc: 'Running time after which a request is ended and its thread replaced; 0 = off.' }), 0),
-  bool(P({ name: 'request_terminate_timeout_track_finished', field: 'request.terminateTimeoutTrackFinished', doc: 'The terminate timeout also covers work after the response (ctx.waitUntil).' }), false),
+  time(P({
+    name: 'request_terminate_timeout',
+    field: 'request.terminateTimeoutMs',
+    doc: 'Running time (from its start on a thread) after which a request gets 504 and its request.signal is aborted; a handler still running after request_terminate_timeout_grace has its thread terminated and replaced; 0 = off.'
+  }), 0),
+  bool(P({ name: 'request_terminate_timeout_track_finished', field: 'request.terminateTimeoutTrackFinished', doc: 'The terminate timeout also covers work after the response (ctx.finishRequest, ctx.waitUntil).' }), false),
+  time(P({
+    name: 'request_terminate_timeout_grace',
+    field: 'request.terminateGraceMs',
+    // node-fpm's own (php sends SIGTERM at once): the abort is cooperative first. 1s is ample for a
+    // handler that listens to request.signal (an aborted fetch or query rejects within
+    // milliseconds, a rollback takes a few), short next to any sensible timeout, and the client
+    // does not wait for it: it has its 504 already.
+    doc: 'Time a handler gets, after request_terminate_timeout aborted its request.signal, to end before its thread is terminated; 0 = terminate at once.'
+  }), 1000),
   size(P({ name: 'request.max_params_size', field: 'request.maxParamsBytes', doc: 'Cap on the FastCGI params of one request.' }), 128 * 1024),
   // 1M: a body that fits is moved to the thread in one transfer (nginx usually sends it whole at
   // once); streaming it costs a round trip per credit window. php-fpm itself buffers up to post_max_size.

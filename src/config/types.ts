@@ -112,8 +112,10 @@ export interface RequestLimits {
   readonly queueTimeoutMs: number
   /** request_terminate_timeout; 0 = off. */
   readonly terminateTimeoutMs: number
-  /** request_terminate_timeout_track_finished: the timeout also covers work after the response (ctx.waitUntil). */
+  /** request_terminate_timeout_track_finished: the timeout also covers work after the response (ctx.finishRequest, ctx.waitUntil). */
   readonly terminateTimeoutTrackFinished: boolean
+  /** request_terminate_timeout_grace: after the abort, the time the handler gets before its thread is terminated; 0 = at once. */
+  readonly terminateGraceMs: number
 }
 
 export interface PoolConfig {

@@ -1,8 +1,9 @@
 // A pool's counters, in one place: what php-fpm's scoreboard holds for the status page
 // (php-fpm.md §4.4: accepted conn, listen queue, max listen queue, idle/active/total processes,
 // max active processes, max children reached) plus node-fpm's own (requests refused by the
-// queue, threads started, recycled, retired, died). The pool updates them as things happen;
-// snapshot() gives a plain copy for the status page and the tests.
+// queue, threads started, recycled, retired, died; requests timed out, threads terminated or
+// stuck). The pool updates them as things happen; snapshot() gives a plain copy for the status
+// page and the tests.
 
 export interface PoolCounters {
   /** performance.timeOrigin-based epoch ms of the pool's start (php's "start time"). */
@@ -30,6 +31,12 @@ export interface PoolCounters {
   readonly threadsRetired: number
   /** Threads that ended on their own (crash, process.exit(), out of memory). */
   readonly threadsDied: number
+  /** Requests that ran longer than request_terminate_timeout (answered 504). */
+  readonly requestsTimedOut: number
+  /** Threads terminated because a request on them did not end within request_terminate_timeout_grace. */
+  readonly threadsTerminated: number
+  /** Terminated threads that did not exit: stuck in a blocking system call. */
+  readonly threadsStuck: number
 }
 
 export interface PoolGauges {
@@ -38,8 +45,10 @@ export interface PoolGauges {
   readonly idle: number
   readonly active: number
   readonly starting: number
-  /** Threads on their way out (recycled, finishing their last requests). */
+  /** Threads on their way out (recycled, finishing their last requests; terminated, until they exit). */
   readonly leaving: number
+  /** Of those, threads stuck in a blocking call after their terminate(): beyond pm.max_children until they exit. */
+  readonly stuck: number
   /** Requests waiting in the queue now (php's "listen queue"). */
   readonly queued: number
   /** request.queue_max (php's "listen queue len"). */
@@ -64,7 +73,10 @@ export class PoolStats {
     threadsStarted: 0,
     threadsRecycled: 0,
     threadsRetired: 0,
-    threadsDied: 0
+    threadsDied: 0,
+    requestsTimedOut: 0,
+    threadsTerminated: 0,
+    threadsStuck: 0
   }
 
   queued (length: number): void {

@@ -29,6 +29,26 @@
 //   requests and capacity does not dip. From then on the thread no longer counts as one of the
 //   pool's threads (its replacement does). The FastCGI connections are never touched: they belong
 //   to the server, not to threads.
+// - request_terminate_timeout counts from a request's start on its thread: the start time its
+//   thread's scheduler publishes in shared memory (a request waiting in the pool's queue or in a
+//   busy thread's scheduler is not running). A timer checks the running requests every
+//   timeout / 20 (at least 10 ms, at most php's 1 s): a request is caught at most 5% (or 10 ms)
+//   late, where php's 1 s granularity would let a 1 s timeout run for 2 s. At the timeout the
+//   client gets 504 at once (server/exchange.ts onTimedOut), the event is logged with php's
+//   wording, and the handler's request.signal is aborted; the thread takes no new request
+//   meanwhile. A handler that ends within request_terminate_timeout_grace keeps its thread;
+//   otherwise the thread is terminated (V8 stops even a busy loop) and its replacement is started
+//   at once. Requests that waited in its scheduler and never started are dispatched again (as
+//   when a thread dies); with pm.thread_concurrency > 1 the other requests running on it end with
+//   it (502). With request_terminate_timeout_track_finished = no, a request whose response has
+//   ended (ctx.finishRequest, or waitUntil work after the response) is no longer timed: php's
+//   Finishing state.
+// - A terminated thread that has not exited THREAD_EXIT_BOUND_MS later is stuck in a blocking
+//   system call, which TerminateExecution cannot interrupt (node-runtime.md §2): it is reported,
+//   never handed a request again (it is `gone`), its requests are answered or dispatched again
+//   now rather than when the call returns, and its replacement (already started) keeps the
+//   capacity: the pool then runs more threads than pm.max_children until it exits. piscina's
+//   maxThreads leaves room for pm.max_children stuck threads besides the recycling replacements.
 
 import { randomInt } from 'node:crypto'
 import { fileURLToPath } from 'node:url'
@@ -60,6 +80,14 @@ export interface PoolRequest {
   onChunk (body: Uint8Array | null, end: boolean, failed: boolean): void
   onPull (bytes: number): void
   onWorkerLog (level: 'debug' | 'info' | 'warn' | 'error', msg: string, err: SerializedError | null): void
+  /** The request's method and REQUEST_URI, for log lines. */
+  readonly method: string
+  readonly uri: string
+  /**
+   * It ran longer than request_terminate_timeout (the pool logged it; its handler is aborted, and
+   * its thread terminated after the grace): answer 504 now. onSettled still follows.
+   */
+  onTimedOut (): void
   /**
    * The request is done with: `result` on success (response null: it never ran, its client went
    * away), `error` when the thread died or the pool refused it (code FPM_ERR_QUEUE_FULL,
@@ -105,6 +133,14 @@ interface Thread {
   leaving: 'recycle' | 'retire' | null
   /** piscina dropped it (it failed) or terminate() was called: its exit is on the way. */
   gone: boolean
+  /** Its requests past request_terminate_timeout, in their grace: it takes no request meanwhile (it may be terminated). */
+  timingOut: number
+  /** performance.now() when it was terminated for request_terminate_timeout; 0: it was not. */
+  terminatedAtMs: number
+  /** Terminated, and not exited THREAD_EXIT_BOUND_MS later: stuck in a blocking system call. */
+  stuck: boolean
+  /** Fires THREAD_EXIT_BOUND_MS after it was terminated for request_terminate_timeout. */
+  exitTimer: NodeJS.Timeout | null
 }
 
 /** One request in the pool. Also what piscina carries for it under queueOptionsSymbol (never sent to the thread). */
@@ -122,6 +158,12 @@ interface Job extends QueueEntry {
   slots: Int32Array | null
   /** Its client went away while it had no thread yet, or between two threads. */
   aborted: boolean
+  /** The thread ended its response on the channel (finishRequest, or waitUntil work goes on): php's Finishing state. */
+  responseEnded: boolean
+  /** performance.now() when it exceeded request_terminate_timeout; 0: it has not. */
+  timedOutAtMs: number
+  /** The end of its request_terminate_timeout_grace. */
+  graceTimer: NodeJS.Timeout | null
 }
 
 /** The task that makes piscina start a thread. */
@@ -148,6 +190,12 @@ const PREFETCH_RECENT_DONE_MS = 100
 const MAX_DISPATCH_ATTEMPTS = 3
 /** php's maintenance heartbeat (FPM_IDLE_SERVER_MAINTENANCE_HEARTBEAT). */
 const HEARTBEAT_MS = 1000
+/**
+ * A thread terminated for request_terminate_timeout that has not exited this long after is stuck
+ * in a blocking system call. Measured exits take 2-10 ms (node-runtime.md §2): 2 s leaves ample
+ * room for a busy machine or a large heap to tear down.
+ */
+const THREAD_EXIT_BOUND_MS = 2000
 
 const NOT_RUN: WorkerResult = { response: null, error: null }
 const workerEntry = fileURLToPath(new URL('../worker/entry.ts', import.meta.url))
@@ -170,6 +218,8 @@ export class Pool {
   readonly #stats = new PoolStats()
   readonly #pm: PmSettings
   #pmMemory: PmMemory = PM_START
+  /** piscina's maxThreads. */
+  readonly #maxThreads: number
   /** pm.thread_concurrency: requests one thread runs at once. */
   readonly #concurrency: number
   #activeThreads = 0
@@ -182,6 +232,10 @@ export class Pool {
   /** The task being handed to piscina.run() right now (the balancer is called synchronously). */
   #submitting: Job | WarmUp | null = null
   readonly #heartbeat: NodeJS.Timeout
+  /** request_terminate_timeout's check (null: no timeout). */
+  #timeoutTimer: NodeJS.Timeout | null = null
+  /** Threads stuck in a blocking call after their terminate(): beyond pm.max_children until they exit. */
+  #stuckThreads = 0
   #queueTimer: NodeJS.Timeout | null = null
   #queueTimerAtMs = 0
   /** The queue refused requests since it was last empty (one warning per episode and kind). */
@@ -211,6 +265,7 @@ export class Pool {
       processIdleTimeoutMs: pm.processIdleTimeoutMs,
       threadConcurrency: pm.threadConcurrency
     }
+    this.#maxThreads = 3 * pm.maxChildren
     const workerData: WorkerData = {
       poolName: config.name,
       env: config.env,
@@ -222,8 +277,9 @@ export class Pool {
       filename: workerEntry,
       // The pool starts and ends threads itself (see the top of this file).
       minThreads: 0,
-      // Room for a replacement of every thread while the threads it replaces finish (pm.max_requests).
-      maxThreads: 2 * pm.maxChildren,
+      // Room for a replacement of every thread while the threads it replaces finish
+      // (pm.max_requests), and for as many threads stuck in a blocking call (request_terminate_timeout).
+      maxThreads: this.#maxThreads,
       idleTimeout: Infinity,
       concurrentTasksPerWorker: this.#concurrency + PREFETCH_PER_THREAD,
       stricterFIFO: true,
@@ -248,6 +304,8 @@ export class Pool {
     this.#spawn(initialThreads(this.#pm))
     this.#checkStarted()
     this.#heartbeat = setInterval(() => { this.#tick() }, HEARTBEAT_MS).unref()
+    const timeoutMs = config.request.terminateTimeoutMs
+    if (timeoutMs > 0) this.#timeoutTimer = setInterval(() => { this.#checkTimeouts() }, timeoutCheckEveryMs(timeoutMs)).unref()
   }
 
   /** Counters and gauges, for the status page. */
@@ -328,6 +386,8 @@ export class Pool {
     clearInterval(this.#heartbeat)
     if (this.#jobs.size > 0) await new Promise<void>((resolve) => { this.#whenEmpty = resolve })
     this.#clearQueueTimer()
+    this.#clearTimeoutTimer()
+    this.#reportStuckAtExit()
     await this.#piscina.close()
   }
 
@@ -337,8 +397,17 @@ export class Pool {
     this.#destroyed = true
     clearInterval(this.#heartbeat)
     this.#clearQueueTimer()
+    this.#clearTimeoutTimer()
     for (const job of this.#queue.clear()) this.#refuse(job, 'FPM_ERR_POOL_CLOSED', 'the pool is closing')
+    this.#reportStuckAtExit()
     await this.#piscina.destroy()
+  }
+
+  /** A thread stuck in a blocking call holds the process until the call returns (node-runtime.md §2). */
+  #reportStuckAtExit (): void {
+    if (this.#stuckThreads === 0) return
+    const ids = [...this.#threads.values()].filter((t) => t.stuck).map((t) => t.id)
+    this.log.error({ threads: ids }, `waiting for ${ids.length} thread(s) stuck in a blocking call (${ids.join(', ')}): the process cannot exit before ${ids.length === 1 ? 'it returns' : 'they return'}`)
   }
 
   // ---- requests ----
@@ -348,7 +417,7 @@ export class Pool {
     req.poolId = id
     req.threadId = 0
     req.startedAtMs = 0
-    const job: Job = { id, req, task, ...from, thread: null, slots: null, aborted: false }
+    const job: Job = { id, req, task, ...from, thread: null, slots: null, aborted: false, responseEnded: false, timedOutAtMs: 0, graceTimer: null }
     this.#jobs.set(id, job)
     return job
   }
@@ -415,9 +484,15 @@ export class Pool {
   }
 
   #onResult (job: Job, result: WorkerResult): void {
+    if (this.#jobs.get(job.id) !== job) return // answered already: its thread got stuck (#onExitOverdue)
     const thread = job.thread
     if (thread !== null) this.#drainChannel(thread.id)
     this.#stats.counters.completed++
+    if (thread !== null && job.timedOutAtMs !== 0) {
+      const ms = Math.round(performance.now() - job.timedOutAtMs)
+      this.log.info({ thread: thread.id, script: job.task.script, uri: job.req.uri, afterMs: ms },
+        `thread ${thread.id}, script '${job.task.script}' (request: "${job.req.method} ${job.req.uri}") ended ${ms} ms after its request.signal was aborted: the thread is kept`)
+    }
     this.#settle(job, result, null)
     if (thread !== null) this.#released(thread, job)
     this.#pump()
@@ -428,25 +503,43 @@ export class Pool {
     // Messages the thread posted before it died may still be queued on its channel:
     // let them arrive before the request is failed.
     setImmediate(() => {
+      if (this.#jobs.get(job.id) !== job) return // answered already: its thread got stuck (#onExitOverdue)
       if (thread !== null && this.#threads.get(thread.id) === thread) this.#released(thread, job)
       this.#jobs.delete(job.id)
-      if (this.#neverStarted(job) && job.prefetchable && job.attempt < MAX_DISPATCH_ATTEMPTS && !this.#destroyed) {
-        if (job.aborted) {
-          this.#settle(job, NOT_RUN, null)
-          return
-        }
-        // It was waiting in the scheduler of a thread that died because of another request:
-        // it never ran, so it runs elsewhere (exactly once), ahead of the requests queued after it.
-        this.log.debug({ thread: thread?.id, attempt: job.attempt }, 'request was waiting on a thread that died: dispatched again')
-        const again = this.#newJob(job.req, job.task, { prefetchable: true, attempt: job.attempt + 1, queuedAtMs: job.queuedAtMs })
-        this.#enqueue(again, true)
-        this.#pump()
-        this.#keepAThreadForTheQueue()
+      this.#retryOrFail(job, thread, this.#failureOf(job, thread, err))
+    })
+  }
+
+  /** A request whose thread died (or is stuck): dispatched again if it never started there, else failed with `err`. */
+  #retryOrFail (job: Job, thread: Thread | null, err: Error): void {
+    if (this.#neverStarted(job) && job.prefetchable && job.attempt < MAX_DISPATCH_ATTEMPTS && !this.#destroyed) {
+      if (job.aborted) {
+        this.#settle(job, NOT_RUN, null)
         return
       }
-      this.#settle(job, null, err)
+      // It was waiting in the scheduler of a thread that died because of another request:
+      // it never ran, so it runs elsewhere (exactly once), ahead of the requests queued after it.
+      this.log.debug({ thread: thread?.id, attempt: job.attempt }, 'request was waiting on a thread that died: dispatched again')
+      const again = this.#newJob(job.req, job.task, { prefetchable: true, attempt: job.attempt + 1, queuedAtMs: job.queuedAtMs })
+      this.#enqueue(again, true)
       this.#pump()
-    })
+      this.#keepAThreadForTheQueue()
+      return
+    }
+    this.#settle(job, null, err)
+    this.#pump()
+  }
+
+  /** What a request that ran on a thread that ended is told. */
+  #failureOf (job: Job, thread: Thread | null, err: Error): Error {
+    if (job.timedOutAtMs !== 0) {
+      return new FpmError('FPM_ERR_REQUEST_TIMEOUT', `request_terminate_timeout: thread ${thread?.id ?? 0} was terminated`, { cause: err })
+    }
+    if (thread !== null && thread.terminatedAtMs !== 0) {
+      return new FpmError('FPM_ERR_WORKER_DIED',
+        `thread ${thread.id} was terminated because another request on it exceeded request_terminate_timeout (pm.thread_concurrency = ${this.#concurrency})`, { cause: err })
+    }
+    return err
   }
 
   /** The thread died: was the job in one of its execution slots? (unknown slots: assume it ran) */
@@ -457,6 +550,10 @@ export class Pool {
 
   #settle (job: Job, result: WorkerResult | null, err: Error | null): void {
     this.#jobs.delete(job.id)
+    if (job.graceTimer !== null) {
+      clearTimeout(job.graceTimer)
+      job.graceTimer = null
+    }
     job.req.onSettled(result, err)
     if (this.#jobs.size === 0 && this.#whenEmpty !== null) {
       const resolve = this.#whenEmpty
@@ -508,6 +605,102 @@ export class Pool {
     else this.#armQueueTimer()
   }
 
+  // ---- request_terminate_timeout (see the top of this file) ----
+
+  #checkTimeouts (): void {
+    const { terminateTimeoutMs: limitMs, terminateTimeoutTrackFinished: trackFinished } = this.config.request
+    const now = performance.timeOrigin + performance.now()
+    for (const thread of this.#threads.values()) {
+      if (thread.inflight === 0 || thread.gone) continue
+      const channel = this.#channels.get(thread.id)
+      for (const job of thread.jobs) {
+        if (job.timedOutAtMs !== 0 || (job.responseEnded && !trackFinished)) continue
+        const since = this.#runningSince(job, channel)
+        if (since !== null && now - since >= limitMs) this.#timeOut(thread, job, now - since)
+        if (thread.terminatedAtMs !== 0) break // terminated at once (grace 0): the rest of its requests end with it
+      }
+    }
+  }
+
+  /** Epoch ms when `job` started on its thread; null: it waits in the thread's scheduler. */
+  #runningSince (job: Job, channel: Channel | undefined): number | null {
+    const ids = channel?.runningIds
+    const startedAt = channel?.runningStartedAtMs
+    // Slots unknown (no HELLO yet; not expected for a ready thread): count from the hand-over.
+    if (ids == null || startedAt == null) return performance.timeOrigin + job.req.startedAtMs
+    const slot = ids.indexOf(job.id)
+    return slot === -1 ? null : startedAt[slot] ?? null
+  }
+
+  #timeOut (thread: Thread, job: Job, elapsedMs: number): void {
+    const graceMs = this.config.request.terminateGraceMs
+    const req = job.req
+    job.timedOutAtMs = performance.now()
+    thread.timingOut++
+    this.#stats.counters.requestsTimedOut++
+    // php: "[pool %s] child %d, script '%s' (request: \"%s %s\") execution timed out (%d.%06d sec), terminating"
+    this.log.warn({ thread: thread.id, script: job.task.script, method: req.method, uri: req.uri, elapsedMs: Math.round(elapsedMs) },
+      `thread ${thread.id}, script '${job.task.script}' (request: "${req.method} ${req.uri}") execution timed out (${(elapsedMs / 1000).toFixed(6)} sec), ` +
+      (graceMs === 0 ? 'terminating' : `aborting its request.signal, terminating in ${formatTime(graceMs)} unless it ends`))
+    req.onTimedOut()
+    if (graceMs === 0) {
+      this.#kill(thread)
+      return
+    }
+    this.send(req, { t: Msg.ABORT, id: job.id, reason: 'request_terminate_timeout' })
+    job.graceTimer = setTimeout(() => { this.#graceOver(thread, job) }, graceMs).unref()
+  }
+
+  /** request_terminate_timeout_grace has passed since `job` was aborted. */
+  #graceOver (thread: Thread, job: Job): void {
+    job.graceTimer = null
+    if (this.#destroyed || !thread.jobs.has(job) || thread.gone || this.#threads.get(thread.id) !== thread) return
+    const graceMs = this.config.request.terminateGraceMs
+    this.log.warn({ thread: thread.id, script: job.task.script, method: job.req.method, uri: job.req.uri },
+      `thread ${thread.id}, script '${job.task.script}' (request: "${job.req.method} ${job.req.uri}") still running ${formatTime(graceMs)} after its request.signal was aborted (request_terminate_timeout_grace), terminating`)
+    this.#kill(thread)
+  }
+
+  /** Terminates `thread` for request_terminate_timeout and starts its replacement now, not at its exit (which may never come). */
+  #kill (thread: Thread): void {
+    if (thread.gone) return
+    const replace = this.#counted(thread) && !this.#closed
+    thread.terminatedAtMs = performance.now()
+    this.#stats.counters.threadsTerminated++
+    this.#terminate(thread)
+    if (replace) this.#spawn(1)
+    thread.exitTimer = setTimeout(() => { this.#onExitOverdue(thread) }, THREAD_EXIT_BOUND_MS).unref()
+  }
+
+  /** A terminated thread has not exited: it is stuck in a blocking system call (see the top of this file). */
+  #onExitOverdue (thread: Thread): void {
+    thread.exitTimer = null
+    if (this.#destroyed || this.#threads.get(thread.id) !== thread) return
+    thread.stuck = true
+    this.#stuckThreads++
+    this.#stats.counters.threadsStuck++
+    const n = this.#stuckThreads
+    this.log.error({ thread: thread.id, stuck: n, maxChildren: this.#pm.maxChildren },
+      `thread ${thread.id} is stuck in a blocking call and cannot be terminated (${formatTime(THREAD_EXIT_BOUND_MS)} after terminate()): ` +
+      `it gets no more requests and a new thread has taken its place; ${n} stuck thread(s) run on top of pm.max_children until ${n === 1 ? 'it returns' : 'they return'}`)
+    // Its requests are answered now, not when the call returns: the one that timed out has its
+    // 504, others running there fail (502), those waiting in its scheduler run elsewhere.
+    for (const job of [...thread.jobs]) {
+      this.#released(thread, job)
+      this.#jobs.delete(job.id)
+      const err = new FpmError('FPM_ERR_WORKER_DIED', `thread ${thread.id} is stuck in a blocking call after its terminate()`)
+      this.#retryOrFail(job, thread, this.#failureOf(job, thread, err))
+    }
+    this.#pump()
+    this.#keepAThreadForTheQueue()
+  }
+
+  #clearTimeoutTimer (): void {
+    if (this.#timeoutTimer === null) return
+    clearInterval(this.#timeoutTimer)
+    this.#timeoutTimer = null
+  }
+
   // ---- threads ----
 
   /** Asks piscina for `n` more threads (see the top of this file). */
@@ -530,8 +723,10 @@ export class Pool {
     }
     // The threads piscina started (none when it already has maxThreads).
     const now = performance.now()
+    let started = 0
     for (const worker of this.#piscina.threads) {
       if (known.has(worker)) continue
+      started++
       this.#starting.set(worker, now)
       worker.once('exit', (code: number) => {
         // (its threadId reads -1 by now)
@@ -539,6 +734,10 @@ export class Pool {
         if (thread !== undefined) this.#onThreadExit(thread, code)
         else this.#onStartFailed(worker, code)
       })
+    }
+    if (started < n && this.#piscina.threads.length >= this.#maxThreads) {
+      this.log.error({ threads: this.#piscina.threads.length, stuck: this.#stuckThreads },
+        `cannot start ${n - started} thread(s): the pool already has ${this.#piscina.threads.length} threads, ${this.#stuckThreads} of them stuck in a blocking call`)
     }
   }
 
@@ -572,7 +771,11 @@ export class Pool {
       handedEveryMs: NaN,
       due: false,
       leaving: null,
-      gone: false
+      gone: false,
+      timingOut: 0,
+      terminatedAtMs: 0,
+      stuck: false,
+      exitTimer: null
     }
     this.#threads.set(id, thread)
     this.#stats.counters.threadsStarted++
@@ -627,6 +830,13 @@ export class Pool {
   /** `job` of `thread` settled. */
   #released (thread: Thread, job: Job): void {
     if (!thread.jobs.delete(job)) return
+    if (job.timedOutAtMs !== 0) {
+      thread.timingOut--
+      if (job.graceTimer !== null) {
+        clearTimeout(job.graceTimer)
+        job.graceTimer = null
+      }
+    }
     thread.lastActiveMs = thread.lastDoneMs = performance.now()
     if (--thread.inflight === 0) {
       this.#activeThreads--
@@ -639,9 +849,20 @@ export class Pool {
     this.#threads.delete(thread.id)
     this.#channels.delete(thread.id)
     if (thread.inflight > 0) this.#activeThreads--
+    if (thread.exitTimer !== null) clearTimeout(thread.exitTimer)
     const wasDue = thread.due
     const seconds = ((performance.now() - thread.startedAtMs) / 1000).toFixed(6)
-    if (thread.leaving === 'recycle') {
+    if (thread.terminatedAtMs !== 0) {
+      // Terminated for request_terminate_timeout: its replacement was started then.
+      if (thread.stuck) {
+        this.#stuckThreads--
+        const after = ((performance.now() - thread.terminatedAtMs) / 1000).toFixed(6)
+        this.log.warn({ thread: thread.id, code, stuck: this.#stuckThreads },
+          `thread ${thread.id}, stuck in a blocking call, exited at last, ${after} seconds after it was terminated`)
+      } else {
+        this.log.info({ thread: thread.id, code }, `thread ${thread.id} exited on terminate() (request_terminate_timeout) after ${seconds} seconds from start`)
+      }
+    } else if (thread.leaving === 'recycle') {
       this.#stats.counters.threadsRecycled++
       this.log.info({ thread: thread.id, requests: thread.served, threads: this.#countedThreads() },
         `thread ${thread.id} retired after ${thread.served} requests (pm.max_requests), ${seconds} seconds from start`)
@@ -670,7 +891,7 @@ export class Pool {
     let best: Thread | null = null
     let usage = this.#concurrency
     for (const t of this.#threads.values()) {
-      if (!t.ready || t.leaving !== null || t.gone || t.inflight >= usage) continue
+      if (!t.ready || t.leaving !== null || t.gone || t.timingOut > 0 || t.inflight >= usage) continue
       best = t
       usage = t.inflight
       if (usage === 0) break
@@ -684,7 +905,7 @@ export class Pool {
     let best: Thread | null = null
     let usage = this.#concurrency + PREFETCH_PER_THREAD
     for (const t of this.#threads.values()) {
-      if (!t.ready || t.leaving !== null || t.gone || t.inflight >= usage) continue
+      if (!t.ready || t.leaving !== null || t.gone || t.timingOut > 0 || t.inflight >= usage) continue
       if (!this.#holdsOnlyYoungRequests(t, nowMs)) continue
       best = t
       usage = t.inflight
@@ -710,13 +931,17 @@ export class Pool {
     if ('warmUp' in ticket) {
       if (this.#submitting === ticket) return null
       // Never null here: piscina would start a thread per refusal (ThreadPool._onWorkerAvailable).
+      // Not on a thread on its way out if there is another (a stuck one would hold it for good).
       let any: BalancedWorker | null = null
+      let leaving: BalancedWorker | null = null
       for (const w of workers) {
         if (w.terminating || w.destroyed) continue
-        if (!this.#threads.has(w.id)) return w // most likely the thread it asked for, still starting
-        any ??= w
+        const thread = this.#threads.get(w.id)
+        if (thread === undefined) return w // most likely the thread it asked for, still starting
+        if (thread.gone) leaving ??= w
+        else any ??= w
       }
-      return any
+      return any ?? leaving
     }
     const target = ticket.thread?.id
     for (const w of workers) {
@@ -824,7 +1049,7 @@ export class Pool {
       if (t.inflight === 0) idle++
       else active++
     }
-    return { threads: idle + active, idle, active, starting, leaving, queued: this.#queue.size, queueMax: this.config.request.queueMax }
+    return { threads: idle + active, idle, active, starting, leaving, stuck: this.#stuckThreads, queued: this.#queue.size, queueMax: this.config.request.queueMax }
   }
 
   // ---- channels ----
@@ -863,14 +1088,21 @@ export class Pool {
   }
 
   #onWorkerMessage (m: WorkerMessage): void {
-    const req = this.#jobs.get(m.id)?.req
-    if (req === undefined) {
+    const job = this.#jobs.get(m.id)
+    if (job === undefined) {
       if (m.t === Msg.LOG) this.#logWorker(m.level, m.msg, m.err)
       return
     }
+    const req = job.req
     switch (m.t) {
-      case Msg.HEAD: req.onHead(m.head, m.body, m.end); break
-      case Msg.CHUNK: req.onChunk(m.body, m.end, m.failed); break
+      case Msg.HEAD:
+        if (m.end) job.responseEnded = true
+        req.onHead(m.head, m.body, m.end)
+        break
+      case Msg.CHUNK:
+        if (m.end) job.responseEnded = true
+        req.onChunk(m.body, m.end, m.failed)
+        break
       case Msg.PULL: req.onPull(m.bytes); break
       case Msg.LOG: req.onWorkerLog(m.level, m.msg, m.err); break
     }
@@ -888,4 +1120,9 @@ function workerEnv (config: PoolConfig): Record<string, string> {
     for (const [k, v] of Object.entries(process.env)) if (v !== undefined) base[k] = v
   }
   return Object.assign(base, config.env)
+}
+
+/** How often request_terminate_timeout is checked: timeout / 20, at least 10 ms, at most php's 1 s heartbeat. */
+export function timeoutCheckEveryMs (timeoutMs: number): number {
+  return Math.min(HEARTBEAT_MS, Math.max(10, Math.floor(timeoutMs / 20)))
 }

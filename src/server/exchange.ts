@@ -58,6 +58,8 @@ export class Exchange implements PoolRequest {
   #response: number = ResponseState.NONE
   #settled = false
   #aborted = false
+  /** request_terminate_timeout: answered (504) by onTimedOut; the pool logged it. */
+  #timedOut = false
 
   constructor (conn: Connection, requestId: number, keepConn: boolean) {
     this.conn = conn
@@ -255,9 +257,36 @@ export class Exchange implements PoolRequest {
     this.conn.log[level]({ uri: this.uri, script: this.script, err: err ?? undefined }, msg)
   }
 
+  /**
+   * request_terminate_timeout (the pool has logged it and aborts or terminates the handler): 504
+   * now when nothing was sent (the connection stays usable), else the response is cut short as
+   * for a body that failed (END_REQUEST appStatus 1, the connection closes once idle). The rest of
+   * the request body is discarded.
+   */
+  onTimedOut (): void {
+    this.#timedOut = true
+    this.#discarding = true
+    this.#bodyChunks = []
+    this.#bodyBytes = 0
+    this.#credit = 0
+    if (this.#response === ResponseState.NONE) {
+      this.#respondServer('timeout')
+    } else if (this.#response === ResponseState.HEAD_SENT) {
+      this.#response = ResponseState.ENDED
+      this.conn.writeEnd(this.requestId, 1)
+      this.conn.closeWhenIdle()
+      this.#responseEnded()
+    }
+    this.conn.checkBodyBackpressure()
+    this.#maybeFinished()
+  }
+
   onSettled (result: WorkerResult | null, error: Error | null): void {
     this.#settled = true
-    if (result !== null) {
+    if (this.#timedOut && result === null) {
+      // Its thread was terminated (or is stuck): the pool logged it, the client has its 504.
+      this.conn.log.debug({ uri: this.uri, script: this.script, code: (error as { code?: string } | null)?.code }, `timed-out request settled: ${error?.message ?? ''}`)
+    } else if (result !== null) {
       if (result.error !== null) {
         // A body the client made too big, or a request the web server aborted, is not the handler's fault.
         const clientSide = result.error.code === 'FPM_ERR_BODY_TOO_LARGE' || result.error.code === 'FPM_ERR_REQUEST_ABORTED'

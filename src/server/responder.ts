@@ -1,7 +1,7 @@
 // Turns CGI responses into FastCGI bytes (php's fcgi_write/fcgi_flush tiers, STYLE.md §5.6):
 // a small response is ONE buffer (STDOUT record, padding, the empty STDOUT terminator and
 // END_REQUEST); a large body is a header plus views of the caller's bytes, never copied.
-// Also the one table of responses node-fpm makes itself (404, 403, 413, 500, 502, 503).
+// Also the one table of responses node-fpm makes itself (404, 403, 413, 431, 500, 502, 503, 504).
 
 import {
   RecordType, ProtocolStatus, HEADER_LEN, STREAM_RECORD_LEN,
@@ -97,13 +97,15 @@ export const ServerResponse = {
   /** the thread running the request died (process.exit, crash, out of memory): what nginx shows when a php-fpm child dies */
   workerDied: { status: 502, body: 'Bad Gateway\n' },
   /** the pool is closing or cannot take the request */
-  unavailable: { status: 503, body: 'Service Unavailable\n' }
+  unavailable: { status: 503, body: 'Service Unavailable\n' },
+  /** the request ran longer than request_terminate_timeout */
+  timeout: { status: 504, body: 'Gateway Timeout\n' }
 } as const
 
 export type ServerResponseKind = keyof typeof ServerResponse
 
 const reasons: Record<number, string> = {
-  403: 'Forbidden', 404: 'Not Found', 413: 'Content Too Large', 431: 'Request Header Fields Too Large', 500: 'Internal Server Error', 502: 'Bad Gateway', 503: 'Service Unavailable'
+  403: 'Forbidden', 404: 'Not Found', 413: 'Content Too Large', 431: 'Request Header Fields Too Large', 500: 'Internal Server Error', 502: 'Bad Gateway', 503: 'Service Unavailable', 504: 'Gateway Timeout'
 }
 
 /** CGI head + body of a server-made response; HEAD requests get no body. */

@@ -31,6 +31,8 @@ class Request implements PoolRequest {
   poolId = 0
   threadId = 0
   startedAtMs = 0
+  readonly method = 'GET'
+  readonly uri = '/'
   readonly done: Promise<{ result: WorkerResult | null, error: (Error & { code?: string }) | null }>
   #resolve!: (v: { result: WorkerResult | null, error: Error | null }) => void
   constructor () { this.done = new Promise((resolve) => { this.#resolve = resolve }) }
@@ -38,6 +40,7 @@ class Request implements PoolRequest {
   onChunk (): void {}
   onPull (): void {}
   onWorkerLog (): void {}
+  onTimedOut (): void {}
   onSettled (result: WorkerResult | null, error: Error | null): void { this.#resolve({ result, error }) }
 }
 
@@ -82,11 +85,15 @@ describe('Pool counters and refusals', () => {
       threadsRecycled: 0,
       threadsRetired: 0,
       threadsDied: 0,
+      requestsTimedOut: 0,
+      threadsTerminated: 0,
+      threadsStuck: 0,
       threads: 1,
       idle: 1,
       active: 0,
       starting: 0,
       leaving: 0,
+      stuck: 0,
       queued: 0,
       queueMax: 2
     })

@@ -137,6 +137,7 @@ const POOL_CASES: Record<string, Case> = {
   request_slowlog_trace_depth: { accept: [['10', '10']], reject: [['ten', INT_REASON]], context: ['slowlog = s.log'] },
   request_terminate_timeout: { accept: [['30', '30s'], ['2m', '120s'], ['250ms', '250ms']], reject: [['1.5m', 'invalid time value']] },
   request_terminate_timeout_track_finished: { accept: [['on', 'yes']], reject: [['maybe', BOOL_REASON]] },
+  request_terminate_timeout_grace: { accept: [['0', '0s'], ['500ms', '500ms'], ['2', '2s']], reject: [['-1', 'invalid time value']] },
   'request.max_params_size': { accept: [['64K', '64K'], ['1000', '1000']], reject: [['big', 'invalid size value']] },
   'request.body_buffer_size': { accept: [['0', '0'], ['1m', '1M']], reject: [['1.5M', 'invalid size value']] },
   'request.body_max_size': { accept: [['0', '0'], ['100M', '100M']], reject: [['100MB', 'unknown suffix used in size value']] },

@@ -103,6 +103,7 @@ describe('dumpConfig', () => {
       '\trequest_slowlog_trace_depth = 20',
       '\trequest_terminate_timeout = 1500ms',
       '\trequest_terminate_timeout_track_finished = no',
+      '\trequest_terminate_timeout_grace = 1s',
       '\trequest.max_params_size = 128K',
       '\trequest.body_buffer_size = 1M',
       '\trequest.body_max_size = 8M',
