@@ -28,6 +28,8 @@ export type FpmErrorCode =
   /** The request ran longer than request_terminate_timeout (504; its thread may have been terminated). */
   | 'FPM_ERR_REQUEST_TIMEOUT'
   | 'FPM_ERR_BODY_TOO_LARGE'
+  /** The web server sent no request body bytes for request.body_timeout while the body was incomplete (408). */
+  | 'FPM_ERR_BODY_TIMEOUT'
   | 'FPM_ERR_POOL_CLOSED'
   /** request.queue_max requests were already waiting for a thread (503). */
   | 'FPM_ERR_QUEUE_FULL'

@@ -60,6 +60,8 @@ export const Msg = {
   PULL: 4,
   /** { t, id, level, msg, err }: a log line about request `id` (id 0: not about a request). */
   LOG: 5,
+  /** { t, id, kind, ... }: an error no handler caught (unhandled rejection, uncaught exception), from request `id` (0: unknown). */
+  FAULT: 6,
   // main -> worker
   /** { t, id, body, end, error }: request body bytes; `error` is an FpmErrorCode when the body failed. */
   BODY: 10,
@@ -85,6 +87,8 @@ export interface HelloMessage {
   /** Shared memory: the id (0 = none) and start time (epoch ms) of the request in each execution slot. */
   readonly runningIds: Int32Array
   readonly runningStartedAtMs: Float64Array
+  /** Shared memory: the thread's heap in use (V8 used_heap_size, bytes) when its last request ended (pm.heap_soft_limit; 0: not measured). */
+  readonly heapUsed: Float64Array
 }
 export interface HeadMessage { readonly t: typeof Msg.HEAD, readonly id: number, readonly head: string, readonly body: Uint8Array | null, readonly end: boolean }
 export interface ChunkMessage { readonly t: typeof Msg.CHUNK, readonly id: number, readonly body: Uint8Array | null, readonly end: boolean, readonly failed: boolean }
@@ -96,7 +100,23 @@ export interface LogMessage {
   readonly msg: string
   readonly err: SerializedError | null
 }
-export type WorkerMessage = HeadMessage | ChunkMessage | PullMessage | LogMessage
+/**
+ * An error no code of the thread caught: a promise rejection nobody handled, or an exception thrown
+ * from a callback (a timer, an event listener). The request whose code it came from is known when
+ * the error was raised in that request's async context (id 0, nulls: unknown).
+ */
+export interface FaultMessage {
+  readonly t: typeof Msg.FAULT
+  readonly id: number
+  readonly kind: 'unhandledRejection' | 'uncaughtException'
+  readonly script: string | null
+  readonly method: string | null
+  readonly uri: string | null
+  /** An uncaught exception from a request that had not answered yet: it got 500 now. */
+  readonly answered: boolean
+  readonly err: SerializedError
+}
+export type WorkerMessage = HeadMessage | ChunkMessage | PullMessage | LogMessage | FaultMessage
 
 export interface BodyMessage { readonly t: typeof Msg.BODY, readonly id: number, readonly body: Uint8Array | null, readonly end: boolean, readonly error: string | null }
 export interface AckMessage { readonly t: typeof Msg.ACK, readonly id: number, readonly bytes: number }
@@ -112,4 +132,6 @@ export interface WorkerData {
   readonly phpAdminValues: Readonly<Record<string, string>>
   /** Requests one thread runs at once (1: php-fpm's model, a timeout kills exactly one request). */
   readonly threadConcurrency: number
+  /** pm.heap_soft_limit is on: the thread measures its heap after each request (HelloMessage.heapUsed). */
+  readonly measureHeap: boolean
 }

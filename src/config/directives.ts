@@ -145,7 +145,13 @@ export const DIRECTIVES: readonly Directive[] = [
     'notice', ['alert', 'error', 'warning', 'notice', 'debug'], "invalid value for 'log_level'", { warn: 'warning' }, true),
   int(G({ name: 'log_limit', field: 'logLimit', doc: 'Longest log line in characters (at least 512).' }), 1024),
   time(G({ name: 'emergency_restart_interval', field: 'emergencyRestartIntervalMs', doc: 'Window for emergency_restart_threshold; 0 = off.' }), 0),
-  int(G({ name: 'emergency_restart_threshold', field: 'emergencyRestartThreshold', doc: 'Reload when this many threads crash within the interval; 0 = off.' }), 0),
+  int(G({
+    name: 'emergency_restart_threshold',
+    field: 'emergencyRestartThreshold',
+    // Deviation: php counts SIGSEGV/SIGBUS deaths of any child and reloads everything; a thread's
+    // crashes are these abnormal exits, and a pool's threads share nothing with another pool's.
+    doc: "When this many threads of one pool die (a crash, V8's heap cap, process.exit() in a handler; not retirements or request_terminate_timeout kills) within emergency_restart_interval, every thread of that pool is replaced gracefully; 0 = off."
+  }), 0),
   time(G({ name: 'process_control_timeout', field: 'processControlTimeoutMs', doc: 'Time threads get to finish on reload/stop before they are terminated.' }), 0),
   int(G({ name: 'process.max', field: 'processMax', doc: 'Cap on threads across all pools; 0 = no cap.' }), 0),
   int(G({ name: 'process.priority', field: null, doc: 'nice value of the server.', notice: IGNORED_PRIORITY }), null),
@@ -211,6 +217,15 @@ export const DIRECTIVES: readonly Directive[] = [
     toField: v => Math.ceil((v as number) / MiB),
     fromField: v => (v as number) * MiB
   }),
+  make(P({
+    name: 'pm.heap_soft_limit',
+    field: 'heapSoftLimitBytes',
+    // node-fpm's own. The graceful path: checked after each request (the thread's own heap
+    // statistics), where pm.heap_limit is a hard stop that fails the request running, and for some
+    // allocation shapes aborts the whole process (node-runtime.md §3). Unset: 3/4 of pm.heap_limit,
+    // which leaves a quarter of the cap for the peak of the next request.
+    doc: 'Heap in use after a request beyond which the thread is retired (takes no more requests, ends once idle, replaced at once); 0 = off. Unset: 3/4 of pm.heap_limit (off when pm.heap_limit is 0).'
+  }), 'size', null, parseSize, v => v === null ? 'undefined' : formatSize(v as number)),
   str(P({ name: 'pm.status_path', field: 'pm.statusPath', doc: 'URI of the status page.', notice: NO_STATUS }), null),
   str(P({ name: 'pm.status_listen', field: 'pm.statusListen', doc: 'Extra address serving only the status page.', notice: NO_STATUS }), null),
   str(P({ name: 'ping.path', field: 'ping.path', doc: 'URI of the ping page.', notice: NO_PING }), null),
@@ -241,6 +256,13 @@ export const DIRECTIVES: readonly Directive[] = [
   // once); streaming it costs a round trip per credit window. php-fpm itself buffers up to post_max_size.
   size(P({ name: 'request.body_buffer_size', field: 'request.bodyBufferBytes', doc: 'Request bodies up to this size are buffered; larger ones stream.' }), 1024 * 1024),
   size(P({ name: 'request.body_max_size', field: 'request.bodyMaxBytes', doc: 'Cap on a request body (413 beyond it); 0 = no cap; php_value[post_max_size] sets it when unset.' }), 8 * MiB),
+  time(P({
+    name: 'request.body_timeout',
+    field: 'request.bodyTimeoutMs',
+    // node-fpm's own (php has none: a php-fpm child waits for a stalled body as long as the web
+    // server keeps the connection). nginx's client_body_timeout: its semantics and its default.
+    doc: 'Longest wait between two reads of a request body that is not complete (not the whole upload); then 408 and the connection is closed; 0 = no limit.'
+  }), 60_000),
   int(P({
     name: 'request.queue_max',
     field: 'request.queueMax',

@@ -255,6 +255,7 @@ function buildPool (scope: Scope, globalPrefix: string): PoolDraft {
     phpValues: Object.fromEntries(scope.phpValues),
     phpAdminValues: Object.fromEntries(scope.phpAdminValues),
     heapLimitMb: 0,
+    heapSoftLimitBytes: 0,
     ping: {},
     access: { log: null, format: null, suppressPaths: [...scope.suppressPaths] },
     slowlog: {},

@@ -106,6 +106,8 @@ export interface RequestLimits {
   readonly bodyBufferBytes: number
   /** Cap on a request body (413 beyond it); 0 = unlimited. */
   readonly bodyMaxBytes: number
+  /** request.body_timeout: longest wait for more body bytes while the body is incomplete (408); 0 = none. */
+  readonly bodyTimeoutMs: number
   /** Requests that may wait in the pool's queue (request.queue_max; its default is resolved at load). */
   readonly queueMax: number
   /** Longest wait in the queue (request.queue_timeout), > 0. */
@@ -140,6 +142,11 @@ export interface PoolConfig {
   readonly phpAdminValues: Readonly<Record<string, string>>
   /** V8 heap cap for each thread (resourceLimits.maxOldGenerationSizeMb); 0 = Node's default. */
   readonly heapLimitMb: number
+  /**
+   * pm.heap_soft_limit (bytes): a thread whose heap in use after a request exceeds it is retired;
+   * 0 = off. Its default (3/4 of pm.heap_limit) is resolved at load.
+   */
+  readonly heapSoftLimitBytes: number
   readonly ping: PingConfig
   readonly access: AccessLogConfig
   readonly slowlog: SlowlogConfig

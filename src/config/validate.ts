@@ -11,7 +11,7 @@ import { ConfigError, isFpmError } from '../common/errors.ts'
 import { compileAccessFormat } from '../log/access-format.ts'
 import type { ConfigNotice, GlobalConfig, PoolConfig } from './types.ts'
 import { DEFAULT_ACCESS_FORMAT } from './directives.ts'
-import { formatTime, parseListenAddress } from './values.ts'
+import { formatSize, formatTime, parseListenAddress } from './values.ts'
 
 export { parseListenAddress } from './values.ts'
 
@@ -72,6 +72,7 @@ export function validatePool (p: PoolDraft, facts: ScopeFacts, issues: Issues): 
   if (usable('request.max_params_size') && p.request.maxParamsBytes <= 0) error('request.max_params_size must be a positive value')
   if (usable('pm.max_requests_jitter') && p.pm.maxRequestsJitter < 0) error(`pm.max_requests_jitter(${p.pm.maxRequestsJitter}) must be a positive value or 0`)
   if (usable('request.queue_max', 'pm.max_children', 'pm.thread_concurrency')) checkQueue(p, error)
+  if (usable('pm.heap_soft_limit', 'pm.heap_limit')) checkHeapSoftLimit(p, error)
   if (usable('request.queue_timeout') && p.request.queueTimeoutMs <= 0) {
     error(`request.queue_timeout(${formatTime(p.request.queueTimeoutMs)}) must be greater than 0s`)
   }
@@ -135,6 +136,20 @@ function checkQueue (p: PoolDraft, error: (m: string) => void): void {
     p.request.queueMax = QUEUE_PER_SLOT * Math.max(1, p.pm.maxChildren) * Math.max(1, p.pm.threadConcurrency)
   } else if (max < 0) {
     error(`request.queue_max(${max}) must be a positive value or 0`)
+  }
+}
+
+/** pm.heap_soft_limit, unset: this share of pm.heap_limit (what a request may add between two checks: the rest). */
+export const HEAP_SOFT_LIMIT_SHARE = 3 / 4
+
+/** pm.heap_soft_limit: unset means 3/4 of pm.heap_limit (0 without one); it must stay below pm.heap_limit. */
+function checkHeapSoftLimit (p: PoolDraft, error: (m: string) => void): void {
+  const hardBytes = p.heapLimitMb * 1024 * 1024
+  const soft = p.heapSoftLimitBytes as number | null
+  if (soft === null) {
+    p.heapSoftLimitBytes = Math.floor(hardBytes * HEAP_SOFT_LIMIT_SHARE)
+  } else if (hardBytes > 0 && soft >= hardBytes) {
+    error(`pm.heap_soft_limit(${formatSize(soft)}) must be less than pm.heap_limit(${formatSize(hardBytes)})`)
   }
 }
 

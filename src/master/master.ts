@@ -37,7 +37,8 @@ export class Master {
     try {
       for (const poolConfig of this.config.pools) {
         const log = this.log.child({ pool: poolConfig.name })
-        const pool = new Pool(poolConfig, log)
+        const g = this.config.global
+        const pool = new Pool(poolConfig, log, { emergencyRestartThreshold: g.emergencyRestartThreshold, emergencyRestartIntervalMs: g.emergencyRestartIntervalMs })
         const listener = new Listener(poolConfig, { pool, resolver: new ScriptResolver(poolConfig), log })
         this.pools.push({ pool, listener })
         const fd = opts.listenFds?.[poolConfig.name]

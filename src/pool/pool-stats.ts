@@ -27,12 +27,22 @@ export interface PoolCounters {
   readonly threadsStarted: number
   /** Threads replaced after pm.max_requests. */
   readonly threadsRecycled: number
+  /** Threads retired because their heap in use after a request exceeded pm.heap_soft_limit. */
+  readonly threadsOverHeapLimit: number
   /** Idle threads retired by the process manager (dynamic max_spare_servers, ondemand idle timeout). */
   readonly threadsRetired: number
   /** Threads that ended on their own (crash, process.exit(), out of memory). */
   readonly threadsDied: number
+  /** Of those, threads V8 ended at their heap cap (pm.heap_limit: ERR_WORKER_OUT_OF_MEMORY). */
+  readonly threadsOutOfMemory: number
+  /** Emergency restarts of the pool's threads (emergency_restart_threshold deaths within emergency_restart_interval). */
+  readonly emergencyRestarts: number
   /** Requests that ran longer than request_terminate_timeout (answered 504). */
   readonly requestsTimedOut: number
+  /** Promise rejections nobody handled, in handler code (logged; the thread is kept). */
+  readonly unhandledRejections: number
+  /** Exceptions thrown from callbacks outside any handler's await (logged; the thread is retired). */
+  readonly uncaughtExceptions: number
   /** Threads terminated because a request on them did not end within request_terminate_timeout_grace. */
   readonly threadsTerminated: number
   /** Terminated threads that did not exit: stuck in a blocking system call. */
@@ -72,9 +82,14 @@ export class PoolStats {
     maxActive: 0,
     threadsStarted: 0,
     threadsRecycled: 0,
+    threadsOverHeapLimit: 0,
     threadsRetired: 0,
     threadsDied: 0,
+    threadsOutOfMemory: 0,
+    emergencyRestarts: 0,
     requestsTimedOut: 0,
+    unhandledRejections: 0,
+    uncaughtExceptions: 0,
     threadsTerminated: 0,
     threadsStuck: 0
   }

@@ -49,6 +49,14 @@
 //   now rather than when the call returns, and its replacement (already started) keeps the
 //   capacity: the pool then runs more threads than pm.max_children until it exits. piscina's
 //   maxThreads leaves room for pm.max_children stuck threads besides the recycling replacements.
+// - pm.heap_soft_limit: each thread publishes its heap in use in shared memory when a request ends
+//   (worker/scheduler.ts); read when the result arrives, a thread over the limit takes no more
+//   requests, ends once idle, and its replacement is started at once (#checkHeap).
+// - An error no handler caught (worker/faults.ts has the policy): an unhandled rejection is logged
+//   and the thread kept; an uncaught exception is logged and the thread replaced like the soft limit
+//   (its requests finish; the one that got 500 for it gets request_terminate_timeout_grace to end).
+// - A thread that exits without the pool asking (a crash, process.exit() in a handler, V8's heap
+//   cap) is a death: logged (pm.heap_limit by name), replaced at once.
 
 import { randomInt } from 'node:crypto'
 import { fileURLToPath } from 'node:url'
@@ -56,11 +64,11 @@ import { Piscina } from 'piscina'
 import { receiveMessageOnPort, type MessagePort, type Worker } from 'node:worker_threads'
 import {
   Msg, TRANSFER_MIN_BYTES, type WorkerTask, type WorkerResult, type WorkerMessage, type MainMessage, type WorkerData,
-  type SerializedError, type HelloMessage
+  type SerializedError, type HelloMessage, type FaultMessage
 } from '../common/messages.ts'
 import { FpmError } from '../common/errors.ts'
 import type { PoolConfig } from '../config/types.ts'
-import { formatTime } from '../config/values.ts'
+import { formatSize, formatTime } from '../config/values.ts'
 import type { Logger } from '../log/logger.ts'
 import { PM_START, initialThreads, maintain, onWaiting, type PmDecision, type PmMemory, type PmSettings, type PmThread, type PmView } from './pm.ts'
 import { PoolStats, type PoolGauges, type PoolStatsSnapshot } from './pool-stats.ts'
@@ -101,6 +109,8 @@ interface Channel {
   /** The thread's execution slots in shared memory (scheduler.ts), known from its HELLO. */
   runningIds: Int32Array | null
   runningStartedAtMs: Float64Array | null
+  /** The thread's heap in use when its last request ended (pm.heap_soft_limit), in shared memory. */
+  heapUsed: Float64Array | null
   /** Messages for a thread whose HELLO has not arrived yet. */
   pending: Array<{ msg: MainMessage, transfer: ArrayBuffer[] | undefined }>
 }
@@ -129,10 +139,21 @@ interface Thread {
   handedEveryMs: number
   /** Nearing pm.max_requests: its replacement has been asked for; it no longer counts as one of the pool's threads. */
   due: boolean
-  /** Takes no more requests, and ends once it has none: recycled, or retired by the process manager. */
-  leaving: 'recycle' | 'retire' | null
+  /**
+   * Takes no more requests, and ends once it has none: recycled (pm.max_requests), retired by the
+   * process manager, over pm.heap_soft_limit, after an uncaught exception, or by an emergency restart.
+   */
+  leaving: 'recycle' | 'retire' | 'heap' | 'fault' | 'restart' | null
+  /** An emergency restart replaces it: it serves until a new thread is ready, then leaves. */
+  restarting: boolean
+  /** An uncaught exception came from its code: its requests stay under request_terminate_timeout after their response. */
+  faulted: boolean
   /** piscina dropped it (it failed) or terminate() was called: its exit is on the way. */
   gone: boolean
+  /** The pool called terminate() on it: its exit is not a death. */
+  endedByPool: boolean
+  /** The error its Worker reported before it exited (ERR_WORKER_OUT_OF_MEMORY...). */
+  exitError: (Error & { code?: unknown }) | null
   /** Its requests past request_terminate_timeout, in their grace: it takes no request meanwhile (it may be terminated). */
   timingOut: number
   /** performance.now() when it was terminated for request_terminate_timeout; 0: it was not. */
@@ -164,6 +185,13 @@ interface Job extends QueueEntry {
   timedOutAtMs: number
   /** The end of its request_terminate_timeout_grace. */
   graceTimer: NodeJS.Timeout | null
+  /**
+   * It got 500 because an uncaught exception came from its code, and its handler did not end within
+   * request_terminate_timeout_grace after that: its thread ends as soon as it runs nothing else.
+   */
+  abandoned: boolean
+  /** The end of that grace. */
+  abandonTimer: NodeJS.Timeout | null
 }
 
 /** The task that makes piscina start a thread. */
@@ -200,6 +228,13 @@ const THREAD_EXIT_BOUND_MS = 2000
 const NOT_RUN: WorkerResult = { response: null, error: null }
 const workerEntry = fileURLToPath(new URL('../worker/entry.ts', import.meta.url))
 const kQueueOptions = Piscina.queueOptionsSymbol
+
+/** What the pool takes from [global]. */
+export interface PoolOptions {
+  /** emergency_restart_threshold and emergency_restart_interval: both > 0 turn it on. */
+  readonly emergencyRestartThreshold?: number
+  readonly emergencyRestartIntervalMs?: number
+}
 
 export class Pool {
   readonly config: PoolConfig
@@ -242,6 +277,10 @@ export class Pool {
   #queueFullEpisode = false
   #queueTimeoutEpisode = false
   #lastThreadsLine = ''
+  readonly #emergencyThreshold: number
+  readonly #emergencyIntervalMs: number
+  /** When the last (up to emergency_restart_threshold) threads died, oldest first (php's last_faults ring). */
+  #deaths: number[] = []
   #onStarted: (() => void) | null = null
   /**
    * Resolves once the threads the pool starts with (static: pm.max_children, dynamic:
@@ -250,9 +289,13 @@ export class Pool {
    */
   readonly started: Promise<void>
 
-  constructor (config: PoolConfig, log: Logger) {
+  constructor (config: PoolConfig, log: Logger, opts: PoolOptions = {}) {
     this.config = config
     this.log = log
+    const threshold = opts.emergencyRestartThreshold ?? 0
+    const intervalMs = opts.emergencyRestartIntervalMs ?? 0
+    this.#emergencyThreshold = threshold > 0 && intervalMs > 0 ? threshold : 0
+    this.#emergencyIntervalMs = intervalMs
     const pm = config.pm
     this.#concurrency = pm.threadConcurrency
     this.#pm = {
@@ -271,7 +314,8 @@ export class Pool {
       env: config.env,
       phpValues: config.phpValues,
       phpAdminValues: config.phpAdminValues,
-      threadConcurrency: pm.threadConcurrency
+      threadConcurrency: pm.threadConcurrency,
+      measureHeap: config.heapSoftLimitBytes > 0
     }
     this.#piscina = new Piscina({
       filename: workerEntry,
@@ -299,7 +343,10 @@ export class Pool {
       const thread = this.#threads.get(worker.id)
       if (thread !== undefined) thread.gone = true
     })
-    this.#piscina.on('error', (err: Error) => { this.log.error({ err }, 'pool error') })
+    this.#piscina.on('error', (err: Error & { code?: unknown }) => {
+      // A thread that died with no task: its exit line says why (#onThreadExit).
+      if (err.code !== 'ERR_WORKER_OUT_OF_MEMORY') this.log.error({ err }, 'pool error')
+    })
     this.started = new Promise<void>((resolve) => { this.#onStarted = resolve })
     this.#spawn(initialThreads(this.#pm))
     this.#checkStarted()
@@ -368,7 +415,7 @@ export class Pool {
     if (this.#threads.get(thread.id) !== thread) return // it died: the job is failed or dispatched again
     let channel = this.#channels.get(thread.id)
     if (channel === undefined) {
-      channel = { port: null, runningIds: null, runningStartedAtMs: null, pending: [] }
+      channel = { port: null, runningIds: null, runningStartedAtMs: null, heapUsed: null, pending: [] }
       this.#channels.set(thread.id, channel)
     }
     if (channel.port === null) channel.pending.push({ msg, transfer })
@@ -417,7 +464,7 @@ export class Pool {
     req.poolId = id
     req.threadId = 0
     req.startedAtMs = 0
-    const job: Job = { id, req, task, ...from, thread: null, slots: null, aborted: false, responseEnded: false, timedOutAtMs: 0, graceTimer: null }
+    const job: Job = { id, req, task, ...from, thread: null, slots: null, aborted: false, responseEnded: false, timedOutAtMs: 0, graceTimer: null, abandoned: false, abandonTimer: null }
     this.#jobs.set(id, job)
     return job
   }
@@ -494,8 +541,38 @@ export class Pool {
         `thread ${thread.id}, script '${job.task.script}' (request: "${job.req.method} ${job.req.uri}") ended ${ms} ms after its request.signal was aborted: the thread is kept`)
     }
     this.#settle(job, result, null)
-    if (thread !== null) this.#released(thread, job)
+    if (thread !== null) {
+      this.#released(thread, job)
+      this.#checkHeap(thread)
+    }
     this.#pump()
+  }
+
+  /**
+   * pm.heap_soft_limit, when a request of `thread` has ended: over it, the thread takes no more
+   * requests, ends once idle, and a new thread is started now. Not kept serving until its
+   * replacement is ready, as pm.max_requests does: a leak that grows the heap by megabytes per
+   * request would reach pm.heap_limit meanwhile. Requests wait in the pool's queue for the start-up
+   * of the new thread (tens of ms) when no other thread is free.
+   */
+  #checkHeap (thread: Thread): void {
+    const limit = this.config.heapSoftLimitBytes
+    if (limit <= 0 || thread.leaving !== null || thread.gone) return
+    const used = this.#channels.get(thread.id)?.heapUsed?.[0] ?? 0
+    if (used <= limit) return
+    this.log.info({ thread: thread.id, heapUsed: used, heapSoftLimit: limit, requests: thread.served },
+      `thread ${thread.id} has ${formatMiB(used)} of heap in use after a request, over pm.heap_soft_limit (${formatSize(limit)}): ` +
+      'it takes no more requests and a new thread replaces it')
+    this.#replaceNow(thread, 'heap')
+  }
+
+  /** Takes no more requests, ends once idle; its replacement is started now (unless already asked for). */
+  #replaceNow (thread: Thread, why: 'heap' | 'fault'): void {
+    if (!thread.due && !this.#closed) {
+      thread.due = true
+      this.#spawn(1)
+    }
+    this.#leave(thread, why)
   }
 
   #onFailure (job: Job, err: Error): void {
@@ -531,7 +608,7 @@ export class Pool {
   }
 
   /** What a request that ran on a thread that ended is told. */
-  #failureOf (job: Job, thread: Thread | null, err: Error): Error {
+  #failureOf (job: Job, thread: Thread | null, err: Error & { code?: unknown }): Error {
     if (job.timedOutAtMs !== 0) {
       return new FpmError('FPM_ERR_REQUEST_TIMEOUT', `request_terminate_timeout: thread ${thread?.id ?? 0} was terminated`, { cause: err })
     }
@@ -539,7 +616,20 @@ export class Pool {
       return new FpmError('FPM_ERR_WORKER_DIED',
         `thread ${thread.id} was terminated because another request on it exceeded request_terminate_timeout (pm.thread_concurrency = ${this.#concurrency})`, { cause: err })
     }
+    if (job.abandoned && thread !== null) {
+      return new FpmError('FPM_ERR_WORKER_DIED',
+        `thread ${thread.id} was terminated: the handler did not end within request_terminate_timeout_grace after an uncaught exception from its code (it got 500)`, { cause: err })
+    }
+    if (err.code === 'ERR_WORKER_OUT_OF_MEMORY') {
+      return new FpmError('FPM_ERR_WORKER_DIED', `thread ${thread?.id ?? 0} exceeded ${this.#heapLimitText()}: V8 ended it (ERR_WORKER_OUT_OF_MEMORY)`, { cause: err })
+    }
     return err
+  }
+
+  /** The heap cap of the pool's threads, for log lines. */
+  #heapLimitText (): string {
+    const mb = this.config.heapLimitMb
+    return mb > 0 ? `pm.heap_limit (${formatSize(mb * 1024 * 1024)})` : "V8's default heap limit (pm.heap_limit is not set)"
   }
 
   /** The thread died: was the job in one of its execution slots? (unknown slots: assume it ran) */
@@ -553,6 +643,10 @@ export class Pool {
     if (job.graceTimer !== null) {
       clearTimeout(job.graceTimer)
       job.graceTimer = null
+    }
+    if (job.abandonTimer !== null) {
+      clearTimeout(job.abandonTimer)
+      job.abandonTimer = null
     }
     job.req.onSettled(result, err)
     if (this.#jobs.size === 0 && this.#whenEmpty !== null) {
@@ -614,7 +708,7 @@ export class Pool {
       if (thread.inflight === 0 || thread.gone) continue
       const channel = this.#channels.get(thread.id)
       for (const job of thread.jobs) {
-        if (job.timedOutAtMs !== 0 || (job.responseEnded && !trackFinished)) continue
+        if (job.timedOutAtMs !== 0 || (job.responseEnded && !trackFinished && !thread.faulted)) continue
         const since = this.#runningSince(job, channel)
         if (since !== null && now - since >= limitMs) this.#timeOut(thread, job, now - since)
         if (thread.terminatedAtMs !== 0) break // terminated at once (grace 0): the rest of its requests end with it
@@ -728,6 +822,12 @@ export class Pool {
       if (known.has(worker)) continue
       started++
       this.#starting.set(worker, now)
+      worker.on('error', (err: Error) => {
+        // Emitted just before 'exit' when V8 ended the thread (ERR_WORKER_OUT_OF_MEMORY), or an error
+        // escaped before worker/faults.ts handles them.
+        const thread = [...this.#threads.values()].find((t) => t.worker === worker)
+        if (thread !== undefined) thread.exitError = err
+      })
       worker.once('exit', (code: number) => {
         // (its threadId reads -1 by now)
         const thread = [...this.#threads.values()].find((t) => t.worker === worker)
@@ -771,7 +871,11 @@ export class Pool {
       handedEveryMs: NaN,
       due: false,
       leaving: null,
+      restarting: false,
+      faulted: false,
       gone: false,
+      endedByPool: false,
+      exitError: null,
       timingOut: 0,
       terminatedAtMs: 0,
       stuck: false,
@@ -786,9 +890,58 @@ export class Pool {
       this.#checkStarted()
       if (thread.gone) return
       thread.ready = true
+      // A new thread is ready: one thread an emergency restart replaces can go.
+      this.#retireRestarting(1)
       if (this.#closed && this.#queue.size === 0) return
       this.#pump()
     })
+  }
+
+  // ---- emergency_restart_threshold / emergency_restart_interval ----
+
+  /**
+   * A thread of the pool died (a crash, process.exit() in a handler, V8's heap cap; not a
+   * retirement, not a terminate for request_terminate_timeout). php counts its children's SIGSEGV
+   * and SIGBUS, the deaths of a native crash; a thread has no such signal, and these are its
+   * crashes. When emergency_restart_threshold of them happened within emergency_restart_interval,
+   * every thread of this pool is replaced, gracefully: the other pools are not touched (they share
+   * nothing with this one), and php's reload of everything has no use here.
+   */
+  #countDeath (): void {
+    const threshold = this.#emergencyThreshold
+    if (threshold === 0) return
+    const now = performance.now()
+    this.#deaths.push(now)
+    if (this.#deaths.length > threshold) this.#deaths.shift()
+    if (this.#deaths.length < threshold || now - (this.#deaths[0] as number) > this.#emergencyIntervalMs) return
+    this.#deaths = []
+    this.#stats.counters.emergencyRestarts++
+    const ms = this.#emergencyIntervalMs
+    const interval = ms % 1000 === 0 ? `${ms / 1000} sec` : `${ms} ms`
+    let replaced = 0
+    for (const t of this.#threads.values()) {
+      if (!t.ready || t.gone || t.leaving !== null || t.restarting) continue
+      t.restarting = true
+      replaced++
+      if (!t.due) {
+        t.due = true
+        this.#spawn(1)
+      }
+    }
+    // php: "failed processes threshold (%d in %d sec) is reached, initiating reload"
+    this.log.warn({ threshold, intervalMs: ms, threads: replaced },
+      `failed threads threshold (${threshold} in ${interval}) is reached, initiating a restart of the pool's threads ` +
+      `(${replaced} thread(s) replaced, each once a new thread is ready)`)
+  }
+
+  /** Up to `n` threads an emergency restart replaces leave (the oldest first); all of them when no thread is starting. */
+  #retireRestarting (n: number): void {
+    for (const t of this.#threads.values()) {
+      if (n <= 0 && this.#startingCount() > 0) return
+      if (!t.restarting || t.leaving !== null || t.gone) continue
+      this.#leave(t, 'restart')
+      n--
+    }
   }
 
   #checkStarted (): void {
@@ -816,7 +969,7 @@ export class Pool {
   }
 
   /** Takes no more requests; ends as soon as it has none. */
-  #leave (thread: Thread, why: 'recycle' | 'retire'): void {
+  #leave (thread: Thread, why: NonNullable<Thread['leaving']>): void {
     thread.leaving = why
     if (thread.inflight === 0) this.#terminate(thread)
   }
@@ -824,6 +977,7 @@ export class Pool {
   #terminate (thread: Thread): void {
     if (thread.gone) return
     thread.gone = true
+    thread.endedByPool = true
     thread.worker.terminate().catch(() => {})
   }
 
@@ -841,7 +995,19 @@ export class Pool {
     if (--thread.inflight === 0) {
       this.#activeThreads--
       if (thread.leaving !== null) this.#terminate(thread)
+    } else if (thread.leaving === 'fault') {
+      this.#endIfOnlyAbandoned(thread)
     }
+  }
+
+  /** A thread retired after an uncaught exception that runs only handlers that will never end: terminated. */
+  #endIfOnlyAbandoned (thread: Thread): void {
+    if (thread.gone || thread.leaving !== 'fault') return
+    for (const job of thread.jobs) if (!job.abandoned) return
+    this.log.info({ thread: thread.id },
+      `thread ${thread.id}: the handler that got 500 after an uncaught exception did not end within request_terminate_timeout_grace ` +
+      `(${formatTime(this.config.request.terminateGraceMs)}): terminating the thread`)
+    this.#terminate(thread)
   }
 
   #onThreadExit (thread: Thread, code: number): void {
@@ -862,20 +1028,38 @@ export class Pool {
       } else {
         this.log.info({ thread: thread.id, code }, `thread ${thread.id} exited on terminate() (request_terminate_timeout) after ${seconds} seconds from start`)
       }
+    } else if (!thread.endedByPool && !this.#closed) {
+      // A crash, process.exit() in a handler, an out-of-memory: replaced at once, as php does.
+      this.#stats.counters.threadsDied++
+      const err = thread.exitError
+      if (err?.code === 'ERR_WORKER_OUT_OF_MEMORY') {
+        this.#stats.counters.threadsOutOfMemory++
+        this.log.warn({ thread: thread.id, code, heapLimitMb: this.config.heapLimitMb },
+          `thread ${thread.id} exceeded ${this.#heapLimitText()}: V8 ended it (ERR_WORKER_OUT_OF_MEMORY) after ${seconds} seconds from start`)
+      } else {
+        this.log.warn({ thread: thread.id, code, err: err ?? undefined }, `thread ${thread.id} exited with code ${code} after ${seconds} seconds from start`)
+      }
+      if (!wasDue && thread.leaving !== 'retire') this.#spawn(1)
+      this.#countDeath()
     } else if (thread.leaving === 'recycle') {
       this.#stats.counters.threadsRecycled++
       this.log.info({ thread: thread.id, requests: thread.served, threads: this.#countedThreads() },
         `thread ${thread.id} retired after ${thread.served} requests (pm.max_requests), ${seconds} seconds from start`)
+    } else if (thread.leaving === 'heap') {
+      this.#stats.counters.threadsOverHeapLimit++
+      this.log.info({ thread: thread.id, requests: thread.served, threads: this.#countedThreads() },
+        `thread ${thread.id} retired after ${thread.served} requests (pm.heap_soft_limit), ${seconds} seconds from start`)
+    } else if (thread.leaving === 'fault') {
+      this.log.info({ thread: thread.id, requests: thread.served, threads: this.#countedThreads() },
+        `thread ${thread.id} retired after ${thread.served} requests (uncaught exception), ${seconds} seconds from start`)
+    } else if (thread.leaving === 'restart') {
+      this.log.info({ thread: thread.id, requests: thread.served, threads: this.#countedThreads() },
+        `thread ${thread.id} retired after ${thread.served} requests (emergency restart), ${seconds} seconds from start`)
     } else if (thread.leaving === 'retire') {
       this.#stats.counters.threadsRetired++
       this.log.debug({ thread: thread.id }, `thread ${thread.id} has been retired by the process manager after ${seconds} seconds from start`)
-    } else if (this.#closed) {
-      this.log.debug({ thread: thread.id, code }, `thread ${thread.id} exited with code ${code}`)
     } else {
-      // A crash, process.exit() in a handler, an out-of-memory: replaced at once, as php does.
-      this.#stats.counters.threadsDied++
-      this.log.warn({ thread: thread.id, code }, `thread ${thread.id} exited with code ${code} after ${seconds} seconds from start`)
-      if (!wasDue) this.#spawn(1)
+      this.log.debug({ thread: thread.id, code }, `thread ${thread.id} exited with code ${code}`)
     }
     this.#pump()
     this.#keepAThreadForTheQueue()
@@ -973,9 +1157,11 @@ export class Pool {
     this.#apply(maintain(this.#pm, this.#pmMemory, this.#view()), 'heartbeat')
     // A thread whose replacement was asked for, idle for a heartbeat (the load stopped short of
     // its pm.max_requests): it goes now rather than linger as a thread too many.
+    // Threads an emergency restart replaces whose new threads did not all come (a failed start).
+    if (this.#startingCount() === 0) this.#retireRestarting(0)
     const now = performance.now()
     for (const t of this.#threads.values()) {
-      if (t.due && t.leaving === null && t.inflight === 0 && now - t.lastActiveMs >= HEARTBEAT_MS) this.#leave(t, 'recycle')
+      if (t.due && t.leaving === null && t.inflight === 0 && now - t.lastActiveMs >= HEARTBEAT_MS) this.#leave(t, t.restarting ? 'restart' : 'recycle')
     }
     this.#pump()
     const g = this.#gauges()
@@ -1065,7 +1251,7 @@ export class Pool {
     const port = this.#channels.get(threadId)?.port
     if (port === null || port === undefined) return
     for (let entry = receiveMessageOnPort(port); entry !== undefined; entry = receiveMessageOnPort(port)) {
-      this.#onWorkerMessage(entry.message as WorkerMessage)
+      this.#onWorkerMessage(entry.message as WorkerMessage, threadId)
     }
   }
 
@@ -1074,20 +1260,26 @@ export class Pool {
     if (typeof msg !== 'object' || msg === null || hello.t !== Msg.HELLO) return
     let channel = this.#channels.get(hello.threadId)
     if (channel === undefined) {
-      channel = { port: null, runningIds: null, runningStartedAtMs: null, pending: [] }
+      channel = { port: null, runningIds: null, runningStartedAtMs: null, heapUsed: null, pending: [] }
       this.#channels.set(hello.threadId, channel)
     }
     const port = hello.port
     channel.port = port
     channel.runningIds = hello.runningIds
     channel.runningStartedAtMs = hello.runningStartedAtMs
-    port.on('message', (m: WorkerMessage) => { this.#onWorkerMessage(m) })
+    channel.heapUsed = hello.heapUsed
+    const threadId = hello.threadId
+    port.on('message', (m: WorkerMessage) => { this.#onWorkerMessage(m, threadId) })
     port.unref()
     for (const { msg: queued, transfer } of channel.pending) port.postMessage(queued, transfer)
     channel.pending.length = 0
   }
 
-  #onWorkerMessage (m: WorkerMessage): void {
+  #onWorkerMessage (m: WorkerMessage, threadId: number): void {
+    if (m.t === Msg.FAULT) {
+      this.#onFault(threadId, m)
+      return
+    }
     const job = this.#jobs.get(m.id)
     if (job === undefined) {
       if (m.t === Msg.LOG) this.#logWorker(m.level, m.msg, m.err)
@@ -1108,6 +1300,37 @@ export class Pool {
     }
   }
 
+  /** An error no code of the thread caught (worker/faults.ts has the policy). */
+  #onFault (threadId: number, m: FaultMessage): void {
+    const where = m.script === null ? '' : ` in script '${m.script}' (request: "${m.method ?? ''} ${m.uri ?? ''}")`
+    const fields = { thread: threadId, script: m.script ?? undefined, method: m.method ?? undefined, uri: m.uri ?? undefined, err: m.err }
+    if (m.kind === 'unhandledRejection') {
+      this.#stats.counters.unhandledRejections++
+      this.log.error(fields, `thread ${threadId}: unhandled promise rejection${where}: ${m.err.message}; the thread is kept`)
+      return
+    }
+    this.#stats.counters.uncaughtExceptions++
+    const thread = this.#threads.get(threadId)
+    const retire = thread !== undefined && thread.leaving === null && !thread.gone
+    this.log.error(fields, `thread ${threadId}: uncaught exception${where}: ${m.err.message}; ` +
+      (m.answered ? 'its request got 500, ' : '') +
+      (retire ? 'the thread takes no more requests and a new thread replaces it' : 'the thread is already on its way out'))
+    if (thread === undefined) return
+    thread.faulted = true
+    if (retire) this.#replaceNow(thread, 'fault')
+    // The request that got 500 was most likely waiting for the callback that threw, and may wait
+    // forever: after the grace, it no longer keeps the thread (and its memory) alive.
+    const job = this.#jobs.get(m.id)
+    if (m.answered && job !== undefined && job.thread === thread && job.abandonTimer === null) {
+      job.abandonTimer = setTimeout(() => {
+        job.abandonTimer = null
+        if (!thread.jobs.has(job)) return
+        job.abandoned = true
+        this.#endIfOnlyAbandoned(thread)
+      }, this.config.request.terminateGraceMs).unref()
+    }
+  }
+
   #logWorker (level: 'debug' | 'info' | 'warn' | 'error', msg: string, err: SerializedError | null): void {
     this.log[level](err === null ? {} : { err }, msg)
   }
@@ -1120,6 +1343,11 @@ function workerEnv (config: PoolConfig): Record<string, string> {
     for (const [k, v] of Object.entries(process.env)) if (v !== undefined) base[k] = v
   }
   return Object.assign(base, config.env)
+}
+
+/** Bytes as MiB with one decimal: `41.3M`. */
+function formatMiB (bytes: number): string {
+  return `${(bytes / (1024 * 1024)).toFixed(1)}M`
 }
 
 /** How often request_terminate_timeout is checked: timeout / 20, at least 10 ms, at most php's 1 s heartbeat. */

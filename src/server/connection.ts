@@ -58,6 +58,8 @@ export class Connection implements RecordSink {
   }
 
   get isDestroyed (): boolean { return this.#socket.destroyed }
+  /** Reading is paused for backpressure (checkBodyBackpressure): a body that does not arrive is not the web server's stall. */
+  get isReadPaused (): boolean { return this.#paused }
 
   // ---- records in ----
 
@@ -72,7 +74,10 @@ export class Connection implements RecordSink {
         this.log.error({ peer: this.peer, err }, `closing FastCGI connection from ${this.peer} after an internal error`)
       }
       this.#socket.destroy()
+      return
     }
+    // request.body_timeout: requests whose body is still incomplete after this read.
+    for (const ex of this.#exchanges.values()) ex.watchBody()
   }
 
   onRecord (type: number, requestId: number, content: Buffer): void {
@@ -231,6 +236,7 @@ export class Connection implements RecordSink {
     } else if (this.#paused && (queued <= BODY_QUEUE_HIGH_WATER_BYTES / 2 || starving)) {
       this.#paused = false
       this.#socket.resume()
+      for (const ex of this.#exchanges.values()) ex.inputResumed()
     }
   }
 

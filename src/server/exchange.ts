@@ -7,6 +7,7 @@
 import { decodeParams } from '../fastcgi/index.ts'
 import { Msg, TRANSFER_MIN_BYTES, type WorkerResult, type SerializedError } from '../common/messages.ts'
 import type { PoolRequest } from '../pool/pool.ts'
+import { formatTime } from '../config/values.ts'
 import { serverResponse, type ServerResponseKind } from './responder.ts'
 import type { Connection } from './connection.ts'
 
@@ -60,6 +61,9 @@ export class Exchange implements PoolRequest {
   #aborted = false
   /** request_terminate_timeout: answered (504) by onTimedOut; the pool logged it. */
   #timedOut = false
+  /** request.body_timeout: performance.now() of the last body bytes (or of the end of the params). */
+  #lastInputMs = 0
+  #bodyTimer: NodeJS.Timeout | null = null
 
   constructor (conn: Connection, requestId: number, keepConn: boolean) {
     this.conn = conn
@@ -131,6 +135,7 @@ export class Exchange implements PoolRequest {
       return
     }
     this.script = resolved.script
+    this.#lastInputMs = performance.now()
     const maxBody = pool.config.request.bodyMaxBytes
     if (maxBody > 0 && this.#contentLength > maxBody) {
       this.conn.log.info({ uri: this.uri, contentLength: this.#contentLength }, `request body of ${this.#contentLength} bytes exceeds request.body_max_size (${maxBody}): 413`)
@@ -152,6 +157,7 @@ export class Exchange implements PoolRequest {
     }
     this.#bodyChunks.push(content)
     this.#bodyBytes += content.length
+    this.#lastInputMs = performance.now()
     if (this.#streaming) {
       this.#flushBody()
     } else if (this.#bodyBytes > this.conn.ctx.pool.config.request.bodyBufferBytes) {
@@ -162,16 +168,67 @@ export class Exchange implements PoolRequest {
   stdinDone (): void {
     this.#stage = Stage.INPUT_DONE
     this.#stdinEnded = true
+    this.#clearBodyTimer()
     if (this.#discarding) { this.#maybeFinished(); return }
     if (!this.#dispatched) this.#dispatch(false)
     else if (this.#streaming) this.#flushBody()
     this.#maybeFinished()
   }
 
+  // ---- request.body_timeout ----
+
+  /**
+   * Called by the connection after each chunk it read: a request whose body is still incomplete
+   * gets its timer (requests whose input came whole in one read, most of them, never get one).
+   */
+  watchBody (): void {
+    if (this.#bodyTimer !== null || this.#stage !== Stage.STDIN || this.#discarding || this.#stdinEnded) return
+    const timeoutMs = this.conn.ctx.pool.config.request.bodyTimeoutMs
+    if (timeoutMs <= 0) return
+    this.#bodyTimer = setTimeout(() => { this.#checkBody() }, timeoutMs).unref()
+  }
+
+  /** The connection resumes reading: the time its socket was paused (our backpressure) was no stall of the web server. */
+  inputResumed (): void {
+    if (this.#bodyTimer !== null) this.#lastInputMs = performance.now()
+  }
+
+  #checkBody (): void {
+    this.#bodyTimer = null
+    if (this.#stage !== Stage.STDIN || this.#discarding || this.#stdinEnded) return
+    const timeoutMs = this.conn.ctx.pool.config.request.bodyTimeoutMs
+    const now = performance.now()
+    if (this.conn.isReadPaused) this.#lastInputMs = now
+    const idleMs = now - this.#lastInputMs
+    if (idleMs < timeoutMs) {
+      this.#bodyTimer = setTimeout(() => { this.#checkBody() }, Math.ceil(timeoutMs - idleMs)).unref()
+      return
+    }
+    // nginx answers its client_body_timeout with 408. The web server's stream of this request is
+    // broken (the rest of the body may still come, or never): the connection closes once its other
+    // requests are done.
+    const expected = this.#contentLength >= 0 ? ` of ${this.#contentLength}` : ''
+    this.conn.log.info({ uri: this.uri, script: this.script, received: this.#bodyTotal, contentLength: this.#contentLength, peer: this.conn.peer },
+      `request body stalled: no bytes for request.body_timeout (${formatTime(timeoutMs)}) after ${this.#bodyTotal}${expected} bytes: 408, closing the connection`)
+    if (this.#dispatched && !this.#settled) {
+      // The handler's body stream fails with this code; then its request.signal is aborted (#respondEarly).
+      this.conn.ctx.pool.send(this, { t: Msg.BODY, id: this.poolId, body: null, end: true, error: 'FPM_ERR_BODY_TIMEOUT' })
+    }
+    this.#respondEarly('bodyTimeout')
+    this.conn.closeWhenIdle()
+  }
+
+  #clearBodyTimer (): void {
+    if (this.#bodyTimer === null) return
+    clearTimeout(this.#bodyTimer)
+    this.#bodyTimer = null
+  }
+
   /** FCGI_ABORT_REQUEST, or the connection went away. */
   abort (reason: string): void {
     if (this.#aborted) return
     this.#aborted = true
+    this.#clearBodyTimer()
     this.#discarding = true
     this.#bodyChunks = []
     this.#bodyBytes = 0
@@ -289,7 +346,8 @@ export class Exchange implements PoolRequest {
     } else if (result !== null) {
       if (result.error !== null) {
         // A body the client made too big, or a request the web server aborted, is not the handler's fault.
-        const clientSide = result.error.code === 'FPM_ERR_BODY_TOO_LARGE' || result.error.code === 'FPM_ERR_REQUEST_ABORTED'
+        const clientSide = result.error.code === 'FPM_ERR_BODY_TOO_LARGE' || result.error.code === 'FPM_ERR_BODY_TIMEOUT' ||
+          result.error.code === 'FPM_ERR_REQUEST_ABORTED'
         this.conn.log[clientSide ? 'info' : 'error']({ uri: this.uri, script: this.script, method: this.method, err: result.error }, `handler failed: ${result.error.message}`)
       }
       if (result.response !== null && this.#response === ResponseState.NONE) {
@@ -361,6 +419,7 @@ export class Exchange implements PoolRequest {
   /** The FastCGI id is free again once the response ended and the input is complete (or discarded). */
   #maybeFinished (): void {
     if (this.#response === ResponseState.ENDED && (this.#stage === Stage.INPUT_DONE || this.#discarding)) {
+      this.#clearBodyTimer()
       this.conn.exchangeFinished(this)
     }
   }

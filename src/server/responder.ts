@@ -1,7 +1,7 @@
 // Turns CGI responses into FastCGI bytes (php's fcgi_write/fcgi_flush tiers, STYLE.md §5.6):
 // a small response is ONE buffer (STDOUT record, padding, the empty STDOUT terminator and
 // END_REQUEST); a large body is a header plus views of the caller's bytes, never copied.
-// Also the one table of responses node-fpm makes itself (404, 403, 413, 431, 500, 502, 503, 504).
+// Also the one table of responses node-fpm makes itself (404, 403, 408, 413, 431, 500, 502, 503, 504).
 
 import {
   RecordType, ProtocolStatus, HEADER_LEN, STREAM_RECORD_LEN,
@@ -91,6 +91,8 @@ export const ServerResponse = {
   /** php: suffix not in security.limit_extensions */
   denied: { status: 403, body: 'Access denied.\n' },
   bodyTooLarge: { status: 413, body: 'Request Entity Too Large\n' },
+  /** the web server stopped sending an incomplete body for request.body_timeout (nginx's client_body_timeout answer) */
+  bodyTimeout: { status: 408, body: 'Request Timeout\n' },
   paramsTooLarge: { status: 431, body: 'Request Header Fields Too Large\n' },
   /** the handler threw, or returned something that is not a Response */
   handlerError: { status: 500, body: 'Internal Server Error\n' },
@@ -105,7 +107,7 @@ export const ServerResponse = {
 export type ServerResponseKind = keyof typeof ServerResponse
 
 const reasons: Record<number, string> = {
-  403: 'Forbidden', 404: 'Not Found', 413: 'Content Too Large', 431: 'Request Header Fields Too Large', 500: 'Internal Server Error', 502: 'Bad Gateway', 503: 'Service Unavailable', 504: 'Gateway Timeout'
+  403: 'Forbidden', 404: 'Not Found', 408: 'Request Timeout', 413: 'Content Too Large', 431: 'Request Header Fields Too Large', 500: 'Internal Server Error', 502: 'Bad Gateway', 503: 'Service Unavailable', 504: 'Gateway Timeout'
 }
 
 /** CGI head + body of a server-made response; HEAD requests get no body. */

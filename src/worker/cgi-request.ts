@@ -202,6 +202,12 @@ export function createRequest (parts: CgiRequestParts, body: Uint8Array | Readab
  * that credit; a new PULL goes out only when the credit is used up and the reader wants more.
  * highWaterMark 0: nothing is asked for before the handler reads.
  */
+/** What a handler reading the body is told, by the code the server sent. */
+const BODY_ERRORS: Readonly<Record<string, string>> = {
+  FPM_ERR_BODY_TOO_LARGE: 'request body failed: it exceeds request.body_max_size',
+  FPM_ERR_BODY_TIMEOUT: 'request body failed: the web server sent no bytes of it for request.body_timeout'
+}
+
 export class RequestBodyStream implements UnderlyingSource<Uint8Array> {
   readonly stream: ReadableStream<Uint8Array>
   readonly #id: number
@@ -246,7 +252,7 @@ export class RequestBodyStream implements UnderlyingSource<Uint8Array> {
       controller.enqueue(body)
     }
     if (msg.error !== null) {
-      this.fail(new FpmError(msg.error as FpmErrorCode, `request body failed (${msg.error})`))
+      this.fail(new FpmError(msg.error as FpmErrorCode, BODY_ERRORS[msg.error] ?? `request body failed (${msg.error})`))
       return
     }
     if (msg.end) {

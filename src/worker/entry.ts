@@ -10,6 +10,7 @@ import type { HelloMessage, MainMessage, WorkerData, WorkerResult, WorkerTask } 
 import { RequestState } from './handler-context.ts'
 import { Scheduler } from './scheduler.ts'
 import { captureConsole } from './console-capture.ts'
+import { currentRequest, installFaultHandlers } from './faults.ts'
 
 /** ABORTs for ids not (yet) running here. The task and the ABORT travel on different ports, so an
  *  ABORT can overtake its task; the few most recent ones are remembered. */
@@ -17,7 +18,7 @@ const EARLY_ABORTS_MAX = 64
 
 const data = workerData as WorkerData | undefined
 const poolEnv: Readonly<Record<string, string>> = data?.env ?? {}
-const scheduler = new Scheduler(Math.max(1, data?.threadConcurrency ?? 1), runTask)
+const scheduler = new Scheduler(Math.max(1, data?.threadConcurrency ?? 1), runTask, { measureHeap: data?.measureHeap === true })
 const active = new Map<number, RequestState>()
 const earlyAborts = new Map<number, string>()
 
@@ -26,10 +27,12 @@ port1.on('message', onMainMessage)
 // The channel must not keep the thread alive (piscina decides that), but must keep delivering.
 port1.unref()
 const hello: HelloMessage = {
-  t: Msg.HELLO, threadId, port: port2, runningIds: scheduler.slots.ids, runningStartedAtMs: scheduler.slots.startedAtMs
+  t: Msg.HELLO, threadId, port: port2, runningIds: scheduler.slots.ids, runningStartedAtMs: scheduler.slots.startedAtMs,
+  heapUsed: scheduler.slots.heapUsed
 }
 parentPort?.postMessage(hello, [port2])
 captureConsole(port1, threadId)
+installFaultHandlers(port1)
 
 function onMainMessage (msg: MainMessage): void {
   const state = active.get(msg.id)
@@ -76,7 +79,8 @@ async function runTask (task: WorkerTask): Promise<WorkerResult> {
     }
   }
   try {
-    return await state.run()
+    // The request's async context: a fault raised by its timers, promises or listeners names it.
+    return await currentRequest.run(state, async () => await state.run())
   } finally {
     active.delete(task.id)
   }

@@ -139,6 +139,8 @@ export class RequestState implements FastPathGate {
   #onWaitRejected: ((err: unknown) => void) | null = null
   #finishing: Promise<boolean> | null = null
   #settled = false
+  /** The decoded params, once the handler is about to run (for describe()). */
+  #params: readonly string[] | null = null
 
   constructor (task: WorkerTask, port: MessagePort, poolEnv: Readonly<Record<string, string>>) {
     this.id = task.id
@@ -166,6 +168,30 @@ export class RequestState implements FastPathGate {
     this.#body?.fail(err)
     this.#sender?.abort(err)
     this.#controller.abort(err)
+  }
+
+  /**
+   * An exception no code caught came from this request's code (worker/faults.ts): php ends the
+   * script with a 500. When nothing was sent yet, 500 now and request.signal is aborted; the
+   * handler's later response is ignored. Returns true when it answered.
+   */
+  failUncaught (): boolean {
+    if (this.#settled || this.#aborted || this.#phase !== Phase.NONE) return false
+    this.#respondWith(INTERNAL_ERROR_HEAD, INTERNAL_ERROR_BODY, false)
+    this.abort('an uncaught exception came from its code')
+    return true
+  }
+
+  /** The script, method and REQUEST_URI, for a log line about this request. */
+  describe (): { script: string, method: string, uri: string } {
+    let method = 'GET'
+    let uri = ''
+    const params = this.#params ?? []
+    for (let i = 0; i < params.length - 1; i += 2) {
+      if (params[i] === 'REQUEST_METHOD') method = params[i + 1] as string
+      else if (params[i] === 'REQUEST_URI') uri = params[i + 1] as string
+    }
+    return { script: this.#task.script, method, uri }
   }
 
   // ---- the task ----
@@ -198,6 +224,7 @@ export class RequestState implements FastPathGate {
     if (this.#aborted) return // ABORT came before the handler ran: don't run it
 
     const params = task.params instanceof Uint8Array ? decodeParamBytes(task.params) : task.params
+    this.#params = params
     const parts = cgiRequestParts(params)
     let body: Uint8Array | ReadableStream<Uint8Array> | null = task.body
     if (task.bodyStreaming && parts.hasBody) {
@@ -290,7 +317,7 @@ export class RequestState implements FastPathGate {
 
   finishRequest (response: Response | null | undefined): Promise<boolean> {
     if (response != null && !isResponse(response)) {
-      // Thrown, not rejected: an un-awaited rejection would be unhandled and end the thread.
+      // Thrown, not rejected: an un-awaited rejection would be an unhandled rejection (worker/faults.ts).
       throw new TypeError(`finishRequest() takes a Response or nothing, got ${describeValue(response)}`)
     }
     if (this.#aborted || this.#settled || this.#phase === Phase.DONE) {

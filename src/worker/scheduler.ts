@@ -6,19 +6,26 @@
 // Which requests are running is published in shared memory (`RunningSlots`): the main thread reads
 // it when a thread dies to tell the requests that were running (they failed) from those that had
 // not started (they are dispatched again, never run twice), and it gives the real start time.
+// With pm.heap_soft_limit, the thread's heap in use is published there too when each request ends
+// (v8.getHeapStatistics(): about 0.3 µs), before the task's result leaves: the pool reads it when
+// the result arrives, without a message of its own.
 
+import { getHeapStatistics } from 'node:v8'
 import type { WorkerResult, WorkerTask } from '../common/messages.ts'
 
-/** Per thread: request id (0 = free) and start time (epoch ms) of each execution slot. */
+/** Per thread: request id (0 = free) and start time (epoch ms) of each execution slot, and the heap in use after the last request. */
 export interface RunningSlots {
   readonly ids: Int32Array
   readonly startedAtMs: Float64Array
+  /** One slot: V8's used_heap_size (bytes) when the last request ended; 0 until measured. */
+  readonly heapUsed: Float64Array
 }
 
 export function createRunningSlots (concurrency: number): RunningSlots {
   return {
     ids: new Int32Array(new SharedArrayBuffer(4 * concurrency)),
-    startedAtMs: new Float64Array(new SharedArrayBuffer(8 * concurrency))
+    startedAtMs: new Float64Array(new SharedArrayBuffer(8 * concurrency)),
+    heapUsed: new Float64Array(new SharedArrayBuffer(8))
   }
 }
 
@@ -33,12 +40,14 @@ const NOT_RUN: WorkerResult = { response: null, error: null }
 export class Scheduler {
   readonly slots: RunningSlots
   readonly #run: (task: WorkerTask) => Promise<WorkerResult>
+  readonly #measureHeap: boolean
   readonly #waiting: Waiting[] = []
   #running = 0
 
-  constructor (concurrency: number, run: (task: WorkerTask) => Promise<WorkerResult>) {
+  constructor (concurrency: number, run: (task: WorkerTask) => Promise<WorkerResult>, opts: { measureHeap?: boolean } = {}) {
     this.slots = createRunningSlots(concurrency)
     this.#run = run
+    this.#measureHeap = opts.measureHeap === true
   }
 
   submit (task: WorkerTask): Promise<WorkerResult> {
@@ -66,6 +75,7 @@ export class Scheduler {
       return await this.#run(task)
     } finally {
       Atomics.store(ids, slot, 0)
+      if (this.#measureHeap) this.slots.heapUsed[0] = getHeapStatistics().used_heap_size
       this.#running--
       this.#next()
     }

@@ -270,7 +270,15 @@ describe('request bodies', () => {
     const conn = await open()
     const sampler = hasProc ? new RssSampler(fpm.child.pid!) : null
     const progressFile = join(fpm.dir, 'marks.progress-up')
-    const consumed = (): number => { try { return Number(readFileSync(progressFile, 'utf8')) } catch { return 0 } }
+    // The handler rewrites the file (writeFileSync truncates first): an empty read is a write under way, not 0.
+    const consumed = (): number => {
+      for (let tries = 0; tries < 1000; tries++) {
+        let text: string
+        try { text = readFileSync(progressFile, 'utf8') } catch { return 0 }
+        if (text !== '') return Number(text)
+      }
+      return 0
+    }
     // pause=1: the handler sleeps after every chunk, so the server must stop reading the socket.
     await conn.begin(1, '/count-body.mjs?pause=1&tag=up', { contentLength: total })
     const base = randomBytes(MiB)

@@ -126,6 +126,10 @@ const POOL_CASES: Record<string, Case> = {
     accept: [['256M', '256M'], ['256m', '256M'], ['1G', '1G'], ['0', '0'], ['1000K', '1M']],
     reject: [['12X', 'unknown suffix used in size value'], ['-1', 'invalid size value']]
   },
+  'pm.heap_soft_limit': {
+    accept: [['32M', '32M'], ['0', '0'], ['1500K', '1500K']],
+    reject: [['lots', 'invalid size value']]
+  },
   'pm.status_path': { accept: [['/status', '/status'], ['/$pool-status', '/www-status']] },
   'pm.status_listen': { accept: [['127.0.0.1:9001', '127.0.0.1:9001']] },
   'ping.path': { accept: [['/ping', '/ping']] },
@@ -141,6 +145,7 @@ const POOL_CASES: Record<string, Case> = {
   'request.max_params_size': { accept: [['64K', '64K'], ['1000', '1000']], reject: [['big', 'invalid size value']] },
   'request.body_buffer_size': { accept: [['0', '0'], ['1m', '1M']], reject: [['1.5M', 'invalid size value']] },
   'request.body_max_size': { accept: [['0', '0'], ['100M', '100M']], reject: [['100MB', 'unknown suffix used in size value']] },
+  'request.body_timeout': { accept: [['0', '0s'], ['30', '30s'], ['1500ms', '1500ms']], reject: [['soon', 'invalid time value']] },
   'request.queue_max': { accept: [['0', '0'], ['1000', '1000']], reject: [['lots', INT_REASON]] },
   'request.queue_timeout': { accept: [['5', '5s'], ['250ms', '250ms'], ['2m', '120s']], reject: [['1.5s', 'invalid time value']] },
   rlimit_files: { accept: [['4096', '4096']], reject: [['many', INT_REASON]] },

@@ -124,6 +124,19 @@ describe('pm.max_requests_jitter and the request queue (node-fpm)', () => {
     assert.equal(pool(loadPool(...STATIC, 'request.queue_max = 5000')).request.queueMax, 5000)
     assert.deepEqual(errors(loadPool(...STATIC, 'request.queue_max = -1')), ['[pool www] request.queue_max(-1) must be a positive value or 0'])
   })
+  it('pm.heap_soft_limit: unset is 3/4 of pm.heap_limit (or of memory_limit), off without one; 0 = off; below pm.heap_limit', () => {
+    const MiB = 1024 * 1024
+    assert.equal(pool(loadPool(...STATIC)).heapSoftLimitBytes, 0)
+    assert.equal(pool(loadPool(...STATIC, 'pm.heap_limit = 256M')).heapSoftLimitBytes, 192 * MiB)
+    assert.equal(pool(loadPool(...STATIC, 'php_admin_value[memory_limit] = 100M')).heapSoftLimitBytes, 75 * MiB)
+    assert.equal(pool(loadPool(...STATIC, 'pm.heap_limit = 256M', 'pm.heap_soft_limit = 0')).heapSoftLimitBytes, 0)
+    assert.equal(pool(loadPool(...STATIC, 'pm.heap_soft_limit = 40M')).heapSoftLimitBytes, 40 * MiB)
+    assert.equal(pool(loadPool(...STATIC, 'pm.heap_limit = 64M', 'pm.heap_soft_limit = 48M')).heapSoftLimitBytes, 48 * MiB)
+    assert.deepEqual(errors(loadPool(...STATIC, 'pm.heap_limit = 64M', 'pm.heap_soft_limit = 64M')),
+      ['[pool www] pm.heap_soft_limit(64M) must be less than pm.heap_limit(64M)'])
+    assert.deepEqual(errors(loadPool(...STATIC, 'php_value[memory_limit] = 32M', 'pm.heap_soft_limit = 100M')),
+      ['[pool www] pm.heap_soft_limit(100M) must be less than pm.heap_limit(32M)'])
+  })
   it('request.queue_timeout: 30s by default, must be > 0 (nothing waits forever)', () => {
     assert.equal(pool(loadPool(...STATIC)).request.queueTimeoutMs, 30_000)
     assert.equal(pool(loadPool(...STATIC, 'request.queue_timeout = 500ms')).request.queueTimeoutMs, 500)

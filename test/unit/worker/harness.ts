@@ -120,7 +120,7 @@ export class Harness {
 
   static async start (options: { threads?: number, concurrentTasksPerWorker?: number, env?: Record<string, string> } = {}): Promise<Harness> {
     const threads = options.threads ?? 1
-    const workerData: WorkerData = { poolName: 'test', env: options.env ?? {}, phpValues: {}, phpAdminValues: {}, threadConcurrency: options.concurrentTasksPerWorker ?? 8 }
+    const workerData: WorkerData = { poolName: 'test', env: options.env ?? {}, phpValues: {}, phpAdminValues: {}, threadConcurrency: options.concurrentTasksPerWorker ?? 8, measureHeap: true }
     const pool = new Piscina({
       filename: ENTRY,
       atomics: 'async',
