@@ -178,7 +178,7 @@ describe('pm.heap_limit = 64M, the hard stop, and the stack', () => {
 
   // node-runtime.md §3: these shapes abort the whole process (FATAL ERROR, SIGABRT) most of the
   // time despite the heap cap; sometimes V8 ends only the thread. Either way the server serves again.
-  for (const shape of ['array', 'push', 'map']) {
+  for (const shape of ['array', 'push', 'map', 'strings']) {
     test(`${shape}: the thread ends (502) or the whole process aborts and the supervisor restarts it; the server serves again`, { timeout: 60_000 }, async (t) => {
       const before = await whoami(fpm)
       let status: number | null = null
