@@ -13,14 +13,14 @@
 // is killed; on a normal exit a process 'exit' hook SIGKILLs the whole group and removes the
 // temp dirs.
 
-import { spawn } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
-import { accessSync, closeSync, constants, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
 import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { forget, hasExited, isExecutable, sleep, spawnManaged, stopManaged } from './managed-process.ts'
 
 export interface PhpFpmHandle {
   /** Where php-fpm listens, usable as NginxOptions.upstream: a unix socket path (default) or host:port. */
@@ -103,13 +103,13 @@ chdir = ${PHP_SCRIPT_DIR}
   ]
   if (asRoot) args.push('--allow-to-run-as-root')
 
-  const child = spawnManaged(bin, args, path.join(dir, 'stderr.log'))
-  const entry = { child, dir }
-  live.add(entry)
+  // Its own process group, so master and workers are signalled together; SIGTERM if we die.
+  const managed = spawnManaged(bin, args, path.join(dir, 'stderr.log'), { dir, group: true, deathSignal: 'SIGTERM' })
+  const child = managed.child
   const outcome = await waitReady(child, address)
   if (outcome !== 'ready') {
-    live.delete(entry)
-    await killGroupAndWait(child)
+    forget(managed)
+    await stopManaged(managed, [])
     const log = readFileSync(errorLog, 'utf8') + readText(path.join(dir, 'stderr.log'))
     await rm(dir, { recursive: true, force: true })
     const why = outcome === 'exited'
@@ -127,8 +127,9 @@ chdir = ${PHP_SCRIPT_DIR}
     errorLog,
     stop () {
       stopping ??= (async () => {
-        await stopProcess(child)
-        live.delete(entry)
+        // SIGQUIT: workers finish their request; then SIGTERM; then SIGKILL to the group
+        await stopManaged(managed, ['SIGQUIT', 'SIGTERM'])
+        forget(managed)
         await rm(dir, { recursive: true, force: true })
       })()
       return stopping
@@ -165,108 +166,4 @@ function canConnect (address: string): Promise<boolean> {
 
 function readText (file: string): string {
   try { return readFileSync(file, 'utf8') } catch { return '' }
-}
-
-function isExecutable (file: string): boolean {
-  try {
-    accessSync(file, constants.X_OK)
-    return statSync(file).isFile()
-  } catch {
-    return false
-  }
-}
-
-function sleep (ms: number): Promise<void> {
-  return new Promise((resolve) => { setTimeout(resolve, ms) })
-}
-
-// ---- process lifetime -------------------------------------------------------------------------
-
-interface LiveProcess { child: ChildProcess, dir: string }
-
-const live = new Set<LiveProcess>()
-let exitHookInstalled = false
-
-function installExitHook (): void {
-  if (exitHookInstalled) return
-  exitHookInstalled = true
-  process.on('exit', () => {
-    for (const { child, dir } of live) {
-      killGroup(child, 'SIGKILL')
-      try { rmSync(dir, { recursive: true, force: true }) } catch {}
-    }
-    live.clear()
-  })
-}
-
-const SETPRIV = ['/usr/bin/setpriv', '/bin/setpriv'].find(isExecutable) ?? null
-
-/**
- * Spawns bin as the leader of a new process group (so master and children can be killed at
- * once), stdout/stderr to logFile. Under setpriv --pdeathsig the master gets SIGTERM (and ends
- * its children) when this process dies. The child is unref'd: a handle nobody stopped does not
- * keep the process alive (the exit hook kills it).
- */
-function spawnManaged (bin: string, args: string[], logFile: string): ChildProcess {
-  installExitHook()
-  const fd = openSync(logFile, 'a')
-  try {
-    const [cmd, argv] = SETPRIV !== null
-      ? [SETPRIV, ['--pdeathsig', 'SIGTERM', '--', bin, ...args]]
-      : [bin, args]
-    const child = spawn(cmd, argv, { stdio: ['ignore', fd, fd], detached: true })
-    child.on('error', () => {}) // surfaces as an early exit
-    child.unref()
-    return child
-  } finally {
-    closeSync(fd)
-  }
-}
-
-function hasExited (child: ChildProcess): boolean {
-  return child.exitCode !== null || child.signalCode !== null
-}
-
-/** Signals the whole process group (master and workers); falls back to the master alone. */
-function killGroup (child: ChildProcess, sig: NodeJS.Signals): void {
-  if (child.pid === undefined) return
-  try {
-    process.kill(-child.pid, sig)
-  } catch {
-    try { child.kill(sig) } catch {}
-  }
-}
-
-function waitExit (child: ChildProcess, ms: number): Promise<boolean> {
-  if (hasExited(child)) return Promise.resolve(true)
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => { child.off('exit', onExit); resolve(false) }, ms)
-    function onExit (): void { clearTimeout(timer); resolve(true) }
-    child.once('exit', onExit)
-  })
-}
-
-/**
- * SIGQUIT (graceful: workers finish their request), then SIGTERM, 5 s each, then SIGKILL to the
- * group. Once the master is gone, the group gets a SIGKILL too so no worker outlives it.
- */
-async function stopProcess (child: ChildProcess): Promise<void> {
-  if (child.pid === undefined) return
-  child.ref()
-  try {
-    if (!hasExited(child)) {
-      for (const sig of ['SIGQUIT', 'SIGTERM'] as const) {
-        try { child.kill(sig) } catch {}
-        if (await waitExit(child, 5000)) break
-      }
-    }
-    await killGroupAndWait(child)
-  } finally {
-    child.unref()
-  }
-}
-
-async function killGroupAndWait (child: ChildProcess): Promise<void> {
-  killGroup(child, 'SIGKILL')
-  await waitExit(child, 5000)
 }

@@ -8,13 +8,14 @@
 // with the test process even when that is killed; on a normal exit a process 'exit' hook kills
 // what is left and removes the temp dirs.
 
-import { spawn } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
-import { accessSync, closeSync, constants, existsSync, openSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
 import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
+import { forget, hasExited, isExecutable, sleep, spawnManaged, stopManaged } from '../../bench/managed-process.ts'
+import type { ManagedProcess } from '../../bench/managed-process.ts'
 
 export interface NginxOptions {
   /** FastCGI address of the backend: 'host:port', '[::1]:port' or an absolute unix socket path. */
@@ -98,15 +99,15 @@ export async function startNginx (opts: NginxOptions): Promise<NginxHandle> {
       const port = await freePort()
       writeFileSync(confFile, renderConfig(opts, { dir, port, upstream, errorLog, pidFile }))
       const logStart = statSync(errorLog).size
-      const child = spawnManaged(bin, ['-p', dir + '/', '-c', confFile, '-e', errorLog], errorLog)
-      const entry = { child, dir }
-      live.add(entry)
+      // SIGKILL if we die, however we die
+      const managed = spawnManaged(bin, ['-p', dir + '/', '-c', confFile, '-e', errorLog], errorLog, { dir, group: false, deathSignal: 'SIGKILL' })
+      const child = managed.child
       const outcome = await waitReady(child, pidFile, port)
       if (outcome === 'ready') {
-        return makeHandle(entry, port, errorLog)
+        return makeHandle(managed, port, errorLog)
       }
-      live.delete(entry)
-      await killAndWait(child)
+      forget(managed)
+      await stopManaged(managed, [])
       const newLog = readFileSync(errorLog, 'utf8').slice(logStart)
       if (outcome === 'exited' && /Address already in use/i.test(newLog) && attempt < PORT_ATTEMPTS) continue
       const why = outcome === 'exited'
@@ -120,7 +121,7 @@ export async function startNginx (opts: NginxOptions): Promise<NginxHandle> {
   }
 }
 
-function makeHandle (entry: LiveProcess, port: number, errorLog: string): NginxHandle {
+function makeHandle (entry: ManagedProcess, port: number, errorLog: string): NginxHandle {
   let stopping: Promise<void> | null = null
   return {
     port,
@@ -129,8 +130,8 @@ function makeHandle (entry: LiveProcess, port: number, errorLog: string): NginxH
     errorLog,
     stop () {
       stopping ??= (async () => {
-        await stopProcess(entry.child, ['SIGQUIT', 'SIGTERM'])
-        live.delete(entry)
+        await stopManaged(entry, ['SIGQUIT', 'SIGTERM'])
+        forget(entry)
         await rm(entry.dir, { recursive: true, force: true })
       })()
       return stopping
@@ -243,95 +244,4 @@ function canConnect (port: number): Promise<boolean> {
     sock.once('timeout', () => { sock.destroy(); resolve(false) })
     sock.once('error', () => { sock.destroy(); resolve(false) })
   })
-}
-
-function isExecutable (file: string): boolean {
-  try {
-    accessSync(file, constants.X_OK)
-    return statSync(file).isFile()
-  } catch {
-    return false
-  }
-}
-
-function sleep (ms: number): Promise<void> {
-  return new Promise((resolve) => { setTimeout(resolve, ms) })
-}
-
-// ---- process lifetime -------------------------------------------------------------------------
-
-interface LiveProcess { child: ChildProcess, dir: string }
-
-const live = new Set<LiveProcess>()
-let exitHookInstalled = false
-
-function installExitHook (): void {
-  if (exitHookInstalled) return
-  exitHookInstalled = true
-  process.on('exit', () => {
-    for (const { child, dir } of live) {
-      if (!hasExited(child)) {
-        try { child.kill('SIGKILL') } catch {}
-      }
-      try { rmSync(dir, { recursive: true, force: true }) } catch {}
-    }
-    live.clear()
-  })
-}
-
-const SETPRIV = ['/usr/bin/setpriv', '/bin/setpriv'].find(isExecutable) ?? null
-
-/**
- * Spawns bin with stdout/stderr appended to logFile. Under setpriv --pdeathsig the process gets
- * SIGKILL when this process dies, however it dies. The child is unref'd: a handle a test forgot
- * to stop() does not keep the test process alive (the exit hook kills it).
- */
-function spawnManaged (bin: string, args: string[], logFile: string): ChildProcess {
-  installExitHook()
-  const fd = openSync(logFile, 'a')
-  try {
-    const [cmd, argv] = SETPRIV !== null
-      ? [SETPRIV, ['--pdeathsig', 'SIGKILL', '--', bin, ...args]]
-      : [bin, args]
-    const child = spawn(cmd, argv, { stdio: ['ignore', fd, fd] })
-    child.on('error', () => {}) // surfaces as an early exit
-    child.unref()
-    return child
-  } finally {
-    closeSync(fd)
-  }
-}
-
-function hasExited (child: ChildProcess): boolean {
-  return child.exitCode !== null || child.signalCode !== null
-}
-
-function waitExit (child: ChildProcess, ms: number): Promise<boolean> {
-  if (hasExited(child)) return Promise.resolve(true)
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => { child.off('exit', onExit); resolve(false) }, ms)
-    function onExit (): void { clearTimeout(timer); resolve(true) }
-    child.once('exit', onExit)
-  })
-}
-
-/** Sends each signal in turn, giving it 5 s, then SIGKILL; resolves once the process is gone. */
-async function stopProcess (child: ChildProcess, signals: NodeJS.Signals[]): Promise<void> {
-  if (hasExited(child) || child.pid === undefined) return
-  child.ref() // keep the event loop alive until the exit is seen
-  try {
-    for (const sig of signals) {
-      try { child.kill(sig) } catch {}
-      if (await waitExit(child, 5000)) return
-    }
-    await killAndWait(child)
-  } finally {
-    child.unref()
-  }
-}
-
-async function killAndWait (child: ChildProcess): Promise<void> {
-  if (hasExited(child)) return
-  try { child.kill('SIGKILL') } catch {}
-  await waitExit(child, 5000)
 }
