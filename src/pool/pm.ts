@@ -9,19 +9,11 @@
 // a freshly forked php child does; threads that are leaving (recycled by pm.max_requests, or
 // retired) are not counted at all.
 
-import type { PmMode } from '../config/types.ts'
+import type { PmConfig } from '../config/types.ts'
 
-export interface PmSettings {
-  readonly mode: PmMode
-  readonly maxChildren: number
-  readonly startServers: number
-  readonly minSpareServers: number
-  readonly maxSpareServers: number
-  readonly maxSpawnRate: number
-  readonly processIdleTimeoutMs: number
-  /** Requests a thread runs at once: a starting thread will take this many waiting requests. */
-  readonly threadConcurrency: number
-}
+/** The pool's pm.* settings the decisions read (threadConcurrency: a starting thread takes this many waiting requests). */
+export type PmSettings = Pick<PmConfig, 'mode' | 'maxChildren' | 'startServers' | 'minSpareServers' | 'maxSpareServers' |
+'maxSpawnRate' | 'processIdleTimeoutMs' | 'threadConcurrency'>
 
 export interface PmThread {
   readonly id: number

@@ -298,16 +298,7 @@ export class Pool {
     this.#emergencyIntervalMs = intervalMs
     const pm = config.pm
     this.#concurrency = pm.threadConcurrency
-    this.#pm = {
-      mode: pm.mode,
-      maxChildren: pm.maxChildren,
-      startServers: pm.startServers,
-      minSpareServers: pm.minSpareServers,
-      maxSpareServers: pm.maxSpareServers,
-      maxSpawnRate: pm.maxSpawnRate,
-      processIdleTimeoutMs: pm.processIdleTimeoutMs,
-      threadConcurrency: pm.threadConcurrency
-    }
+    this.#pm = pm
     this.#maxThreads = 3 * pm.maxChildren
     const workerData: WorkerData = {
       poolName: config.name,

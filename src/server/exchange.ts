@@ -24,7 +24,6 @@ const ResponseState = {
   ENDED: 2
 } as const
 
-const EMPTY_PARAMS: string[] = []
 const EMPTY_BYTES = new Uint8Array(0)
 
 export class Exchange implements PoolRequest {
@@ -39,7 +38,6 @@ export class Exchange implements PoolRequest {
   #stage: number = Stage.PARAMS
   #paramChunks: Buffer[] = []
   #paramBytes = 0
-  params: string[] = EMPTY_PARAMS
   #paramBytesForWorker: Uint8Array = EMPTY_BYTES
   method = 'GET'
   uri = ''
@@ -101,7 +99,6 @@ export class Exchange implements PoolRequest {
     this.#paramChunks = []
     const params: string[] = []
     if (all !== undefined) decodeParams(all, params) // throws ProtocolError: the connection closes
-    this.params = params
     // The thread gets the raw bytes (one exact-size copy) and decodes them itself.
     this.#paramBytesForWorker = all === undefined ? EMPTY_BYTES : exactCopy([all], all.length)
     this.#stage = Stage.STDIN
