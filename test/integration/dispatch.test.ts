@@ -7,13 +7,9 @@ import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import net from 'node:net'
-import { FcgiConnection, buildCgiParams, parseCgiResponse } from '../../src/client/fcgi-client.ts'
-import {
-  FCGI_KEEP_CONN, RecordParser, RecordType, Role, buildBeginRequest, buildStreamEnd, encodeParams, frameChunks
-} from '../../src/fastcgi/index.ts'
 import { REPO, startFpm } from '../helpers/fpm-tester.ts'
 import type { FpmHandle } from '../helpers/fpm-tester.ts'
+import { connectRawBatch, getScript } from '../helpers/fcgi-requests.ts'
 
 const APPS = join(REPO, 'test/fixtures/dispatch-apps')
 
@@ -29,13 +25,7 @@ env[MARK] = {{DIR}}/marks
 `
 
 async function get (fpm: FpmHandle, script: string, query: string): Promise<{ status: number, body: string }> {
-  const conn = await FcgiConnection.connect(`127.0.0.1:${fpm.port}`)
-  try {
-    const res = await conn.request({ params: buildCgiParams({ uri: `/${script}?${query}`, scriptFilename: join(APPS, script) }) }, { keepConn: false })
-    return { status: res.status, body: res.body.toString() }
-  } finally {
-    await conn.close()
-  }
+  return await getScript(fpm.port, APPS, script, query)
 }
 
 describe('one thread: requests waiting behind one whose thread dies', () => {
@@ -46,32 +36,13 @@ describe('one thread: requests waiting behind one whose thread dies', () => {
   test('the dying request gets 502; the ones queued behind it run on the replacement thread, exactly once', async () => {
     // Five requests in ONE write on one connection: they reach the pool in the same tick, so the
     // followers are handed to the only thread (prefetched) before the first one has even started.
-    const requests: Array<[string, string]> = [['die-soon.mjs', ''], ...[1, 2, 3, 4].map((i): [string, string] => ['count.mjs', `id=${i}`])]
-    const bytes = Buffer.concat(requests.flatMap(([script, query], i) => {
-      const id = i + 1
-      const params = encodeParams(Object.entries(buildCgiParams({ uri: `/${script}?${query}`, scriptFilename: join(APPS, script) })))
-      return [buildBeginRequest(id, Role.RESPONDER, FCGI_KEEP_CONN), ...frameChunks(RecordType.PARAMS, id, params),
-        buildStreamEnd(RecordType.PARAMS, id), buildStreamEnd(RecordType.STDIN, id)]
-    }))
-    const stdout = new Map<number, Buffer[]>()
-    const ended = new Set<number>()
-    const socket = net.connect(fpm.port, '127.0.0.1')
-    const parser = new RecordParser({
-      onRecord (type, requestId, content) {
-        if (type === RecordType.STDOUT) stdout.set(requestId, [...(stdout.get(requestId) ?? []), Buffer.from(content)])
-        if (type === RecordType.END_REQUEST) ended.add(requestId)
-      }
-    })
-    socket.on('data', (chunk: Buffer) => { parser.push(chunk) })
-    await new Promise<void>((resolve) => socket.once('connect', resolve))
+    const batch = await connectRawBatch(fpm.port, APPS)
     // a first request makes sure the thread is up and has opened its channel (until then the pool
     // does not prefetch onto it)
     assert.equal((await get(fpm, 'count.mjs', 'id=warm-up')).status, 200)
-    socket.write(bytes)
-    const deadline = Date.now() + 15_000
-    while (ended.size < 5 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20))
-    socket.destroy()
-    const responses = [1, 2, 3, 4, 5].map((id) => parseCgiResponse(Buffer.concat(stdout.get(id) ?? [])))
+    batch.send([['die-soon.mjs', ''], ...[1, 2, 3, 4].map((i): [string, string] => ['count.mjs', `id=${i}`])])
+    const responses = await batch.responses(15_000)
+    batch.close()
     assert.equal(responses[0]?.status, 502)
     for (let i = 1; i <= 4; i++) {
       assert.equal(responses[i]?.status, 200, `follower ${i}`)

@@ -5,9 +5,9 @@
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { join } from 'node:path'
-import { FcgiConnection, buildCgiParams } from '../../src/client/fcgi-client.ts'
 import { REPO, startFpm } from '../helpers/fpm-tester.ts'
 import type { FpmHandle } from '../helpers/fpm-tester.ts'
+import { getScript } from '../helpers/fcgi-requests.ts'
 
 const APPS = join(REPO, 'test/fixtures/pm-apps')
 
@@ -22,13 +22,7 @@ root = {{ROOT}}
 `
 
 async function get (fpm: FpmHandle, script: string, query = ''): Promise<{ status: number, body: string }> {
-  const conn = await FcgiConnection.connect(`127.0.0.1:${fpm.port}`)
-  try {
-    const res = await conn.request({ params: buildCgiParams({ uri: `/${script}?${query}`, scriptFilename: join(APPS, script) }) }, { keepConn: false })
-    return { status: res.status, body: res.body.toString() }
-  } finally {
-    await conn.close()
-  }
+  return await getScript(fpm.port, APPS, script, query)
 }
 
 describe('pm = static', () => {

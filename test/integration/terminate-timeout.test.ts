@@ -7,14 +7,11 @@
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { join } from 'node:path'
-import net from 'node:net'
-import { FcgiConnection, buildCgiParams, parseCgiResponse } from '../../src/client/fcgi-client.ts'
+import { FcgiConnection, buildCgiParams } from '../../src/client/fcgi-client.ts'
 import type { FcgiResponse } from '../../src/client/fcgi-client.ts'
-import {
-  FCGI_KEEP_CONN, RecordParser, RecordType, Role, buildBeginRequest, buildStreamEnd, encodeParams, frameChunks
-} from '../../src/fastcgi/index.ts'
 import { REPO, startFpm } from '../helpers/fpm-tester.ts'
 import type { FpmHandle, LogLine } from '../helpers/fpm-tester.ts'
+import { connectRawBatch } from '../helpers/fcgi-requests.ts'
 
 const TIMEOUT_APPS = join(REPO, 'test/fixtures/timeout-apps')
 
@@ -162,31 +159,12 @@ describe('requests prefetched behind a request that times out', () => {
   after(async () => { await fpm.stop() })
 
   test('grace 0: terminated at once; the two quick requests sent with it run on the new thread', async () => {
-    const requests = ['loop.mjs', 'whoami.mjs', 'whoami.mjs']
-    const bytes = Buffer.concat(requests.flatMap((script, i) => {
-      const id = i + 1
-      const params = encodeParams(Object.entries(buildCgiParams({ uri: `/${script}`, scriptFilename: join(TIMEOUT_APPS, script) })))
-      return [buildBeginRequest(id, Role.RESPONDER, FCGI_KEEP_CONN), ...frameChunks(RecordType.PARAMS, id, params),
-        buildStreamEnd(RecordType.PARAMS, id), buildStreamEnd(RecordType.STDIN, id)]
-    }))
-    const stdout = new Map<number, Buffer[]>()
-    const ended = new Set<number>()
-    const socket = net.connect(fpm.port, '127.0.0.1')
-    const parser = new RecordParser({
-      onRecord (type, requestId, content) {
-        if (type === RecordType.STDOUT) stdout.set(requestId, [...(stdout.get(requestId) ?? []), Buffer.from(content)])
-        if (type === RecordType.END_REQUEST) ended.add(requestId)
-      }
-    })
-    socket.on('data', (chunk: Buffer) => { parser.push(chunk) })
-    await new Promise<void>((resolve) => socket.once('connect', resolve))
+    const batch = await connectRawBatch(fpm.port, TIMEOUT_APPS)
     // a request just before makes the thread one that finished recently: the pool prefetches onto it
     const first = (await get(fpm, 'whoami.mjs')).body.toString()
-    socket.write(bytes)
-    const deadline = Date.now() + 8000
-    while (ended.size < 3 && Date.now() < deadline) await sleep(20)
-    socket.destroy()
-    const responses = [1, 2, 3].map((id) => parseCgiResponse(Buffer.concat(stdout.get(id) ?? [])))
+    batch.send([['loop.mjs', ''], ['whoami.mjs', ''], ['whoami.mjs', '']])
+    const responses = await batch.responses(8000)
+    batch.close()
     assert.equal(responses[0]?.status, 504)
     for (const r of responses.slice(1)) {
       assert.equal(r.status, 200)
