@@ -8,7 +8,7 @@ import type { MessagePort } from 'node:worker_threads'
 
 export const TRANSFER_MIN_BYTES = 16 * 1024
 
-/** Main thread -> worker: the piscina task, one per FastCGI request. */
+/** Main thread -> worker: one FastCGI request, sent in a TASKS batch on the thread's channel. */
 export interface WorkerTask {
   /** Request id, unique within the pool (not the FastCGI request id). */
   readonly id: number
@@ -28,7 +28,7 @@ export interface WorkerTask {
   readonly isHead: boolean
 }
 
-/** Worker -> main: the piscina task result. The task settles when the handler and its waitUntil work end. */
+/** Worker -> main: a task's result, in a RESULTS batch. The task settles when the handler and its waitUntil work end. */
 export interface WorkerResult {
   /**
    * Fast path: the whole response, when nothing was sent on the channel for this request.
@@ -62,13 +62,17 @@ export const Msg = {
   LOG: 5,
   /** { t, id, kind, ... }: an error no handler caught (unhandled rejection, uncaught exception), from request `id` (0: unknown). */
   FAULT: 6,
+  /** { t, ids, results }: tasks that ended, with their results (same order), batched per turn of the thread's event loop. */
+  RESULTS: 7,
   // main -> worker
   /** { t, id, body, end, error }: request body bytes; `error` is an FpmErrorCode when the body failed. */
   BODY: 10,
   /** { t, id, bytes }: main has written `bytes` response bytes to the socket: the worker may send more. */
   ACK: 11,
   /** { t, id, reason }: the web server aborted the request or the connection dropped. */
-  ABORT: 12
+  ABORT: 12,
+  /** { t, tasks }: requests for the thread, batched per turn of the main event loop (one message, one wake-up). */
+  TASKS: 13
 } as const
 
 /**
@@ -116,12 +120,23 @@ export interface FaultMessage {
   readonly answered: boolean
   readonly err: SerializedError
 }
-export type WorkerMessage = HeadMessage | ChunkMessage | PullMessage | LogMessage | FaultMessage
+/**
+ * Tasks that ended. `results[i]` answers `ids[i]`; a result that is an Error-like SerializedError
+ * in `failures[i]` (not null) means the task's promise rejected: a bug in node-fpm, not a handler error.
+ */
+export interface ResultsMessage {
+  readonly t: typeof Msg.RESULTS
+  readonly ids: number[]
+  readonly results: Array<WorkerResult | null>
+  readonly failures: Array<SerializedError | null>
+}
+export type WorkerMessage = HeadMessage | ChunkMessage | PullMessage | LogMessage | FaultMessage | ResultsMessage
 
 export interface BodyMessage { readonly t: typeof Msg.BODY, readonly id: number, readonly body: Uint8Array | null, readonly end: boolean, readonly error: string | null }
 export interface AckMessage { readonly t: typeof Msg.ACK, readonly id: number, readonly bytes: number }
 export interface AbortMessage { readonly t: typeof Msg.ABORT, readonly id: number, readonly reason: string }
-export type MainMessage = BodyMessage | AckMessage | AbortMessage
+export interface TasksMessage { readonly t: typeof Msg.TASKS, readonly tasks: WorkerTask[] }
+export type MainMessage = BodyMessage | AckMessage | AbortMessage | TasksMessage
 
 /** workerData given to every thread of a pool. */
 export interface WorkerData {

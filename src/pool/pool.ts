@@ -64,7 +64,7 @@ import { Piscina } from 'piscina'
 import { receiveMessageOnPort, type MessagePort, type Worker } from 'node:worker_threads'
 import {
   Msg, TRANSFER_MIN_BYTES, type WorkerTask, type WorkerResult, type WorkerMessage, type MainMessage, type WorkerData,
-  type SerializedError, type HelloMessage, type FaultMessage
+  type SerializedError, type HelloMessage, type FaultMessage, type ResultsMessage
 } from '../common/messages.ts'
 import { FpmError } from '../common/errors.ts'
 import type { PoolConfig } from '../config/types.ts'
@@ -113,6 +113,13 @@ interface Channel {
   heapUsed: Float64Array | null
   /** Messages for a thread whose HELLO has not arrived yet. */
   pending: Array<{ msg: MainMessage, transfer: ArrayBuffer[] | undefined }>
+  /** Tasks handed to the thread in this turn of the event loop, sent in one TASKS message (#flushTasks). */
+  outbox: WorkerTask[]
+  outboxTransfer: ArrayBuffer[]
+}
+
+function newChannel (): Channel {
+  return { port: null, runningIds: null, runningStartedAtMs: null, heapUsed: null, pending: [], outbox: [], outboxTransfer: [] }
 }
 
 /** A thread of the pool, from piscina's `workerCreate` to its exit. */
@@ -212,7 +219,7 @@ type BalancedWorker = Parameters<LoadBalancer>[1][number]
  * that is slow to take up what it was given. Never while a thread is starting: it takes the
  * waiting requests as soon as it is ready.
  */
-const PREFETCH_PER_THREAD = 2
+const PREFETCH_PER_THREAD = 4
 const PREFETCH_MAX_AGE_MS = 5
 const PREFETCH_RECENT_DONE_MS = 100
 const MAX_DISPATCH_ATTEMPTS = 3
@@ -226,7 +233,8 @@ const HEARTBEAT_MS = 1000
 const THREAD_EXIT_BOUND_MS = 2000
 
 const NOT_RUN: WorkerResult = { response: null, error: null }
-const workerEntry = fileURLToPath(new URL('../worker/entry.ts', import.meta.url))
+// entry.ts from the sources (tests, type stripping), entry.js from the build (dist/, what `node-fpm` runs).
+const workerEntry = fileURLToPath(new URL(`../worker/entry${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url))
 const kQueueOptions = Piscina.queueOptionsSymbol
 
 /** What the pool takes from [global]. */
@@ -264,8 +272,10 @@ export class Pool {
   #destroyed = false
   #closing: Promise<void> | null = null
   #whenEmpty: (() => void) | null = null
-  /** The task being handed to piscina.run() right now (the balancer is called synchronously). */
-  #submitting: Job | WarmUp | null = null
+  /** The warm-up being handed to piscina.run() right now (the balancer is called synchronously). */
+  #submitting: WarmUp | null = null
+  /** #flushTasks is due at the end of this turn of the event loop. */
+  #flushScheduled = false
   readonly #heartbeat: NodeJS.Timeout
   /** request_terminate_timeout's check (null: no timeout). */
   #timeoutTimer: NodeJS.Timeout | null = null
@@ -316,7 +326,8 @@ export class Pool {
       // (pm.max_requests), and for as many threads stuck in a blocking call (request_terminate_timeout).
       maxThreads: this.#maxThreads,
       idleTimeout: Infinity,
-      concurrentTasksPerWorker: this.#concurrency + PREFETCH_PER_THREAD,
+      // piscina only runs warm-ups (requests go on the threads' channels, see the top of this file).
+      concurrentTasksPerWorker: 1,
       stricterFIFO: true,
       // 'async': an idle thread keeps its event loop running, so ctx.waitUntil() work and timers
       // left behind by a handler are not frozen in Atomics.wait (STYLE.md §8).
@@ -406,9 +417,10 @@ export class Pool {
     if (this.#threads.get(thread.id) !== thread) return // it died: the job is failed or dispatched again
     let channel = this.#channels.get(thread.id)
     if (channel === undefined) {
-      channel = { port: null, runningIds: null, runningStartedAtMs: null, heapUsed: null, pending: [] }
+      channel = newChannel()
       this.#channels.set(thread.id, channel)
     }
+    if (channel.outbox.length > 0) this.#flushChannel(channel)
     if (channel.port === null) channel.pending.push({ msg, transfer })
     else channel.port.postMessage(msg, transfer)
   }
@@ -509,22 +521,43 @@ export class Pool {
     thread.lastActiveMs = now
     if (thread.maxRequests !== Infinity) this.#countTowardsMaxRequests(thread, now)
     const task = job.task
-    const transfer = task.body !== null && task.body.byteLength >= TRANSFER_MIN_BYTES ? [task.body.buffer as ArrayBuffer] : undefined
-    const full = { ...task, id: job.id, [kQueueOptions]: job }
-    this.#submitting = job
-    let running: Promise<WorkerResult>
-    try {
-      running = this.#piscina.run(full, { transferList: transfer })
-    } finally {
-      this.#submitting = null
+    let channel = this.#channels.get(thread.id)
+    if (channel === undefined) {
+      channel = newChannel()
+      this.#channels.set(thread.id, channel)
     }
-    running.then((result) => { this.#onResult(job, result) }, (err: Error) => { this.#onFailure(job, err) })
+    channel.outbox.push({ ...task, id: job.id })
+    if (task.body !== null && task.body.byteLength >= TRANSFER_MIN_BYTES) channel.outboxTransfer.push(task.body.buffer as ArrayBuffer)
+    if (!this.#flushScheduled) {
+      this.#flushScheduled = true
+      setImmediate(this.#flushTasks)
+    }
+  }
+
+  /**
+   * Sends the tasks handed out in this turn of the event loop, one message per thread: every
+   * request read from the sockets in one poll phase (and every one a result freed a thread for)
+   * costs the thread one wake-up, not one each.
+   */
+  readonly #flushTasks = (): void => {
+    this.#flushScheduled = false
+    for (const channel of this.#channels.values()) {
+      if (channel.outbox.length > 0) this.#flushChannel(channel)
+    }
+  }
+
+  #flushChannel (channel: Channel): void {
+    const msg: MainMessage = { t: Msg.TASKS, tasks: channel.outbox }
+    const transfer = channel.outboxTransfer.length > 0 ? channel.outboxTransfer : undefined
+    channel.outbox = []
+    channel.outboxTransfer = []
+    if (channel.port === null) channel.pending.push({ msg, transfer })
+    else channel.port.postMessage(msg, transfer)
   }
 
   #onResult (job: Job, result: WorkerResult): void {
     if (this.#jobs.get(job.id) !== job) return // answered already: its thread got stuck (#onExitOverdue)
     const thread = job.thread
-    if (thread !== null) this.#drainChannel(thread.id)
     this.#stats.counters.completed++
     if (thread !== null && job.timedOutAtMs !== 0) {
       const ms = Math.round(performance.now() - job.timedOutAtMs)
@@ -1002,6 +1035,13 @@ export class Pool {
   }
 
   #onThreadExit (thread: Thread, code: number): void {
+    // What it posted before it ended (results, response bytes) counts; its other requests fail,
+    // or run elsewhere if they never started (#retryOrFail).
+    this.#drainChannel(thread.id)
+    if (thread.jobs.size > 0) {
+      const err: Error = thread.exitError ?? new FpmError('FPM_ERR_WORKER_DIED', `thread ${thread.id} exited with code ${code}`)
+      for (const job of [...thread.jobs]) this.#onFailure(job, err)
+    }
     this.#starting.delete(thread.worker)
     this.#threads.delete(thread.id)
     this.#channels.delete(thread.id)
@@ -1097,47 +1137,24 @@ export class Pool {
   }
 
   /**
-   * piscina's load balancer. A request: the thread the pool chose (#submit). A warm-up: none while
-   * it is being submitted (piscina then starts a thread), any live thread when offered again.
+   * piscina's load balancer, for warm-ups only (requests go on the threads' channels): none while
+   * one is being submitted (piscina then starts a thread), any live thread when offered again.
    */
   #balance (task: BalancedTask, workers: BalancedWorker[]): BalancedWorker | null {
-    const ticket = (task as unknown as Record<symbol, Job | WarmUp | null | undefined>)[kQueueOptions]
-    if (ticket == null) return null
-    if ('warmUp' in ticket) {
-      if (this.#submitting === ticket) return null
-      // Never null here: piscina would start a thread per refusal (ThreadPool._onWorkerAvailable).
-      // Not on a thread on its way out if there is another (a stuck one would hold it for good).
-      let any: BalancedWorker | null = null
-      let leaving: BalancedWorker | null = null
-      for (const w of workers) {
-        if (w.terminating || w.destroyed) continue
-        const thread = this.#threads.get(w.id)
-        if (thread === undefined) return w // most likely the thread it asked for, still starting
-        if (thread.gone) leaving ??= w
-        else any ??= w
-      }
-      return any ?? leaving
-    }
-    const target = ticket.thread?.id
-    for (const w of workers) {
-      if (w.id === target && !w.terminating && !w.destroyed) return w
-    }
-    // Not expected: the pool only chooses threads piscina lists as ready. Never leave it in
-    // piscina's queue (piscina would start threads for it): any live thread runs it.
+    const ticket = (task as unknown as Record<symbol, WarmUp | null | undefined>)[kQueueOptions]
+    if (ticket == null || this.#submitting === ticket) return null
+    // Never null here: piscina would start a thread per refusal (ThreadPool._onWorkerAvailable).
+    // Not on a thread on its way out if there is another (a stuck one would hold it for good).
+    let any: BalancedWorker | null = null
+    let leaving: BalancedWorker | null = null
     for (const w of workers) {
       if (w.terminating || w.destroyed) continue
       const thread = this.#threads.get(w.id)
-      this.log.error({ thread: target, instead: w.id }, 'internal: the chosen thread is gone: the request runs on another')
-      if (thread !== undefined && ticket.thread !== null && ticket.thread !== thread) {
-        this.#released(ticket.thread, ticket)
-        ticket.thread = thread
-        ticket.req.threadId = thread.id
-        thread.jobs.add(ticket)
-        if (thread.inflight++ === 0) this.#stats.active(++this.#activeThreads)
-      }
-      return w
+      if (thread === undefined) return w // most likely the thread it asked for, still starting
+      if (thread.gone) leaving ??= w
+      else any ??= w
     }
-    return null
+    return any ?? leaving
   }
 
   // ---- the process manager ----
@@ -1251,7 +1268,7 @@ export class Pool {
     if (typeof msg !== 'object' || msg === null || hello.t !== Msg.HELLO) return
     let channel = this.#channels.get(hello.threadId)
     if (channel === undefined) {
-      channel = { port: null, runningIds: null, runningStartedAtMs: null, heapUsed: null, pending: [] }
+      channel = newChannel()
       this.#channels.set(hello.threadId, channel)
     }
     const port = hello.port
@@ -1267,6 +1284,10 @@ export class Pool {
   }
 
   #onWorkerMessage (m: WorkerMessage, threadId: number): void {
+    if (m.t === Msg.RESULTS) {
+      this.#onResults(m, threadId)
+      return
+    }
     if (m.t === Msg.FAULT) {
       this.#onFault(threadId, m)
       return
@@ -1288,6 +1309,22 @@ export class Pool {
         break
       case Msg.PULL: req.onPull(m.bytes); break
       case Msg.LOG: req.onWorkerLog(m.level, m.msg, m.err); break
+    }
+  }
+
+  #onResults (m: ResultsMessage, threadId: number): void {
+    const { ids, results, failures } = m
+    for (let i = 0; i < ids.length; i++) {
+      const job = this.#jobs.get(ids[i]!)
+      if (job === undefined || job.thread?.id !== threadId) continue // answered already (its thread got stuck)
+      const failure = failures[i]
+      if (failure == null) {
+        this.#onResult(job, results[i] ?? NOT_RUN)
+      } else {
+        const err = new FpmError('FPM_ERR_WORKER_DIED', `thread ${threadId} failed to run the request: ${failure.message}`)
+        err.stack = failure.stack
+        this.#onFailure(job, err)
+      }
     }
   }
 

@@ -1,19 +1,23 @@
-// The piscina task module (the pool's `filename`): runs in every worker thread of a pool.
+// The module piscina loads (the pool's `filename`): runs in every worker thread of a pool.
 // At load it opens the thread's channel (a MessageChannel whose port2 goes to the main thread in a
-// HELLO message on parentPort, before piscina's READY) and routes what main sends on it (BODY, ACK,
-// ABORT) to the request with that id. Each task is one FastCGI request (handler-context.ts).
+// HELLO message on parentPort, before piscina's READY). Requests arrive on that channel in TASKS
+// batches, not as piscina tasks: piscina's one message and one Atomics wake-up per task (and its
+// result) cost more main-thread time than the request itself (node-runtime.md §4); a batch costs
+// one message per turn of the main event loop, whatever it holds. Results go back the same way,
+// batched per turn of this thread's loop. piscina starts and ends the thread (warmUp). BODY, ACK
+// and ABORT go to the request with that id. Each task is one FastCGI request (handler-context.ts).
 // Imports only common/ and worker/ so that a thread starts light.
 
 import { MessageChannel, parentPort, threadId, workerData } from 'node:worker_threads'
 import { Msg } from '../common/messages.ts'
-import type { HelloMessage, MainMessage, WorkerData, WorkerResult, WorkerTask } from '../common/messages.ts'
-import { RequestState } from './handler-context.ts'
+import type { HelloMessage, MainMessage, ResultsMessage, SerializedError, WorkerData, WorkerResult, WorkerTask } from '../common/messages.ts'
+import { RequestState, serializeError } from './handler-context.ts'
 import { Scheduler } from './scheduler.ts'
 import { captureConsole } from './console-capture.ts'
 import { currentRequest, installFaultHandlers } from './faults.ts'
 
-/** ABORTs for ids not (yet) running here. The task and the ABORT travel on different ports, so an
- *  ABORT can overtake its task; the few most recent ones are remembered. */
+/** ABORTs for ids not (yet) running here (the main thread may abort a request whose task it has not
+ *  flushed yet); the few most recent ones are remembered. */
 const EARLY_ABORTS_MAX = 64
 
 const data = workerData as WorkerData | undefined
@@ -35,6 +39,10 @@ captureConsole(port1, threadId)
 installFaultHandlers(port1)
 
 function onMainMessage (msg: MainMessage): void {
+  if (msg.t === Msg.TASKS) {
+    for (const task of msg.tasks) submitTask(task)
+    return
+  }
   const state = active.get(msg.id)
   if (state === undefined) {
     if (msg.t === Msg.ABORT && !scheduler.dropWaiting(msg.id)) rememberAbort(msg.id, msg.reason)
@@ -55,9 +63,42 @@ function rememberAbort (id: number, reason: string): void {
   earlyAborts.set(id, reason)
 }
 
-/** The piscina task function: requests beyond the thread's concurrency wait in the scheduler. */
-export default function submitTask (task: WorkerTask): Promise<WorkerResult> {
-  return scheduler.submit(task)
+// Results of the current turn, sent together (one message, one wake-up of the main thread).
+let outIds: number[] = []
+let outResults: Array<WorkerResult | null> = []
+let outFailures: Array<SerializedError | null> = []
+let flushScheduled = false
+
+/** Requests beyond the thread's concurrency wait in the scheduler. */
+function submitTask (task: WorkerTask): void {
+  const id = task.id
+  scheduler.submit(task).then(
+    (result) => { addResult(id, result, null) },
+    // Not a handler error (those are in the result): node-fpm's own bug. The request gets 502.
+    (err: unknown) => { addResult(id, null, serializeError(err)) })
+}
+
+function addResult (id: number, result: WorkerResult | null, failure: SerializedError | null): void {
+  outIds.push(id)
+  outResults.push(result)
+  outFailures.push(failure)
+  if (flushScheduled) return
+  flushScheduled = true
+  queueMicrotask(flushResults)
+}
+
+function flushResults (): void {
+  flushScheduled = false
+  const msg: ResultsMessage = { t: Msg.RESULTS, ids: outIds, results: outResults, failures: outFailures }
+  outIds = []
+  outResults = []
+  outFailures = []
+  port1.postMessage(msg)
+}
+
+/** piscina's default task: never used for requests (they come in TASKS batches); kept so the module is a valid piscina task module. */
+export default function unused (): null {
+  return null
 }
 
 /**

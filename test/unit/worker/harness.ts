@@ -1,11 +1,12 @@
 // Plays the main thread's role for the worker tests: a real Piscina pool running
-// src/worker/entry.ts (atomics 'async'), the HELLO ports, and per-request message queues.
+// src/worker/entry.ts (atomics 'async'), the HELLO ports, tasks sent in TASKS messages and their
+// RESULTS, and per-request message queues.
 
 import { Piscina } from 'piscina'
 import { fileURLToPath } from 'node:url'
 import type { MessagePort } from 'node:worker_threads'
 import { Msg } from '../../../src/common/messages.ts'
-import type { HelloMessage, LogMessage, MainMessage, WorkerData, WorkerMessage, WorkerResult, WorkerTask } from '../../../src/common/messages.ts'
+import type { AbortMessage, AckMessage, BodyMessage, HelloMessage, LogMessage, MainMessage, WorkerData, WorkerMessage, WorkerResult, WorkerTask } from '../../../src/common/messages.ts'
 
 export const ENTRY = fileURLToPath(new URL('../../../src/worker/entry.ts', import.meta.url))
 export const APPS = fileURLToPath(new URL('../../fixtures/apps/', import.meta.url))
@@ -112,6 +113,7 @@ export class Harness {
   readonly ports: MessagePort[] = []
   readonly hellos: HelloMessage[] = []
   readonly logs = new Map<number, RequestLog>()
+  readonly #results = new Map<number, { resolve: (r: WorkerResult) => void, reject: (e: Error) => void }>()
   #nextId = 1
 
   private constructor (pool: Piscina) {
@@ -144,6 +146,18 @@ export class Harness {
   }
 
   #route (msg: WorkerMessage, port: MessagePort): void {
+    if (msg.t === Msg.RESULTS) {
+      for (let i = 0; i < msg.ids.length; i++) {
+        const id = msg.ids[i]!
+        const waiting = this.#results.get(id)
+        if (waiting === undefined) continue
+        this.#results.delete(id)
+        const failure = msg.failures[i]
+        if (failure != null) waiting.reject(Object.assign(new Error(failure.message), failure))
+        else waiting.resolve(msg.results[i] ?? { response: null, error: null })
+      }
+      return
+    }
     this.#logFor(msg.id).push(msg, port)
   }
 
@@ -172,13 +186,19 @@ export class Harness {
     }
     const log = this.#logFor(id)
     log.autoAck = options.autoAck ?? false
-    const running: Running = { id, log, result: this.pool.run(task) as Promise<WorkerResult>, settled: false }
+    // Round robin over the threads, as the pool spreads requests; the log knows the port from now on.
+    const port = this.ports[id % this.ports.length]
+    if (port === undefined) throw new Error('no worker port')
+    log.port = port
+    const result = new Promise<WorkerResult>((resolve, reject) => { this.#results.set(id, { resolve, reject }) })
+    port.postMessage({ t: Msg.TASKS, tasks: [task] } satisfies MainMessage)
+    const running: Running = { id, log, result, settled: false }
     running.result.then(() => { running.settled = true }, () => { running.settled = true })
     return running
   }
 
   /** Sends to the thread that runs `id` (the only one, or the one that talked about it). */
-  send (msg: MainMessage): void {
+  send (msg: BodyMessage | AckMessage | AbortMessage): void {
     const port = this.logs.get(msg.id)?.port ?? this.ports[0]
     if (port === undefined) throw new Error('no worker port')
     port.postMessage(msg)
