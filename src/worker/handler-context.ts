@@ -8,6 +8,7 @@
 // `WorkerResult.error`.
 
 import { inspect } from 'node:util'
+import { isMainThread } from 'node:worker_threads'
 import type { MessagePort } from 'node:worker_threads'
 import { Msg } from '../common/messages.ts'
 import type { BodyMessage, HeadMessage, LogMessage, SerializedError, WorkerResult, WorkerTask } from '../common/messages.ts'
@@ -16,8 +17,17 @@ import { decodeParams } from '../fastcgi/params.ts'
 import { cachedHandler, describeValue, loadHandler } from './app-loader.ts'
 import type { FetchHandler } from './app-loader.ts'
 import { cgiRequestParts, createRequest, RequestBodyStream } from './cgi-request.ts'
-import { ResponseSender, SendOutcome, serializeHead } from './web-response.ts'
+import { lightBodyBytes, ResponseSender, SendOutcome, serializeHead, serializeLightHead } from './web-response.ts'
 import type { FastPathGate } from './web-response.ts'
+import { installRequestGlobals } from './light-request.ts'
+import { discardLightResponse, installResponseGlobal, takeLightResponse } from './light-response.ts'
+
+// Handlers in this thread get light Requests, and `new Response()` records instead of building
+// undici's objects (light-request.ts, light-response.ts). Not in the main thread (tests import this).
+if (!isMainThread) {
+  installRequestGlobals()
+  installResponseGlobal()
+}
 
 /** The handler's `env`: the pool's env, then every FastCGI param (params win, like php's $_SERVER). */
 export function buildEnv (params: readonly string[], poolEnv: Readonly<Record<string, string>>): Record<string, string> {
@@ -87,6 +97,7 @@ function isResponse (value: unknown): value is Response {
 
 /** Cancels the body of a Response that will not be sent (never throws). */
 function releaseBody (response: Response | null | undefined): void {
+  if (discardLightResponse(response)) return
   try {
     const body = response?.body
     if (body != null && body.locked === false) body.cancel().catch(noop)
@@ -269,18 +280,26 @@ export class RequestState implements FastPathGate {
   async #respond (response: Response, allowFastPath: boolean): Promise<SendOutcome> {
     this.#phase = Phase.SENDING
     let head: string
-    try {
-      head = serializeHead(response)
-    } catch (err) {
-      this.#recordError(err)
-      releaseBody(response)
-      this.#respondError(allowFastPath)
-      return SendOutcome.FAILED_BEFORE_HEAD
-    }
-    let body = response.body
-    if (this.#task.isHead && body !== null) {
-      releaseBody(response)
-      body = null
+    let body: ReadableStream<Uint8Array> | Uint8Array | null
+    const light = takeLightResponse(response, this.#task.isHead)
+    if (light !== null) {
+      // Recorded by the light Response: the head and the bytes, no stream.
+      head = serializeLightHead(light)
+      body = this.#task.isHead ? null : lightBodyBytes(light.body)
+    } else {
+      try {
+        head = serializeHead(response)
+      } catch (err) {
+        this.#recordError(err)
+        releaseBody(response)
+        this.#respondError(allowFastPath)
+        return SendOutcome.FAILED_BEFORE_HEAD
+      }
+      body = response.body
+      if (this.#task.isHead && body !== null) {
+        releaseBody(response)
+        body = null
+      }
     }
     const sender = new ResponseSender(this.id, this.#port, head, body, allowFastPath ? this : null)
     this.#sender = sender

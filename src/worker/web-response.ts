@@ -8,6 +8,9 @@
 // was read so far) is sent as soon as a read has to wait, so a pausing stream (SSE) is flushed when it
 // pauses, never held back. On the channel, small chunks that are already available are coalesced
 // (up to COALESCE_MAX_BYTES); chunks of TRANSFER_MIN_BYTES or more go alone and are transferred.
+// A light Response (light-response.ts) has no stream: its head comes from its record
+// (serializeLightHead) and its whole body is given to the sender as bytes, which take the same path
+// as one prompt chunk.
 //
 // Ownership: a chunk of TRANSFER_MIN_BYTES or more that exactly covers a plain ArrayBuffer is
 // transferred as is, so it is detached afterwards in the handler's thread (as a byte stream's
@@ -18,6 +21,7 @@ import { Msg, RESPONSE_WINDOW_BYTES, TRANSFER_MIN_BYTES } from '../common/messag
 import type { ChunkMessage, HeadMessage } from '../common/messages.ts'
 import type { MessagePort } from 'node:worker_threads'
 import type { ReadableStreamReadResult } from 'node:stream/web'
+import type { LightResponseParts } from './light-response.ts'
 
 /** Largest body returned in the task result. */
 export const FAST_PATH_MAX_BYTES = 64 * 1024
@@ -87,13 +91,26 @@ function reasonPhrase (status: number, statusText: string): string {
  * Response's status is the one that counts.
  */
 export function serializeHead (response: Response): string {
-  const status = response.status
-  let head = ''
-  if (status !== 200) {
-    const reason = reasonPhrase(status, response.statusText)
-    head = reason === '' ? 'Status: ' + status + '\r\n' : 'Status: ' + status + ' ' + reason + '\r\n'
-  }
-  const headers = response.headers
+  return statusLine(response.status, response.statusText) + headerLines(response.headers) + '\r\n'
+}
+
+/** The same head for a light Response's record (light-response.ts), byte for byte. */
+export function serializeLightHead (parts: LightResponseParts): string {
+  const headers = parts.headers
+  let lines: string
+  if (headers !== null) lines = headerLines(headers)
+  else lines = parts.contentType === null ? '' : 'Content-Type: ' + parts.contentType + '\r\n'
+  return statusLine(parts.status, parts.statusText) + lines + '\r\n'
+}
+
+function statusLine (status: number, statusText: string): string {
+  if (status === 200) return ''
+  const reason = reasonPhrase(status, statusText)
+  return reason === '' ? 'Status: ' + status + '\r\n' : 'Status: ' + status + ' ' + reason + '\r\n'
+}
+
+function headerLines (headers: Headers): string {
+  let lines = ''
   let cookiesDone = false
   for (const [name, value] of headers) {
     if (name === 'set-cookie') {
@@ -101,22 +118,38 @@ export function serializeHead (response: Response): string {
       // implementations that join them.
       if (!cookiesDone && typeof headers.getSetCookie === 'function') {
         cookiesDone = true
-        for (const cookie of headers.getSetCookie()) head += 'Set-Cookie: ' + cookie + '\r\n'
+        for (const cookie of headers.getSetCookie()) lines += 'Set-Cookie: ' + cookie + '\r\n'
       } else if (!cookiesDone) {
-        head += 'Set-Cookie: ' + value + '\r\n'
+        lines += 'Set-Cookie: ' + value + '\r\n'
       }
       continue
     }
     if (name === 'status') continue
-    head += canonicalHeaderName(name) + ': ' + value + '\r\n'
+    lines += canonicalHeaderName(name) + ': ' + value + '\r\n'
   }
-  return head + '\r\n'
+  return lines
 }
 
 // ---------------------------------------------------------------------------------------------
 // Bytes
 
 const encoder = new TextEncoder()
+
+/** Strings up to this many UTF-16 units are encoded into a scratch buffer, then copied out exactly. */
+const SCRATCH_MAX_UNITS = FAST_PATH_MAX_BYTES / 3
+const scratch = new Uint8Array(FAST_PATH_MAX_BYTES)
+
+/**
+ * A light Response's body as bytes this thread owns: a new exact buffer for a string (UTF-8, lone
+ * surrogates as U+FFFD, as undici encodes it), the Response's own copy for bytes; null when empty.
+ */
+export function lightBodyBytes (body: string | Uint8Array | null): Uint8Array | null {
+  if (body === null || body.length === 0) return null
+  if (typeof body !== 'string') return body
+  if (body.length > SCRATCH_MAX_UNITS) return encoder.encode(body)
+  // encodeInto + slice: one small allocation (encode() allocates a buffer outside the heap).
+  return scratch.slice(0, encoder.encodeInto(body, scratch).written)
+}
 
 /** Body chunks must be bytes; strings are tolerated (UTF-8), anything else fails the body. */
 function chunkBytes (value: unknown): Uint8Array {
@@ -171,7 +204,7 @@ export class ResponseSender {
   readonly #id: number
   readonly #port: MessagePort
   readonly #head: string
-  readonly #body: ReadableStream<Uint8Array> | null
+  readonly #body: ReadableStream<Uint8Array> | Uint8Array | null
   readonly #gate: FastPathGate | null
   #reader: ReadableStreamDefaultReader<Uint8Array> | null = null
   #headSent = false
@@ -187,8 +220,11 @@ export class ResponseSender {
   #immediate: NodeJS.Immediate | null = null
   #done: Promise<SendOutcome> | null = null
 
-  /** gate null: the fast path is not allowed (finishRequest() responses, which go out now). */
-  constructor (id: number, port: MessagePort, head: string, body: ReadableStream<Uint8Array> | null, gate: FastPathGate | null) {
+  /**
+   * `body`: a stream to read, or the whole body as bytes this sender owns (a light Response's,
+   * lightBodyBytes). gate null: the fast path is not allowed (finishRequest() responses, which go out now).
+   */
+  constructor (id: number, port: MessagePort, head: string, body: ReadableStream<Uint8Array> | Uint8Array | null, gate: FastPathGate | null) {
     this.#id = id
     this.#port = port
     this.#head = head
@@ -229,11 +265,16 @@ export class ResponseSender {
 
   async #run (): Promise<SendOutcome> {
     let failed = false
-    if (this.#body !== null) {
+    const body = this.#body
+    if (body !== null) {
       try {
-        this.#reader = this.#body.getReader()
-        if (this.#cut || this.#aborted) this.#reader.cancel().catch(noop)
-        await this.#pump()
+        if (body instanceof Uint8Array) {
+          await this.#add(body)
+        } else {
+          this.#reader = body.getReader()
+          if (this.#cut || this.#aborted) this.#reader.cancel().catch(noop)
+          await this.#pump()
+        }
       } catch (err) {
         failed = true
         this.error = err
@@ -249,7 +290,9 @@ export class ResponseSender {
     }
     if (!this.#headSent && !this.#cut && this.#gate !== null && this.#gate.canUseFastPath()) {
       const body = this.#take()
-      this.fastBody = body === null || isExact(body) ? body : copyExact(body, 0, body.byteLength)
+      // Bytes given to the sender are exact already (lightBodyBytes): no check (it would move a
+      // small on-heap buffer off the heap).
+      this.fastBody = body === null || body === this.#body || isExact(body) ? body : copyExact(body, 0, body.byteLength)
       return SendOutcome.FAST
     }
     await this.#post(this.#take(), true, false)

@@ -4,7 +4,7 @@ import { afterEach, describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { MessageChannel } from 'node:worker_threads'
 import type { MessagePort } from 'node:worker_threads'
-import { canonicalHeaderName, copyExact, FAST_PATH_MAX_BYTES, isExact, ResponseSender, SendOutcome, serializeHead } from '../../../src/worker/web-response.ts'
+import { canonicalHeaderName, copyExact, FAST_PATH_MAX_BYTES, isExact, lightBodyBytes, ResponseSender, SendOutcome, serializeHead, serializeLightHead } from '../../../src/worker/web-response.ts'
 import { Msg, RESPONSE_WINDOW_BYTES, TRANSFER_MIN_BYTES } from '../../../src/common/messages.ts'
 import type { ChunkMessage, HeadMessage } from '../../../src/common/messages.ts'
 
@@ -68,7 +68,7 @@ afterEach(() => {
   for (const port of channels.splice(0)) port.close()
 })
 
-function setup (body: ReadableStream<Uint8Array> | null, gate: boolean | null = true, head = 'H\r\n\r\n'): { sender: ResponseSender, sent: Sent[], settle: () => Promise<void> } {
+function setup (body: ReadableStream<Uint8Array> | Uint8Array | null, gate: boolean | null = true, head = 'H\r\n\r\n'): { sender: ResponseSender, sent: Sent[], settle: () => Promise<void> } {
   const { port1, port2 } = new MessageChannel()
   channels.push(port1, port2)
   const sent: Sent[] = []
@@ -322,5 +322,58 @@ describe('ResponseSender', () => {
     assert.equal(sent.length, 1)
     assert.equal(sent[0]?.msg.end, true)
     assert.equal(text(sent), 'now')
+  })
+})
+
+describe('a light Response: head from the record, bytes without a stream', () => {
+  it('serializeLightHead writes what serializeHead writes for the same Response', () => {
+    assert.equal(serializeLightHead({ status: 200, statusText: '', headers: null, contentType: 'text/plain;charset=UTF-8', body: 'x' }),
+      serializeHead(new Response('x')))
+    assert.equal(serializeLightHead({ status: 404, statusText: '', headers: null, contentType: null, body: null }),
+      serializeHead(new Response(null, { status: 404 })))
+    const headers = new Headers([['set-cookie', 'a=1'], ['set-cookie', 'b=2'], ['status', '500'], ['content-type', 'text/html']])
+    assert.equal(serializeLightHead({ status: 201, statusText: 'Made', headers, contentType: 'text/plain;charset=UTF-8', body: 'x' }),
+      serializeHead(new Response('x', { status: 201, statusText: 'Made', headers })))
+  })
+
+  it('lightBodyBytes: exact buffers, UTF-8 as undici encodes, null when empty', () => {
+    assert.equal(lightBodyBytes(null), null)
+    assert.equal(lightBodyBytes(''), null)
+    assert.equal(lightBodyBytes(new Uint8Array(0)), null)
+    const own = new Uint8Array([1, 2])
+    assert.equal(lightBodyBytes(own), own, 'the Response\'s own copy is used as is')
+    for (const text of ['caf\u00e9 \ud83d\ude00 \ud800', 'y'.repeat(FAST_PATH_MAX_BYTES)]) {
+      const bytes = lightBodyBytes(text)
+      assert.ok(bytes !== null && isExact(bytes))
+      assert.deepEqual(Buffer.from(bytes), Buffer.from(new TextEncoder().encode(text)))
+    }
+  })
+
+  it('the sender: the bytes themselves on the fast path; the channel beyond 64 KiB or with the gate closed', async () => {
+    const small = new Uint8Array([104, 105])
+    const fast = setup(small)
+    assert.equal(await fast.sender.start(), SendOutcome.FAST)
+    assert.equal(fast.sender.fastBody, small)
+    await fast.settle()
+    assert.equal(fast.sent.length, 0)
+
+    const gated = setup(new Uint8Array([104, 105]), false)
+    assert.equal(await gated.sender.start(), SendOutcome.CHANNEL)
+    await gated.settle()
+    assert.deepEqual(gated.sent.map((s) => s.msg), [{ t: Msg.HEAD, id: 1, head: 'H\r\n\r\n', body: new Uint8Array([104, 105]), end: true }])
+
+    const total = RESPONSE_WINDOW_BYTES * 2 + 5
+    const over = setup(new Uint8Array(total).fill(7))
+    const done = over.sender.start()
+    await over.settle()
+    assert.equal(bytesOf(over.sent), RESPONSE_WINDOW_BYTES, 'stops at the window')
+    over.sender.ack(RESPONSE_WINDOW_BYTES)
+    await over.settle()
+    over.sender.ack(RESPONSE_WINDOW_BYTES)
+    assert.equal(await done, SendOutcome.CHANNEL)
+    await over.settle()
+    assert.equal(bytesOf(over.sent), total)
+    assert.equal(over.sent[0]?.msg.t, Msg.HEAD)
+    assert.equal(over.sent.at(-1)?.msg.end, true)
   })
 })

@@ -1,0 +1,266 @@
+// The Request a handler receives: a light object that answers method, url, headers and signal
+// itself and builds undici's real Request only when something else is used (the body, clone(),
+// cache, ...). Building the real one costs a Request, a HeadersList filled header by header and,
+// for a body, a stream: a few microseconds a request that most handlers never need (hono's
+// node-server does the same, for the same reason).
+//
+// What keeps it a Request for handlers:
+// - Its prototype chain goes through Request.prototype: `instanceof Request` holds, and every
+//   Request.prototype member it does not answer itself is delegated to the real Request.
+// - `headers` is a real Headers, built on first use from the params (values Headers refuses are
+//   dropped, as before). It stays the object handlers get; when the real Request exists too, its
+//   headers are brought in line with it before anything that reads them (clone(), formData(),
+//   blob(), new Request(request), fetch(request)).
+// - undici's Request constructor and fetch() check a private field, so the thread's global Request
+//   and fetch are replaced (installRequestGlobals) by wrappers that hand them the real Request. The
+//   replacement Request shares Request.prototype, so instanceof and subclassing are unchanged.
+// - `signal` is the request's own AbortSignal, also on the real Request and on clones (as an own
+//   property: undici's fetch(request) does not follow it, pass { signal: request.signal }).
+
+const GlobalRequest = globalThis.Request
+const globalFetch = globalThis.fetch
+const INSPECT = Symbol.for('nodejs.util.inspect.custom')
+
+type RequestBody = Uint8Array | ReadableStream<Uint8Array> | null
+
+let realOf: (request: LightRequest, syncHeaders: boolean) => Request
+let isLight: (value: unknown) => value is LightRequest
+
+export class LightRequest {
+  readonly #method: string
+  readonly #url: string
+  /** Flat [name0, value0, ...], lower-case names (CgiRequestParts.headers). */
+  readonly #headerPairs: readonly string[]
+  readonly #body: RequestBody
+  readonly #signal: AbortSignal
+  #headers: Headers | null = null
+  #real: Request | null = null
+
+  /** `method` must already be valid and normalized (normalizeMethod); `body` null for GET/HEAD. */
+  constructor (method: string, url: string, headerPairs: readonly string[], body: RequestBody, signal: AbortSignal) {
+    this.#method = method
+    this.#url = url
+    this.#headerPairs = headerPairs
+    this.#body = body
+    this.#signal = signal
+  }
+
+  static {
+    realOf = (request, syncHeaders) => syncHeaders ? request.#synced() : request.#materialize()
+    isLight = (value): value is LightRequest => typeof value === 'object' && value !== null && #method in value
+  }
+
+  get method (): string {
+    return this.#method
+  }
+
+  get url (): string {
+    return this.#url
+  }
+
+  get headers (): Headers {
+    let headers = this.#headers
+    if (headers === null) {
+      headers = this.#real?.headers ?? appendPairs(new Headers(), this.#headerPairs)
+      this.#headers = headers
+    }
+    return headers
+  }
+
+  get signal (): AbortSignal {
+    return this.#signal
+  }
+
+  get body (): ReadableStream<Uint8Array> | null {
+    return this.#body === null ? null : this.#materialize().body
+  }
+
+  get bodyUsed (): boolean {
+    return this.#real !== null && this.#real.bodyUsed
+  }
+
+  clone (): Request {
+    const clone = this.#synced().clone()
+    Object.defineProperty(clone, 'signal', { value: this.#signal, configurable: true, enumerable: false, writable: false })
+    return clone
+  }
+
+  arrayBuffer (): Promise<ArrayBuffer> {
+    return this.#materialize().arrayBuffer()
+  }
+
+  bytes (): Promise<Uint8Array> {
+    return this.#materialize().bytes()
+  }
+
+  text (): Promise<string> {
+    return this.#materialize().text()
+  }
+
+  json (): Promise<unknown> {
+    return this.#materialize().json()
+  }
+
+  /** formData() and blob() read the content-type header. */
+  formData (): Promise<FormData> {
+    return this.#synced().formData()
+  }
+
+  blob (): Promise<Blob> {
+    return this.#synced().blob()
+  }
+
+  /** The real Request (built once). */
+  #materialize (): Request {
+    let real = this.#real
+    if (real === null) {
+      real = new GlobalRequest(this.#url, { method: this.#method, body: this.#body, duplex: 'half' } as RequestInit)
+      Object.defineProperty(real, 'signal', { value: this.#signal, configurable: true, enumerable: false, writable: false })
+      if (this.#headers === null) appendPairs(real.headers, this.#headerPairs)
+      this.#real = real
+    }
+    return real
+  }
+
+  /** The real Request with the headers handlers see (they may have changed them). */
+  #synced (): Request {
+    const real = this.#materialize()
+    const headers = this.#headers
+    if (headers !== null && headers !== real.headers) copyHeaders(headers, real.headers)
+    return real
+  }
+}
+
+// Everything else Request.prototype has (cache, credentials, duplex, ... and whatever a later
+// Node adds) is the real Request's.
+for (const name of Object.getOwnPropertyNames(GlobalRequest.prototype)) {
+  if (name === 'constructor' || Object.hasOwn(LightRequest.prototype, name)) continue
+  const descriptor = Object.getOwnPropertyDescriptor(GlobalRequest.prototype, name)
+  if (descriptor?.get !== undefined) {
+    Object.defineProperty(LightRequest.prototype, name, {
+      get (this: LightRequest) { return (realOf(this, false) as unknown as Record<string, unknown>)[name] },
+      enumerable: descriptor.enumerable,
+      configurable: true
+    })
+  } else if (typeof descriptor?.value === 'function') {
+    Object.defineProperty(LightRequest.prototype, name, {
+      value: function (this: LightRequest, ...args: unknown[]) {
+        const real = realOf(this, true) as unknown as Record<string, (...a: unknown[]) => unknown>
+        return real[name]?.(...args)
+      },
+      writable: true,
+      enumerable: descriptor.enumerable,
+      configurable: true
+    })
+  }
+}
+Object.defineProperty(LightRequest.prototype, INSPECT, {
+  value: function (this: LightRequest, _depth: number, options: object, inspect: (value: unknown, options: object) => string) {
+    return inspect(realOf(this, true), options)
+  },
+  configurable: true
+})
+// `constructor` is Request.prototype's (the global Request).
+Reflect.deleteProperty(LightRequest.prototype, 'constructor')
+Object.setPrototypeOf(LightRequest.prototype, GlobalRequest.prototype)
+
+/** True for a light Request (whether or not its real Request exists). */
+export function isLightRequest (value: unknown): value is LightRequest {
+  return isLight(value)
+}
+
+/** What the Fetch API does with a method: null when it refuses it, else the method as Request.method shows it. */
+export function normalizeMethod (method: string): string | null {
+  switch (method) {
+    case 'GET': case 'POST': case 'HEAD': case 'PUT': case 'DELETE': case 'OPTIONS': case 'PATCH':
+      return method
+  }
+  if (method === '' || !isToken(method)) return null
+  const upper = method.toUpperCase()
+  switch (upper) {
+    case 'CONNECT': case 'TRACE': case 'TRACK':
+      return null
+    case 'GET': case 'POST': case 'HEAD': case 'PUT': case 'DELETE': case 'OPTIONS':
+      return upper
+  }
+  return method
+}
+
+function isToken (value: string): boolean {
+  for (let i = 0; i < value.length; i++) {
+    const c = value.charCodeAt(i)
+    // tchar (RFC 9110 §5.6.2): ALPHA / DIGIT / "!#$%&'*+-.^_`|~"
+    if ((c >= 0x61 && c <= 0x7a) || (c >= 0x41 && c <= 0x5a) || (c >= 0x30 && c <= 0x39)) continue
+    if (c === 0x21 || (c >= 0x23 && c <= 0x27) || c === 0x2a || c === 0x2b || c === 0x2d || c === 0x2e ||
+      c === 0x5e || c === 0x5f || c === 0x60 || c === 0x7c || c === 0x7e) continue
+    return false
+  }
+  return true
+}
+
+/** A pair Headers refuses (NUL/CR/LF in the value, a name that is not a token) is skipped. */
+function appendPairs (headers: Headers, pairs: readonly string[]): Headers {
+  const last = pairs.length - 1
+  for (let i = 0; i < last; i += 2) {
+    try {
+      headers.append(pairs[i] as string, pairs[i + 1] as string)
+    } catch {}
+  }
+  return headers
+}
+
+/** Makes `target` hold exactly what `source` holds. */
+export function copyHeaders (source: Headers, target: Headers): void {
+  for (const name of [...target.keys()]) target.delete(name)
+  for (const [name, value] of source) target.append(name, value)
+}
+
+// ---------------------------------------------------------------------------------------------
+// The thread's global Request and fetch
+
+/** The replacement global Request: undici's, with a light Request as input replaced by the real one. */
+function Request (this: unknown, input: unknown, _init?: RequestInit): Request {
+  if (new.target === undefined) throw new TypeError("Class constructor Request cannot be invoked without 'new'")
+  if (isLight(input)) {
+    const args: unknown[] = Array.prototype.slice.call(arguments)
+    args[0] = realOf(input, true)
+    return Reflect.construct(GlobalRequest, args, new.target) as Request
+  }
+  // eslint-disable-next-line prefer-rest-params
+  return Reflect.construct(GlobalRequest, arguments, new.target) as Request
+}
+
+/** The replacement global fetch: a light Request is sent as its real Request. */
+function fetch (this: unknown, input: unknown, _init?: RequestInit): Promise<Response> {
+  if (isLight(input)) {
+    const args: unknown[] = Array.prototype.slice.call(arguments)
+    args[0] = realOf(input, true)
+    return (globalFetch as (...a: unknown[]) => Promise<Response>).apply(this, args)
+  }
+  // eslint-disable-next-line prefer-rest-params
+  return (globalFetch as (...a: unknown[]) => Promise<Response>).apply(this, arguments as unknown as unknown[])
+}
+
+let installed = false
+
+/**
+ * Installs the replacement Request and fetch on this thread's globalThis (once). Request.prototype
+ * stays undici's (its `constructor` becomes the replacement), so instanceof, subclassing and
+ * Request.prototype identity are unchanged.
+ */
+export function installRequestGlobals (): void {
+  if (installed) return
+  installed = true
+  Object.defineProperty(Request, 'prototype', { value: GlobalRequest.prototype, writable: false, enumerable: false, configurable: false })
+  Object.defineProperty(Request, 'length', { value: GlobalRequest.length })
+  Object.defineProperty(GlobalRequest.prototype, 'constructor', { value: Request, writable: true, enumerable: false, configurable: true })
+  Object.defineProperty(fetch, 'length', { value: globalFetch.length })
+  replaceGlobal('Request', Request)
+  replaceGlobal('fetch', fetch)
+}
+
+/** Replaces a global with the same attributes (Node defines these as plain data properties). */
+export function replaceGlobal (name: string, value: unknown): void {
+  const enumerable = Object.getOwnPropertyDescriptor(globalThis, name)?.enumerable ?? false
+  Object.defineProperty(globalThis, name, { value, writable: true, enumerable, configurable: true })
+}

@@ -1,0 +1,390 @@
+// The thread's global Response: `new Response(body, init)` with a string, Uint8Array, ArrayBuffer or
+// no body (and a valid init) records (body, status, statusText, headers) in a light object instead
+// of building undici's Response, its body stream and its HeadersList. The sender (web-response.ts)
+// takes the recorded body as bytes, with no stream. Anything else a handler does with it builds the
+// real Response (once) and delegates to it. hono's node-server does the same, for the same reason.
+//
+// What keeps it a Response for handlers:
+// - The replacement constructor shares Response.prototype (its `constructor` becomes the
+//   replacement): `instanceof Response` holds for light and real ones alike, `class X extends
+//   Response` builds real Responses of class X, and the statics (json, redirect, error) are there
+//   (Response.json() of a simple value gives a light one too).
+// - Bodies it does not record (streams, Blob, FormData, URLSearchParams...), an init it does not
+//   fully validate itself (a status outside 200-599 or not a number, a statusText that is not plain
+//   ASCII, headers Headers refuses) and any subclass go to undici's constructor: same result, same
+//   errors.
+// - A recorded Uint8Array/ArrayBuffer is copied, as undici does: later changes by the handler are
+//   not seen.
+// - status, statusText, ok, type, url and redirected are answered from the record. `headers` is a
+//   real Headers (built at construction when init has headers, so that invalid ones throw there,
+//   else on first use) and stays the object handlers get: the head is written from it. When the
+//   real Response exists too, its headers are brought in line before clone(), blob(), formData().
+// - Once the sender has taken the body, the Response looks as it does after the sender read a real
+//   one: bodyUsed true, body locked (cancelled for HEAD), text() and clone() fail.
+
+import { copyHeaders, replaceGlobal } from './light-request.ts'
+
+const GlobalResponse = globalThis.Response
+const INSPECT = Symbol.for('nodejs.util.inspect.custom')
+const TEXT_PLAIN = 'text/plain;charset=UTF-8'
+const JSON_TYPE = 'application/json'
+
+type LightBody = string | Uint8Array | null
+
+/** A light Response's record, for the sender. */
+export interface LightResponseParts {
+  readonly status: number
+  readonly statusText: string
+  /** The headers, or null when there are none besides `contentType`. */
+  readonly headers: Headers | null
+  /** The content type undici would add (null: none); already in `headers` when those are not null. */
+  readonly contentType: string | null
+  /** A Uint8Array here is the Response's own copy. */
+  readonly body: LightBody
+}
+
+const Taken = { NO: 0, READ: 1, CANCELLED: 2 } as const
+type Taken = typeof Taken[keyof typeof Taken]
+
+function noop (): void {}
+
+let takeParts: (value: unknown, cancelled: boolean) => LightResponseParts | null
+let discardBody: (value: unknown) => boolean
+let isLight: (value: unknown) => value is LightResponse
+let realOf: (response: LightResponse, syncHeaders: boolean) => Response
+
+export class LightResponse {
+  readonly #body: LightBody
+  readonly #status: number
+  readonly #statusText: string
+  readonly #contentType: string | null
+  #headers: Headers | null
+  #real: Response | null = null
+  #taken: Taken = Taken.NO
+
+  /** Arguments already validated (recordInit); `contentType` null when `body` is. */
+  constructor (body: LightBody, status: number, statusText: string, headers: Headers | null, contentType: string | null) {
+    this.#body = body
+    this.#status = status
+    this.#statusText = statusText
+    this.#headers = headers
+    this.#contentType = contentType
+  }
+
+  static {
+    isLight = (value): value is LightResponse => typeof value === 'object' && value !== null && #body in value
+    realOf = (response, syncHeaders) => syncHeaders ? response.#synced() : response.#materialize()
+    takeParts = (value, cancelled) => {
+      if (!isLight(value) || value.#real !== null || value.#taken !== Taken.NO) return null
+      value.#taken = cancelled ? Taken.CANCELLED : Taken.READ
+      return { status: value.#status, statusText: value.#statusText, headers: value.#headers, contentType: value.#contentType, body: value.#body }
+    }
+    discardBody = (value) => {
+      if (!isLight(value) || value.#real !== null) return false
+      if (value.#taken === Taken.NO) value.#taken = Taken.CANCELLED
+      return true
+    }
+  }
+
+  get status (): number {
+    return this.#status
+  }
+
+  get statusText (): string {
+    return this.#statusText
+  }
+
+  get ok (): boolean {
+    return this.#status >= 200 && this.#status <= 299
+  }
+
+  get type (): Response['type'] {
+    return 'default'
+  }
+
+  get url (): string {
+    return ''
+  }
+
+  get redirected (): boolean {
+    return false
+  }
+
+  get headers (): Headers {
+    let headers = this.#headers
+    if (headers === null) {
+      if (this.#real !== null) {
+        headers = this.#real.headers
+      } else {
+        headers = new Headers()
+        if (this.#contentType !== null) headers.append('content-type', this.#contentType)
+      }
+      this.#headers = headers
+    }
+    return headers
+  }
+
+  get body (): ReadableStream<Uint8Array> | null {
+    return this.#body === null ? null : this.#materialize().body
+  }
+
+  get bodyUsed (): boolean {
+    if (this.#real !== null) return this.#real.bodyUsed
+    return this.#taken !== Taken.NO && this.#body !== null
+  }
+
+  clone (): Response {
+    if (this.#real === null && this.#taken === Taken.NO) {
+      const body = this.#body
+      const headers = this.#headers
+      const copy = new LightResponse(typeof body === 'object' && body !== null ? new Uint8Array(body) : body,
+        this.#status, this.#statusText, headers === null ? null : new Headers(headers), this.#contentType)
+      return copy as unknown as Response
+    }
+    return this.#synced().clone()
+  }
+
+  arrayBuffer (): Promise<ArrayBuffer> {
+    return this.#materialize().arrayBuffer()
+  }
+
+  bytes (): Promise<Uint8Array> {
+    return this.#materialize().bytes()
+  }
+
+  text (): Promise<string> {
+    return this.#materialize().text()
+  }
+
+  json (): Promise<unknown> {
+    return this.#materialize().json()
+  }
+
+  /** blob() and formData() read the content-type header. */
+  blob (): Promise<Blob> {
+    return this.#synced().blob()
+  }
+
+  formData (): Promise<FormData> {
+    return this.#synced().formData()
+  }
+
+  /** The real Response (built once). */
+  #materialize (): Response {
+    let real = this.#real
+    if (real === null) {
+      let headers: Headers | Array<[string, string]> | undefined
+      if (this.#headers !== null) headers = this.#headers
+      else if (this.#contentType !== null) headers = [['content-type', this.#contentType]]
+      const init: ResponseInit = { status: this.#status, statusText: this.#statusText, headers }
+      let body = this.#body
+      // Taken: the sender has the bytes (it may have moved them to the main thread).
+      if (this.#taken !== Taken.NO && body !== null) body = new Uint8Array(0)
+      real = new GlobalResponse(body, init)
+      if (this.#taken === Taken.READ && real.body !== null) real.body.getReader().read().catch(noop)
+      else if (this.#taken === Taken.CANCELLED && real.body !== null) real.body.cancel().catch(noop)
+      this.#real = real
+    }
+    return real
+  }
+
+  /** The real Response with the headers handlers see (they may have changed them). */
+  #synced (): Response {
+    const real = this.#materialize()
+    const headers = this.#headers
+    if (headers !== null && headers !== real.headers) copyHeaders(headers, real.headers)
+    return real
+  }
+}
+
+// Anything else Response.prototype has (and whatever a later Node adds) is the real Response's.
+for (const name of Object.getOwnPropertyNames(GlobalResponse.prototype)) {
+  if (name === 'constructor' || Object.hasOwn(LightResponse.prototype, name)) continue
+  const descriptor = Object.getOwnPropertyDescriptor(GlobalResponse.prototype, name)
+  if (descriptor?.get !== undefined) {
+    Object.defineProperty(LightResponse.prototype, name, {
+      get (this: LightResponse) { return (realOf(this, false) as unknown as Record<string, unknown>)[name] },
+      enumerable: descriptor.enumerable,
+      configurable: true
+    })
+  } else if (typeof descriptor?.value === 'function') {
+    Object.defineProperty(LightResponse.prototype, name, {
+      value: function (this: LightResponse, ...args: unknown[]) {
+        const real = realOf(this, true) as unknown as Record<string, (...a: unknown[]) => unknown>
+        return real[name]?.(...args)
+      },
+      writable: true,
+      enumerable: descriptor.enumerable,
+      configurable: true
+    })
+  }
+}
+Object.defineProperty(LightResponse.prototype, INSPECT, {
+  value: function (this: LightResponse, _depth: number, options: object, inspect: (value: unknown, options: object) => string) {
+    return inspect(realOf(this, true), options)
+  },
+  configurable: true
+})
+// `constructor` is Response.prototype's (the global Response).
+Reflect.deleteProperty(LightResponse.prototype, 'constructor')
+Object.setPrototypeOf(LightResponse.prototype, GlobalResponse.prototype)
+
+/** True for a light Response (whether or not its real Response exists). */
+export function isLightResponse (value: unknown): value is LightResponse {
+  return isLight(value)
+}
+
+/**
+ * For the sender: the record of a light Response whose real Response was never built, marking its
+ * body as taken (read, or cancelled for a HEAD request). Null for anything else: send it as a Response.
+ */
+export function takeLightResponse (value: unknown, cancelled: boolean): LightResponseParts | null {
+  return takeParts(value, cancelled)
+}
+
+/** A light Response that will not be sent: true when nothing more needs releasing. */
+export function discardLightResponse (value: unknown): boolean {
+  return discardBody(value)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Recording a Response
+
+interface RawInit {
+  readonly headers: unknown
+  readonly status: unknown
+  readonly statusText: unknown
+}
+
+const NO_INIT: RawInit = { headers: undefined, status: undefined, statusText: undefined }
+
+/**
+ * ResponseInit's members, read once in undici's (WebIDL's) order; null when `init` is not a
+ * dictionary (undici throws for it).
+ */
+function readInit (init: unknown): RawInit | null {
+  if (init === undefined || init === null) return NO_INIT
+  if (typeof init !== 'object' && typeof init !== 'function') return null
+  const record = init as Record<string, unknown>
+  const headers = record.headers
+  const status = record.status
+  const statusText = record.statusText
+  return { headers, status, statusText }
+}
+
+/** The init for undici, built from what was read (so that getters run once). */
+function plainInit (raw: RawInit): ResponseInit {
+  return raw as ResponseInit
+}
+
+/** string, plain bytes or nothing; a copy for bytes (undici copies too). Undefined: not recordable. */
+function recordableBody (body: unknown): LightBody | undefined {
+  if (body === undefined || body === null) return null
+  if (typeof body === 'string') return body
+  if (body instanceof Uint8Array) return isPlainBuffer(body.buffer) ? new Uint8Array(body) : undefined
+  if (body instanceof ArrayBuffer) return isPlainBuffer(body) ? new Uint8Array(body.slice(0)) : undefined
+  return undefined
+}
+
+function isPlainBuffer (buffer: ArrayBufferLike): boolean {
+  return buffer instanceof ArrayBuffer && !buffer.resizable && (buffer as { detached?: boolean }).detached !== true
+}
+
+interface RecordedInit {
+  readonly status: number
+  readonly statusText: string
+  readonly headers: Headers | null
+}
+
+/**
+ * The init when every member is valid and simple, with `contentType` added to its headers when they
+ * have none; null: leave it to undici (it may throw).
+ */
+function recordInit (raw: RawInit, hasBody: boolean, contentType: string | null): RecordedInit | null {
+  let status = 200
+  const rawStatus = raw.status
+  if (rawStatus !== undefined) {
+    if (typeof rawStatus !== 'number' || !Number.isInteger(rawStatus) || rawStatus < 200 || rawStatus > 599) return null
+    // A body with a null-body status: undici throws.
+    if (hasBody && (rawStatus === 204 || rawStatus === 205 || rawStatus === 304)) return null
+    status = rawStatus
+  }
+  let statusText = ''
+  const rawText = raw.statusText
+  if (rawText !== undefined) {
+    if (typeof rawText !== 'string' || !isPlainReason(rawText)) return null
+    statusText = rawText
+  }
+  let headers: Headers | null = null
+  if (raw.headers !== undefined) {
+    try {
+      headers = new Headers(raw.headers as ConstructorParameters<typeof Headers>[0])
+    } catch {
+      return null
+    }
+    if (contentType !== null && !headers.has('content-type')) headers.append('content-type', contentType)
+  }
+  return { status, statusText, headers }
+}
+
+/** HTAB, SP and VCHAR only (undici also takes obs-text; that goes to undici). */
+function isPlainReason (text: string): boolean {
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i)
+    if (c !== 0x09 && (c < 0x20 || c > 0x7e)) return false
+  }
+  return true
+}
+
+// ---------------------------------------------------------------------------------------------
+// The thread's global Response
+
+/** The replacement global Response (see the file comment). */
+function Response (this: unknown, body?: unknown, init?: unknown): Response {
+  if (new.target === undefined) throw new TypeError("Class constructor Response cannot be invoked without 'new'")
+  if (new.target === Response) {
+    const recorded = recordableBody(body)
+    if (recorded !== undefined) {
+      const raw = readInit(init)
+      if (raw === null) return Reflect.construct(GlobalResponse, [body, init], GlobalResponse) as Response
+      const contentType = typeof recorded === 'string' ? TEXT_PLAIN : null
+      const valid = recordInit(raw, recorded !== null, contentType)
+      if (valid !== null) return new LightResponse(recorded, valid.status, valid.statusText, valid.headers, contentType) as unknown as Response
+      return Reflect.construct(GlobalResponse, [body, plainInit(raw)], GlobalResponse) as Response
+    }
+  }
+  // eslint-disable-next-line prefer-rest-params
+  return Reflect.construct(GlobalResponse, arguments, new.target) as Response
+}
+
+/** Response.json(): a light Response with the JSON text, or undici's for what it does not record. */
+function json (data: unknown, init?: unknown): Response {
+  if (arguments.length === 0) return GlobalResponse.json.apply(GlobalResponse, arguments as unknown as [unknown])
+  const raw = readInit(init)
+  if (raw === null) return GlobalResponse.json(data, init as ResponseInit)
+  // init first, as undici converts it before serializing the value.
+  const recorded = recordInit(raw, true, JSON_TYPE)
+  if (recorded === null) return GlobalResponse.json(data, plainInit(raw))
+  const text = JSON.stringify(data) as string | undefined
+  if (text === undefined) throw new TypeError('Value is not JSON serializable')
+  return new LightResponse(text, recorded.status, recorded.statusText, recorded.headers, JSON_TYPE) as unknown as Response
+}
+
+let installed = false
+
+/** Installs the replacement Response on this thread's globalThis (once). */
+export function installResponseGlobal (): void {
+  if (installed) return
+  installed = true
+  Object.defineProperty(Response, 'prototype', { value: GlobalResponse.prototype, writable: false, enumerable: false, configurable: false })
+  Object.defineProperty(Response, 'length', { value: GlobalResponse.length })
+  Object.setPrototypeOf(Response, GlobalResponse)
+  Object.defineProperty(json, 'length', { value: GlobalResponse.json.length })
+  for (const name of Object.getOwnPropertyNames(GlobalResponse)) {
+    if (name === 'length' || name === 'name' || name === 'prototype') continue
+    const descriptor = Object.getOwnPropertyDescriptor(GlobalResponse, name) as PropertyDescriptor
+    Object.defineProperty(Response, name, name === 'json' ? { ...descriptor, value: json } : descriptor)
+  }
+  Object.defineProperty(GlobalResponse.prototype, 'constructor', { value: Response, writable: true, enumerable: false, configurable: true })
+  replaceGlobal('Response', Response)
+}
