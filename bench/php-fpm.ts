@@ -40,6 +40,8 @@ export interface PhpFpmOptions {
   workers: number
   /** php-fpm's `listen`: a unix socket path or 'host:port'. Default: php-fpm.sock in the temp dir. */
   listen?: string
+  /** More directives for the `[bench]` pool, one per line (tests: pm.status_path, ping.path...). */
+  poolDirectives?: string
 }
 
 /** bench/php: the PHP sources of the benchmark scripts (committed). */
@@ -95,6 +97,7 @@ pm.max_requests = 0
 clear_env = no
 catch_workers_output = no
 chdir = ${PHP_SCRIPT_DIR}
+${opts.poolDirectives ?? ''}
 `)
 
   const args = [

@@ -10,6 +10,7 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 import { loadConfig, dumpConfig } from '../config/index.ts'
 import type { FpmConfig } from '../config/types.ts'
 import { createLogger, type Logger } from '../log/logger.ts'
+import { installReopenSignal } from '../log/reopen-signal.ts'
 import { SUPERVISOR_DEFAULTS, Supervisor, isSupervisedServer, onSupervisorGone, receiveStart, reportReady, type StartMessage } from '../master/supervisor.ts'
 import { isFpmError } from '../common/errors.ts'
 import { registerRequestCommand } from './request-command.ts'
@@ -136,6 +137,9 @@ async function run (opts: MainOptions): Promise<void> {
  * Resolves false (exit status set) when the start failed.
  */
 async function serve (config: FpmConfig, log: Logger, opts: { pidFile: string | null }, supervised?: StartMessage): Promise<boolean> {
+  // SIGUSR1 reopens the log files (logrotate). First: until a listener exists, Node's default for
+  // SIGUSR1 is to start the inspector.
+  installReopenSignal(log)
   // Imported here: the supervisor process never loads the pools (piscina, worker code).
   const { Master } = await import('../master/master.ts')
   const master = new Master(config, log)

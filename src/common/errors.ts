@@ -35,6 +35,11 @@ export type FpmErrorCode =
   | 'FPM_ERR_QUEUE_FULL'
   /** The request waited request.queue_timeout for a thread (503). */
   | 'FPM_ERR_QUEUE_TIMEOUT'
+  // log files
+  /** A log file (error_log, access.log) cannot be opened or reopened. */
+  | 'FPM_ERR_LOG_OPEN'
+  /** Lines could not be written to a log file (they are lost; the server keeps serving). */
+  | 'FPM_ERR_LOG_WRITE'
   // the built-in client
   | 'FPM_ERR_CLIENT'
 

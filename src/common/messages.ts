@@ -37,6 +37,20 @@ export interface WorkerResult {
   readonly response: { readonly head: string, readonly body: Uint8Array | null } | null
   /** The handler threw or rejected (before or after responding): main logs it with pool, script and URI. */
   readonly error: SerializedError | null
+  /** Only when WorkerData.measureUsage: the thread's numbers for this request (access.format %C, %M). */
+  readonly usage?: RequestUsage
+}
+
+/**
+ * What a request cost its thread (worker/scheduler.ts), for the access log: three numbers, measured
+ * only when the pool's access.format asks for %C or %M.
+ */
+export interface RequestUsage {
+  /** CPU time of the thread from the request's start to its end (process.threadCpuUsage), µs. */
+  readonly cpuUserUs: number
+  readonly cpuSystemUs: number
+  /** The larger of the thread's V8 heap in use (used_heap_size) at the request's start and end, bytes. */
+  readonly heapBytes: number
 }
 
 export interface SerializedError {
@@ -149,4 +163,6 @@ export interface WorkerData {
   readonly threadConcurrency: number
   /** pm.heap_soft_limit is on: the thread measures its heap after each request (HelloMessage.heapUsed). */
   readonly measureHeap: boolean
+  /** The access log's format has %C or %M: each WorkerResult carries its `usage` (absent: off). */
+  readonly measureUsage?: boolean
 }

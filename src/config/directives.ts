@@ -112,12 +112,6 @@ const IGNORED_LIMITS = "is ignored: threads share the server's limits: set them 
 const IGNORED_PRIORITY = "is ignored for now: threads share the server's priority (a later version may map it to piscina's niceIncrement)"
 const IGNORED_SYSLOG = 'is ignored: node-fpm does not write to syslog: keep error_log = stderr and let journald or the supervisor collect it'
 const IGNORED_OUTPUT = 'is ignored: handler console output always goes to the error log, tagged with the pool'
-const NOT_YET = (what: string) => `is not implemented yet: the value is checked and kept, but ${what}`
-const NO_STATUS = NOT_YET('no status page is served')
-const NO_PING = NOT_YET('ping requests are not answered')
-const NO_ACCESS = NOT_YET('no access log is written')
-const NO_ACCESS_FORMAT = "is not implemented yet: the format is compiled and checked (php's rules and messages), but no access log is written"
-const NO_SLOWLOG = NOT_YET('slow requests are not logged')
 
 export const SYSLOG_FACILITIES = [
   'auth', 'authpriv', 'cron', 'daemon', 'ftp', 'kern', 'lpr', 'mail', 'news', 'syslog', 'user', 'uucp',
@@ -226,16 +220,21 @@ export const DIRECTIVES: readonly Directive[] = [
     // which leaves a quarter of the cap for the peak of the next request.
     doc: 'Heap in use after a request beyond which the thread is retired (takes no more requests, ends once idle, replaced at once); 0 = off. Unset: 3/4 of pm.heap_limit (off when pm.heap_limit is 0).'
   }), 'size', null, parseSize, v => v === null ? 'undefined' : formatSize(v as number)),
-  str(P({ name: 'pm.status_path', field: 'pm.statusPath', doc: 'URI of the status page.', notice: NO_STATUS }), null),
-  str(P({ name: 'pm.status_listen', field: 'pm.statusListen', doc: 'Extra address serving only the status page.', notice: NO_STATUS }), null),
-  str(P({ name: 'ping.path', field: 'ping.path', doc: 'URI of the ping page.', notice: NO_PING }), null),
-  str(P({ name: 'ping.response', field: 'ping.response', doc: 'Body of the ping page (pong when ping.path is set).', notice: NO_PING }), null),
-  pathOf(P({ name: 'access.log', field: 'access.log', doc: 'Access log file.', notice: NO_ACCESS })),
-  str(P({ name: 'access.format', field: 'access.format', doc: 'Access log format.', notice: NO_ACCESS_FORMAT }), null),
-  array(P({ name: 'access.suppress_path', field: 'access.suppressPaths', doc: 'URIs not written to the access log (one per line, `[]`).', notice: NO_ACCESS })),
-  pathOf(P({ name: 'slowlog', field: 'slowlog.file', doc: 'Slow request log file.', notice: NO_SLOWLOG })),
-  time(P({ name: 'request_slowlog_timeout', field: 'slowlog.timeoutMs', doc: 'Running time after which a request is logged as slow; 0 = off.', notice: NO_SLOWLOG }), 0),
-  int(P({ name: 'request_slowlog_trace_depth', field: 'slowlog.traceDepth', doc: 'Stack frames in a slowlog entry.', notice: NO_SLOWLOG }), 20),
+  str(P({ name: 'pm.status_path', field: 'pm.statusPath', doc: 'URI of the status page (matched against SCRIPT_NAME).' }), null),
+  str(P({ name: 'pm.status_listen', field: 'pm.statusListen', doc: 'Extra address serving only the status page.' }), null),
+  str(P({ name: 'ping.path', field: 'ping.path', doc: 'URI of the ping page (matched against SCRIPT_NAME).' }), null),
+  str(P({ name: 'ping.response', field: 'ping.response', doc: 'Body of the ping page (pong when ping.path is set).' }), null),
+  pathOf(P({ name: 'access.log', field: 'access.log', doc: 'Access log file: one line per request (reopened on SIGUSR1).' })),
+  str(P({ name: 'access.format', field: 'access.format', doc: "Access log format (php's specifiers)." }), null),
+  array(P({ name: 'access.suppress_path', field: 'access.suppressPaths', doc: 'URIs of successful GET/HEAD requests without query or body left out of the access log (one per line, `[]`).' })),
+  pathOf(P({ name: 'slowlog', field: 'slowlog.file', doc: 'Slow request log file (created at start, mode 0600).' })),
+  time(P({
+    name: 'request_slowlog_timeout',
+    field: 'slowlog.timeoutMs',
+    // The stack is the thread's JavaScript stack, read through the in-process inspector (src/pool/slowlog.ts).
+    doc: 'Running time (from its start on a thread) after which a request is written to the slowlog once, with the JavaScript stack of its thread; 0 = off.'
+  }), 0),
+  int(P({ name: 'request_slowlog_trace_depth', field: 'slowlog.traceDepth', doc: 'Stack frames in a slowlog entry (innermost first).' }), 20),
   time(P({
     name: 'request_terminate_timeout',
     field: 'request.terminateTimeoutMs',

@@ -68,18 +68,19 @@ export interface PmConfig {
   readonly maxRequestsJitter: number
   /** Requests one thread runs at once (1: php-fpm's model). */
   readonly threadConcurrency: number
+  /** pm.status_path: served by status/pages.ts. */
   readonly statusPath: string | null
-  /** pm.status_listen: accepted and checked, not served yet. */
+  /** pm.status_listen: the address as written (checked at load); status/status-listener.ts serves it. */
   readonly statusListen: string | null
 }
 
-/** ping.*: accepted and checked, not served yet. `response` is null when `path` is (php clears it). */
+/** ping.* (status/pages.ts). `response` is null when `path` is (php clears it). */
 export interface PingConfig {
   readonly path: string | null
   readonly response: string | null
 }
 
-/** access.*: accepted and checked (the format is compiled at load), no access log is written yet. */
+/** access.*: the pool's access log (log/access-log.ts); the format is compiled and checked at load. */
 export interface AccessLogConfig {
   /** Absolute path or null. */
   readonly log: string | null
@@ -91,7 +92,7 @@ export interface AccessLogConfig {
   readonly suppressPaths: readonly string[]
 }
 
-/** slowlog, request_slowlog_*: accepted and checked, slow requests are not logged yet. */
+/** slowlog, request_slowlog_*: src/pool/slowlog.ts. */
 export interface SlowlogConfig {
   /** Absolute path or null. */
   readonly file: string | null

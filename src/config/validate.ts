@@ -160,6 +160,15 @@ function checkStatusAndPing (p: PoolDraft, error: (m: string) => void): void {
     else if (p.pm.statusListen === null && status.length < 2) error(`the status path '${status}' is not long enough`)
     else if (!PATH_CHARS.test(status)) error(`the status path '${status}' must contain only the following characters '[alphanum]/_-.~'`)
   }
+  const statusListen = p.pm.statusListen
+  if (statusListen !== null && statusListen !== '') {
+    try {
+      parseListenAddress(statusListen, p.prefix)
+    } catch (err) {
+      if (!isFpmError(err)) throw err
+      error(`pm.status_listen: ${err.message}`)
+    }
+  }
   const ping = p.ping.path
   if (ping !== null && ping !== '') {
     if (!ping.startsWith('/')) error(`the ping path '${ping}' must start with a '/'`)

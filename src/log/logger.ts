@@ -3,10 +3,10 @@
 // On a TTY the lines go through pino-pretty (synchronously, in this thread: no transport thread);
 // otherwise JSON lines, so a supervisor or journald can parse them.
 
-import { createWriteStream } from 'node:fs'
 import { pino, type Logger, type DestinationStream } from 'pino'
 import pretty from 'pino-pretty'
 import type { LogLevel } from '../config/types.ts'
+import { LogFile } from './log-file.ts'
 
 export type { Logger }
 
@@ -42,7 +42,13 @@ export function createLogger (opts: LoggerOptions): Logger {
   } else if (toStderr) {
     dest = pino.destination({ dest: 2, sync: true })
   } else {
-    dest = createWriteStream(opts.errorLog, { flags: 'a' })
+    // A LogFile: written asynchronously, flushed at exit, reopened on SIGUSR1 (reopen-signal.ts).
+    // Opened now: a path that cannot be opened fails the start-up (php: "failed to open error_log").
+    dest = LogFile.open(opts.errorLog, {
+      kind: 'error log',
+      mode: 0o666,
+      onError: (file, err) => { if (err !== null) process.stderr.write(`ERROR: unable to write to the error log '${file.path}': ${err.message}\n`) }
+    })
   }
   return pino({ level: levelMap[opts.level], base: { pid: process.pid } }, dest)
 }

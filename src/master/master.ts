@@ -5,15 +5,21 @@
 import { writeFileSync, unlinkSync } from 'node:fs'
 import type { FpmConfig } from '../config/types.ts'
 import type { Logger } from '../log/logger.ts'
+import { AccessLog } from '../log/access-log.ts'
 import { Pool } from '../pool/pool.ts'
 import { ScriptResolver } from '../pool/script-resolver.ts'
 import { Listener } from '../server/listener.ts'
+import { createStatusListener, statusListenKey } from '../status/status-listener.ts'
 
 const THREAD_START_WAIT_MS = 10_000
 
 export interface RunningPool {
   readonly pool: Pool
   readonly listener: Listener
+  /** pm.status_listen: the status page on an address of its own (status/status-listener.ts). */
+  readonly statusListener: Listener | null
+  /** access.log (log/access-log.ts): opened before the pool starts, as php's master opens it. */
+  readonly accessLog: AccessLog | null
 }
 
 export class Master {
@@ -38,13 +44,22 @@ export class Master {
       for (const poolConfig of this.config.pools) {
         const log = this.log.child({ pool: poolConfig.name })
         const g = this.config.global
+        const accessLog = AccessLog.open(poolConfig, log)
         const pool = new Pool(poolConfig, log, { emergencyRestartThreshold: g.emergencyRestartThreshold, emergencyRestartIntervalMs: g.emergencyRestartIntervalMs })
-        const listener = new Listener(poolConfig, { pool, resolver: new ScriptResolver(poolConfig), log })
-        this.pools.push({ pool, listener })
+        const ctx = { pool, resolver: new ScriptResolver(poolConfig), log, accessLog }
+        const listener = new Listener(poolConfig, ctx)
+        const statusListener = createStatusListener(poolConfig, ctx)
+        this.pools.push({ pool, listener, statusListener, accessLog })
         const fd = opts.listenFds?.[poolConfig.name]
         await listener.listen(fd === undefined ? {} : { fd })
         if (fd !== undefined) log.debug(`using inherited socket fd=${fd}, "${poolConfig.listen.address}"`)
         log.debug(`listening on ${listener.boundAddress} (pm ${poolConfig.pm.mode}, ${poolConfig.pm.maxChildren} threads)`)
+        if (statusListener !== null) {
+          const statusFd = opts.listenFds?.[statusListenKey(poolConfig.name)]
+          await statusListener.listen(statusFd === undefined ? {} : { fd: statusFd })
+          if (statusFd !== undefined) log.debug(`using inherited socket fd=${statusFd}, "${poolConfig.pm.statusListen ?? ''}"`)
+          log.debug(`status page (pm.status_listen) on ${statusListener.boundAddress}`)
+        }
       }
     } catch (err) {
       await this.#teardown(false)
@@ -117,12 +132,15 @@ export class Master {
   }
 
   async #teardown (graceful: boolean): Promise<void> {
-    for (const { listener } of this.pools) listener.close()
-    if (!graceful) for (const { listener } of this.pools) listener.closeConnections(false)
+    const listeners = this.pools.flatMap(({ listener, statusListener }) => statusListener === null ? [listener] : [listener, statusListener])
+    for (const listener of listeners) listener.close()
+    if (!graceful) for (const listener of listeners) listener.closeConnections(false)
     await Promise.allSettled(this.pools.map(async ({ pool }) => { await (graceful ? pool.close() : pool.destroy()) }))
     // Graceful: every task has settled and its response was written; let the bytes leave, then drop
     // the kept-alive connections.
-    if (graceful) for (const { listener } of this.pools) listener.closeConnections(true)
+    if (graceful) for (const listener of listeners) listener.closeConnections(true)
+    // Every request has had its line by now: write them out.
+    await Promise.allSettled(this.pools.map(async ({ accessLog }) => { await accessLog?.close() }))
     if (this.#pidFile !== null) {
       try { unlinkSync(this.#pidFile) } catch { /* already removed */ }
       this.#pidFile = null

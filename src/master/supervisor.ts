@@ -20,7 +20,9 @@ import { constants as osConstants } from 'node:os'
 import { performance } from 'node:perf_hooks'
 import type { FpmConfig } from '../config/types.ts'
 import type { Logger } from '../log/logger.ts'
+import { reopenLogs } from '../log/reopen-signal.ts'
 import { bindListenSocket, type BoundSocket } from '../server/listener.ts'
+import { statusListenConfig, statusListenKey } from '../status/status-listener.ts'
 
 /** Set in the environment of a server process started by the supervisor (removed once read). */
 const SERVER_ENV = 'NODE_FPM_SUPERVISED'
@@ -101,6 +103,10 @@ export class Supervisor {
   #stopSignal: StopSignal | null = null
   /** The last SIGUSR1/SIGUSR2 forwarded: a server process that dies of it was not crashing. */
   #forwarded: NodeJS.Signals | null = null
+  /** The current server process said ready: it listens for SIGUSR1 (before, the signal would start its inspector). */
+  #childReady = false
+  /** A SIGUSR1 (reopen the logs) that arrived before the server process was ready: sent when it is. */
+  #reopenPending = false
   #finish: ((code: number) => void) | null = null
 
   constructor (opts: SupervisorOptions) {
@@ -125,6 +131,9 @@ export class Supervisor {
       for (const pool of this.#opts.config.pools) {
         const socket = await bindListenSocket(pool)
         if (socket !== null) this.#sockets.push({ pool: pool.name, socket })
+        const status = statusListenConfig(pool)
+        const statusSocket = status === null ? null : await bindListenSocket(status)
+        if (statusSocket !== null) this.#sockets.push({ pool: statusListenKey(pool.name), socket: statusSocket })
       }
       if (this.#opts.pidFile !== null) {
         writeFileSync(this.#opts.pidFile, String(process.pid), { mode: 0o644 })
@@ -167,6 +176,7 @@ export class Supervisor {
     this.#child = child
     this.#childStartedAt = performance.now()
     this.#forwarded = null
+    this.#childReady = false
     if (child.pid === undefined) {
       // spawn failed (EAGAIN, ENOMEM...): 'error' follows and no 'exit'.
       child.once('error', (err) => {
@@ -199,6 +209,11 @@ export class Supervisor {
   }
 
   #onReady (pid: number): void {
+    this.#childReady = true
+    if (this.#reopenPending) {
+      this.#reopenPending = false
+      this.#child?.kill('SIGUSR1')
+    }
     if (!this.#everReady) {
       this.#everReady = true
       this.#log.info('ready to handle connections')
@@ -307,6 +322,15 @@ export class Supervisor {
     if (child === null || this.#stopSignal !== null) {
       this.#log.debug(`${signal} received while no server process runs: ignored`)
       return
+    }
+    if (signal === 'SIGUSR1') {
+      // logrotate: this process's own error log too (php's master reopens it).
+      reopenLogs(this.#log, { quiet: true })
+      if (!this.#childReady) {
+        this.#log.debug(`SIGUSR1 received while server process ${child.pid ?? '?'} starts: sent once it is ready`)
+        this.#reopenPending = true
+        return
+      }
     }
     this.#log.debug(`${signal} received, forwarding it to server process ${child.pid ?? '?'}`)
     this.#forwarded = signal

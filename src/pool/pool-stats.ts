@@ -1,6 +1,6 @@
 // A pool's counters, in one place: what php-fpm's scoreboard holds for the status page
 // (php-fpm.md §4.4: accepted conn, listen queue, max listen queue, idle/active/total processes,
-// max active processes, max children reached) plus node-fpm's own (requests refused by the
+// max active processes, max children reached, slow requests) plus node-fpm's own (requests refused by the
 // queue, threads started, recycled, retired, died; requests timed out, threads terminated or
 // stuck). The pool updates them as things happen; snapshot() gives a plain copy for the status
 // page and the tests.
@@ -22,6 +22,8 @@ export interface PoolCounters {
   readonly refusedClosed: number
   /** "max children reached" episodes (php's counter; never for static pools). */
   readonly maxChildrenReached: number
+  /** Requests that ran longer than request_slowlog_timeout (php's "slow requests"): the slowlog increments it, once per request. */
+  readonly slowRequests: number
   /** Most threads with a request at once since start (php's "max active processes"). */
   readonly maxActive: number
   readonly threadsStarted: number
@@ -79,6 +81,7 @@ export class PoolStats {
     refusedQueueTimeout: 0,
     refusedClosed: 0,
     maxChildrenReached: 0,
+    slowRequests: 0,
     maxActive: 0,
     threadsStarted: 0,
     threadsRecycled: 0,

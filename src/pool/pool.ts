@@ -4,11 +4,17 @@
 // PoolRequest.
 //
 // Who decides what:
-// - Requests wait here, never in piscina: a request is handed to piscina only once the pool has
-//   chosen its thread (a free one, else, for a prefetchable request, a busy one that is churning
-//   through quick requests, see PREFETCH_*), and the load balancer just returns that thread. So
-//   piscina's queue stays empty, request.queue_max and request.queue_timeout bound the wait, and
-//   the start time of a request excludes queueing (request_terminate_timeout and the slowlog need that).
+// - Requests wait here, never in piscina: piscina starts and ends threads, and the requests go to
+//   a thread on its own channel, never through piscina.run(). The pool chooses the thread (a free
+//   one, else, for a prefetchable request, a busy one that is churning through quick requests,
+//   see PREFETCH_*) and puts the task in that thread's outbox; the outboxes leave once per turn
+//   of the event loop, one TASKS message per thread, and the results come back in RESULTS
+//   batches. piscina's own per-task message, Atomics wake-up and result message cost more
+//   main-thread time than a small request itself (node-runtime.md §4; waking a sleeping thread
+//   costs the poster 15-25 µs here), so a batch pays one wake-up for all it holds. So
+//   request.queue_max and request.queue_timeout bound the wait, and the start time of a request
+//   excludes queueing (request_terminate_timeout and the slowlog need that). A thread that ends
+//   fails (or dispatches again, #retryOrFail) the requests it still held (#onThreadExit).
 // - Threads start and end only when the pool says so. piscina runs with minThreads 0 and
 //   idleTimeout Infinity, so it never starts or reaps a thread on its own schedule. To start one,
 //   the pool submits a `warmUp` task (worker/entry.ts) that the balancer refuses to place: piscina
@@ -70,9 +76,12 @@ import { FpmError } from '../common/errors.ts'
 import type { PoolConfig } from '../config/types.ts'
 import { formatSize, formatTime } from '../config/values.ts'
 import type { Logger } from '../log/logger.ts'
+import { accessLogMeasuresUsage } from '../log/access-log.ts'
 import { PM_START, initialThreads, maintain, onWaiting, type PmDecision, type PmMemory, type PmSettings, type PmThread, type PmView } from './pm.ts'
 import { PoolStats, type PoolGauges, type PoolStatsSnapshot } from './pool-stats.ts'
+import { describeThread, lastRequestOf, type LastRequest, type ThreadSnapshot } from './thread-snapshot.ts'
 import { RequestQueue, type QueueEntry } from './request-queue.ts'
+import { Slowlog, type RunningRequest } from './slowlog.ts'
 
 export type { PoolStatsSnapshot } from './pool-stats.ts'
 
@@ -169,9 +178,11 @@ interface Thread {
   stuck: boolean
   /** Fires THREAD_EXIT_BOUND_MS after it was terminated for request_terminate_timeout. */
   exitTimer: NodeJS.Timeout | null
+  /** The last request it finished, for the status page (thread-snapshot.ts). */
+  last: LastRequest | null
 }
 
-/** One request in the pool. Also what piscina carries for it under queueOptionsSymbol (never sent to the thread). */
+/** One request in the pool. */
 interface Job extends QueueEntry {
   readonly id: number
   readonly req: PoolRequest
@@ -279,6 +290,8 @@ export class Pool {
   readonly #heartbeat: NodeJS.Timeout
   /** request_terminate_timeout's check (null: no timeout). */
   #timeoutTimer: NodeJS.Timeout | null = null
+  /** request_slowlog_timeout's check and traces (null: no slowlog). */
+  readonly #slowlog: Slowlog | null
   /** Threads stuck in a blocking call after their terminate(): beyond pm.max_children until they exit. */
   #stuckThreads = 0
   #queueTimer: NodeJS.Timeout | null = null
@@ -302,6 +315,8 @@ export class Pool {
   constructor (config: PoolConfig, log: Logger, opts: PoolOptions = {}) {
     this.config = config
     this.log = log
+    // First: it creates the slowlog file, and a failure stops the start before any thread exists.
+    this.#slowlog = Slowlog.start({ config, log, running: () => this.#runningRequests(), onSlow: () => { this.#stats.counters.slowRequests++ } })
     const threshold = opts.emergencyRestartThreshold ?? 0
     const intervalMs = opts.emergencyRestartIntervalMs ?? 0
     this.#emergencyThreshold = threshold > 0 && intervalMs > 0 ? threshold : 0
@@ -316,7 +331,8 @@ export class Pool {
       phpValues: config.phpValues,
       phpAdminValues: config.phpAdminValues,
       threadConcurrency: pm.threadConcurrency,
-      measureHeap: config.heapSoftLimitBytes > 0
+      measureHeap: config.heapSoftLimitBytes > 0,
+      measureUsage: accessLogMeasuresUsage(config.access)
     }
     this.#piscina = new Piscina({
       filename: workerEntry,
@@ -360,6 +376,17 @@ export class Pool {
   /** Counters and gauges, for the status page. */
   get stats (): PoolStatsSnapshot {
     return this.#stats.snapshot(this.#gauges())
+  }
+
+  /** Each thread with the request it runs or ran last: the status page's `full` view (thread-snapshot.ts). */
+  threadsSnapshot (): ThreadSnapshot[] {
+    const nowMs = performance.now()
+    return [...this.#threads.values()].map((t) => describeThread(t, this.#channels.get(t.id), nowMs))
+  }
+
+  /** A request the server answered itself (status page, ping): php counts it in "accepted conn". */
+  countAnswered (): void {
+    this.#stats.counters.accepted++
   }
 
   get closed (): boolean { return this.#closed }
@@ -437,6 +464,7 @@ export class Pool {
     if (this.#jobs.size > 0) await new Promise<void>((resolve) => { this.#whenEmpty = resolve })
     this.#clearQueueTimer()
     this.#clearTimeoutTimer()
+    this.#slowlog?.close()
     this.#reportStuckAtExit()
     await this.#piscina.close()
   }
@@ -448,6 +476,7 @@ export class Pool {
     clearInterval(this.#heartbeat)
     this.#clearQueueTimer()
     this.#clearTimeoutTimer()
+    this.#slowlog?.close()
     for (const job of this.#queue.clear()) this.#refuse(job, 'FPM_ERR_POOL_CLOSED', 'the pool is closing')
     this.#reportStuckAtExit()
     await this.#piscina.destroy()
@@ -750,6 +779,18 @@ export class Pool {
     return slot === -1 ? null : startedAt[slot] ?? null
   }
 
+  /** The requests running on threads (not Finishing: php's slowlog times the Running state), for the slowlog. */
+  * #runningRequests (): Generator<RunningRequest> {
+    for (const thread of this.#threads.values()) {
+      if (thread.inflight === 0 || thread.gone) continue
+      const channel = this.#channels.get(thread.id)
+      for (const job of thread.jobs) {
+        const since = job.responseEnded ? null : this.#runningSince(job, channel)
+        if (since !== null) yield { id: job.id, threadId: thread.id, script: job.task.script, method: job.req.method, uri: job.req.uri, startedAtMs: since }
+      }
+    }
+  }
+
   #timeOut (thread: Thread, job: Job, elapsedMs: number): void {
     const graceMs = this.config.request.terminateGraceMs
     const req = job.req
@@ -903,7 +944,8 @@ export class Pool {
       timingOut: 0,
       terminatedAtMs: 0,
       stuck: false,
-      exitTimer: null
+      exitTimer: null,
+      last: null
     }
     this.#threads.set(id, thread)
     this.#stats.counters.threadsStarted++
@@ -1016,6 +1058,7 @@ export class Pool {
       }
     }
     thread.lastActiveMs = thread.lastDoneMs = performance.now()
+    thread.last = lastRequestOf(job, thread.lastDoneMs)
     if (--thread.inflight === 0) {
       this.#activeThreads--
       if (thread.leaving !== null) this.#terminate(thread)

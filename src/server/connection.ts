@@ -10,6 +10,7 @@ import {
 } from '../fastcgi/index.ts'
 import { ProtocolError, isFpmError } from '../common/errors.ts'
 import type { Logger } from '../log/logger.ts'
+import type { AccessLog } from '../log/access-log.ts'
 import type { Pool } from '../pool/pool.ts'
 import type { ScriptResolver } from '../pool/script-resolver.ts'
 import { Exchange } from './exchange.ts'
@@ -23,6 +24,10 @@ export interface ServerContext {
   readonly pool: Pool
   readonly resolver: ScriptResolver
   readonly log: Logger
+  /** The pm.status_listen listener: it serves the status page only (status/pages.ts). */
+  readonly statusOnly?: boolean
+  /** The pool's access log (log/access-log.ts); absent or null: none. */
+  readonly accessLog?: AccessLog | null
 }
 
 const GET_VALUES_ANSWERS: Record<string, string> = {

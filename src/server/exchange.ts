@@ -9,7 +9,9 @@ import { Msg, TRANSFER_MIN_BYTES, type WorkerResult, type SerializedError } from
 import type { PoolRequest } from '../pool/pool.ts'
 import { formatTime } from '../config/values.ts'
 import { serverResponse, type ServerResponseKind } from './responder.ts'
+import { ownPage, type OwnPage } from '../status/pages.ts'
 import type { Connection } from './connection.ts'
+import type { AccessRecord } from '../log/access-log.ts'
 
 const Stage = {
   PARAMS: 0,
@@ -62,11 +64,14 @@ export class Exchange implements PoolRequest {
   /** request.body_timeout: performance.now() of the last body bytes (or of the end of the params). */
   #lastInputMs = 0
   #bodyTimer: NodeJS.Timeout | null = null
+  /** The pool's access log: this request's line (log/access-log.ts); null when the pool has none. */
+  readonly #access: AccessRecord | null
 
   constructor (conn: Connection, requestId: number, keepConn: boolean) {
     this.conn = conn
     this.requestId = requestId
     this.keepConn = keepConn
+    this.#access = conn.ctx.accessLog?.begin(conn.peer) ?? null
   }
 
   get isResponseEnded (): boolean { return this.#response === ResponseState.ENDED }
@@ -99,11 +104,14 @@ export class Exchange implements PoolRequest {
     this.#paramChunks = []
     const params: string[] = []
     if (all !== undefined) decodeParams(all, params) // throws ProtocolError: the connection closes
+    this.#access?.setParams(params)
     // The thread gets the raw bytes (one exact-size copy) and decodes them itself.
     this.#paramBytesForWorker = all === undefined ? EMPTY_BYTES : exactCopy([all], all.length)
     this.#stage = Stage.STDIN
     let scriptFilename: string | undefined
     let pathTranslated: string | undefined
+    let scriptName: string | undefined
+    let query = ''
     for (let i = 0; i < params.length; i += 2) {
       const name = params[i]!
       const value = params[i + 1]!
@@ -112,10 +120,15 @@ export class Exchange implements PoolRequest {
         case 'REQUEST_URI': this.uri = value; break
         case 'SCRIPT_FILENAME': scriptFilename = value; break
         case 'PATH_TRANSLATED': pathTranslated = value; break
+        case 'SCRIPT_NAME': scriptName = value; break
+        case 'QUERY_STRING': query = value; break
         case 'CONTENT_LENGTH': this.#contentLength = value === '' ? -1 : Number(value); break
       }
     }
     this.isHead = this.method === 'HEAD'
+    // php-fpm's ping and status pages, before script resolution (status/pages.ts).
+    const page = ownPage(this.conn.ctx, { scriptName, query, scriptPath: scriptFilename ?? pathTranslated, isHead: this.isHead })
+    if (page !== null) { this.#respondOwn(page); return }
     const pool = this.conn.ctx.pool
     const resolved = this.conn.ctx.resolver.resolve(scriptFilename ?? pathTranslated)
     if (resolved.kind === 'not-found') {
@@ -287,6 +300,7 @@ export class Exchange implements PoolRequest {
 
   onHead (head: string, body: Uint8Array | null, end: boolean): void {
     if (this.#response !== ResponseState.NONE) return
+    this.#access?.sent(head)
     this.#response = end ? ResponseState.ENDED : ResponseState.HEAD_SENT
     const sent = this.conn.writeStdout(this.requestId, head, this.isHead ? null : body, end, 0)
     this.#ack(body, sent)
@@ -337,6 +351,7 @@ export class Exchange implements PoolRequest {
 
   onSettled (result: WorkerResult | null, error: Error | null): void {
     this.#settled = true
+    this.#access?.settled(result)
     if (this.#timedOut && result === null) {
       // Its thread was terminated (or is stuck): the pool logged it, the client has its 504.
       this.conn.log.debug({ uri: this.uri, script: this.script, code: (error as { code?: string } | null)?.code }, `timed-out request settled: ${error?.message ?? ''}`)
@@ -349,6 +364,7 @@ export class Exchange implements PoolRequest {
       }
       if (result.response !== null && this.#response === ResponseState.NONE) {
         this.#response = ResponseState.ENDED
+        this.#access?.sent(result.response.head)
         this.conn.writeStdout(this.requestId, result.response.head, this.isHead ? null : result.response.body, true, 0)
         this.#responseEnded()
       }
@@ -385,10 +401,20 @@ export class Exchange implements PoolRequest {
     this.#maybeFinished()
   }
 
+  /** A page the server answers itself (ping, status) instead of dispatching: the input is discarded. */
+  #respondOwn (page: OwnPage): void {
+    this.#discarding = true
+    this.#response = ResponseState.ENDED
+    this.#access?.sent(page.head)
+    this.conn.writeStdout(this.requestId, page.head, page.body, true, 0)
+    this.#responseEnded()
+  }
+
   #respondServer (kind: ServerResponseKind): void {
     if (this.#response !== ResponseState.NONE) return
     this.#response = ResponseState.ENDED
     const r = serverResponse(kind, this.isHead)
+    this.#access?.sent(r.head)
     this.conn.writeStdout(this.requestId, r.head, r.body, true, 0)
     this.#responseEnded()
   }
@@ -415,10 +441,20 @@ export class Exchange implements PoolRequest {
 
   /** The FastCGI id is free again once the response ended and the input is complete (or discarded). */
   #maybeFinished (): void {
+    if (this.#access !== null) this.#logAccess(this.#access)
     if (this.#response === ResponseState.ENDED && (this.#stage === Stage.INPUT_DONE || this.#discarding)) {
       this.#clearBodyTimer()
       this.conn.exchangeFinished(this)
     }
+  }
+
+  /**
+   * The access log line, once: when the response has ended and the handler, if a thread took the
+   * request, has ended too (php writes it when the script ends); a timed-out request at its 504.
+   */
+  #logAccess (access: AccessRecord): void {
+    if (access.ended || this.#response !== ResponseState.ENDED || (this.#dispatched && !this.#settled && !this.#timedOut)) return
+    access.finish(this)
   }
 }
 

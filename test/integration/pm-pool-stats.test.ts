@@ -80,6 +80,7 @@ describe('Pool counters and refusals', () => {
       refusedQueueTimeout: 0,
       refusedClosed: 0,
       maxChildrenReached: 0,
+      slowRequests: 0,
       maxActive: 0,
       threadsStarted: 1,
       threadsRecycled: 0,
