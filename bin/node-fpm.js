@@ -1,13 +1,17 @@
 #!/usr/bin/env node
-// The installed `node-fpm` command. The sources are TypeScript that Node runs by type stripping:
-// on by default from Node 22.18 / 23.6; Node 22.12-22.17 need --experimental-strip-types, so there
-// the command starts itself again with the flag (worker threads inherit it). npm scripts run on
-// the pinned Node 24 (the node@24 devDependency).
+// The installed `node-fpm` command. It runs the build in dist/ (plain JavaScript, made by
+// `npm run build`, which `npm ci` and `npm install` run through `prepare`): no type stripping at
+// run time, in the server or in any of its threads. Without a build (a checkout where it was not
+// made), it runs the TypeScript sources by type stripping: on by default from Node 22.18 / 23.6;
+// Node 22.12-22.17 need --experimental-strip-types, so there the command starts itself again with
+// the flag (worker threads inherit it).
+import { existsSync } from 'node:fs'
 import { spawn } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 
-const main = fileURLToPath(new URL('../src/cli/main.ts', import.meta.url))
-if (process.features.typescript) {
+const built = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url))
+const main = existsSync(built) ? built : fileURLToPath(new URL('../src/cli/main.ts', import.meta.url))
+if (main === built || process.features.typescript) {
   await import(main)
 } else {
   const child = spawn(process.execPath, ['--experimental-strip-types', '--no-warnings=ExperimentalWarning', main, ...process.argv.slice(2)], { stdio: 'inherit' })

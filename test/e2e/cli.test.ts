@@ -11,7 +11,7 @@ import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } 
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { FcgiConnection, buildCgiParams } from '../../src/client/fcgi-client.ts'
-import { CLI, NODE, REPO, freePort, runCli, tempDir } from '../helpers/fpm-tester.ts'
+import { NODE, REPO, freePort, runCli, tempDir } from '../helpers/fpm-tester.ts'
 
 const BIN = join(REPO, 'bin/node-fpm.js')
 const EXAMPLES = join(REPO, 'examples')
@@ -154,8 +154,11 @@ describe('the default configuration served (npm start, with -p a prefix holding 
     writeFileSync(join(prefix, 'pools.d/www.conf'), conf)
     // A second pool on a unix socket, relative to the prefix.
     writeFileSync(join(prefix, 'pools.d/sock.conf'), `[www-sock]\nlisten = www-sock.sock\npm = ondemand\npm.max_children = 1\nroot = ${EXAMPLES}\n`)
+    // What `npm start` runs: bin/node-fpm.js, on the build in dist/ (npm test builds it first), so
+    // these tests also prove the built server and its threads run without type stripping.
+    assert.ok(existsSync(join(REPO, 'dist/cli/main.js')) && existsSync(join(REPO, 'dist/worker/entry.js')), 'npm run build made dist/')
     // cwd elsewhere: relative paths (the unix socket, pools.d) must come from -p.
-    server = spawn(NODE, [CLI, '-p', prefix, '-g', pidFile()], { cwd: tmpdir(), stdio: ['ignore', 'ignore', 'pipe'] })
+    server = spawn(NODE, [BIN, '-p', prefix, '-g', pidFile()], { cwd: tmpdir(), stdio: ['ignore', 'ignore', 'pipe'] })
     exit = new Promise((resolve) => server.once('exit', (code) => { resolve(code) }))
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => { reject(new Error(`node-fpm did not start:\n${stderr}`)) }, 15_000)
