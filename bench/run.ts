@@ -1,7 +1,7 @@
 // `npm run bench`: node-fpm against php-fpm on the same scenarios, measured with the project's
 // FastCGI load generator (src/bench/load-generator.ts, what `node-fpm bench` runs).
 //
-// Starts node-fpm (src/cli/main.ts with a generated config: one static pool per scenario, serving
+// Starts node-fpm (bin/node-fpm.js, i.e. the build in dist/, with a generated config: one static pool per scenario, serving
 // bench/apps/) and, when php-fpm is installed (bench/php-fpm.ts), php-fpm with the same number of
 // workers (pm = static, unix socket) serving bench/php/. Both answer byte-identical bodies, and
 // every response is checked. For each cell of the matrix (workers x scenario x connections x
@@ -180,7 +180,7 @@ async function startNodeFpm (scenarios: Scenario[], workers: number, ioConcurren
   writeFileSync(conf, nodeFpmConfig(dir, scenarios, workers, ioConcurrency))
   const fd = openSync(outLog, 'a')
   // process.execPath: this script runs on the project's Node 24 (npm run puts node_modules/.bin first).
-  const child = spawn(process.execPath, [path.join(ROOT, 'src/cli/main.ts'), '-y', conf], { stdio: ['ignore', fd, fd], cwd: ROOT })
+  const child = spawn(process.execPath, [path.join(ROOT, 'bin/node-fpm.js'), '-y', conf], { stdio: ['ignore', fd, fd], cwd: ROOT })
   closeSync(fd)
   child.on('error', () => {}) // shows as an early exit
   const killOnExit = (): void => { child.kill('SIGKILL') }
