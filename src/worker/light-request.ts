@@ -17,9 +17,10 @@
 // - `signal` is the request's own AbortSignal, also on the real Request and on clones (as an own
 //   property: undici's fetch(request) does not follow it, pass { signal: request.signal }).
 
+import { delegateToReal, replaceGlobal, withHeaders } from './light-delegation.ts'
+
 const GlobalRequest = globalThis.Request
 const globalFetch = globalThis.fetch
-const INSPECT = Symbol.for('nodejs.util.inspect.custom')
 
 type RequestBody = Uint8Array | ReadableStream<Uint8Array> | null
 
@@ -124,45 +125,13 @@ export class LightRequest {
 
   /** The real Request with the headers handlers see (they may have changed them). */
   #synced (): Request {
-    const real = this.#materialize()
-    const headers = this.#headers
-    if (headers !== null && headers !== real.headers) copyHeaders(headers, real.headers)
-    return real
+    return withHeaders(this.#materialize(), this.#headers)
   }
 }
 
 // Everything else Request.prototype has (cache, credentials, duplex, ... and whatever a later
-// Node adds) is the real Request's.
-for (const name of Object.getOwnPropertyNames(GlobalRequest.prototype)) {
-  if (name === 'constructor' || Object.hasOwn(LightRequest.prototype, name)) continue
-  const descriptor = Object.getOwnPropertyDescriptor(GlobalRequest.prototype, name)
-  if (descriptor?.get !== undefined) {
-    Object.defineProperty(LightRequest.prototype, name, {
-      get (this: LightRequest) { return (realOf(this, false) as unknown as Record<string, unknown>)[name] },
-      enumerable: descriptor.enumerable,
-      configurable: true
-    })
-  } else if (typeof descriptor?.value === 'function') {
-    Object.defineProperty(LightRequest.prototype, name, {
-      value: function (this: LightRequest, ...args: unknown[]) {
-        const real = realOf(this, true) as unknown as Record<string, (...a: unknown[]) => unknown>
-        return real[name]?.(...args)
-      },
-      writable: true,
-      enumerable: descriptor.enumerable,
-      configurable: true
-    })
-  }
-}
-Object.defineProperty(LightRequest.prototype, INSPECT, {
-  value: function (this: LightRequest, _depth: number, options: object, inspect: (value: unknown, options: object) => string) {
-    return inspect(realOf(this, true), options)
-  },
-  configurable: true
-})
-// `constructor` is Request.prototype's (the global Request).
-Reflect.deleteProperty(LightRequest.prototype, 'constructor')
-Object.setPrototypeOf(LightRequest.prototype, GlobalRequest.prototype)
+// Node adds) is the real Request's; `constructor` is Request.prototype's (the global Request).
+delegateToReal(LightRequest.prototype, GlobalRequest.prototype, (value, syncHeaders) => realOf(value as LightRequest, syncHeaders))
 
 /** True for a light Request (whether or not its real Request exists). */
 export function isLightRequest (value: unknown): value is LightRequest {
@@ -209,12 +178,6 @@ function appendPairs (headers: Headers, pairs: readonly string[]): Headers {
   return headers
 }
 
-/** Makes `target` hold exactly what `source` holds. */
-export function copyHeaders (source: Headers, target: Headers): void {
-  for (const name of [...target.keys()]) target.delete(name)
-  for (const [name, value] of source) target.append(name, value)
-}
-
 // ---------------------------------------------------------------------------------------------
 // The thread's global Request and fetch
 
@@ -257,10 +220,4 @@ export function installRequestGlobals (): void {
   Object.defineProperty(fetch, 'length', { value: globalFetch.length })
   replaceGlobal('Request', Request)
   replaceGlobal('fetch', fetch)
-}
-
-/** Replaces a global with the same attributes (Node defines these as plain data properties). */
-export function replaceGlobal (name: string, value: unknown): void {
-  const enumerable = Object.getOwnPropertyDescriptor(globalThis, name)?.enumerable ?? false
-  Object.defineProperty(globalThis, name, { value, writable: true, enumerable, configurable: true })
 }

@@ -22,10 +22,9 @@
 // - Once the sender has taken the body, the Response looks as it does after the sender read a real
 //   one: bodyUsed true, body locked (cancelled for HEAD), text() and clone() fail.
 
-import { copyHeaders, replaceGlobal } from './light-request.ts'
+import { delegateToReal, replaceGlobal, withHeaders } from './light-delegation.ts'
 
 const GlobalResponse = globalThis.Response
-const INSPECT = Symbol.for('nodejs.util.inspect.custom')
 const TEXT_PLAIN = 'text/plain;charset=UTF-8'
 const JSON_TYPE = 'application/json'
 
@@ -190,44 +189,13 @@ export class LightResponse {
 
   /** The real Response with the headers handlers see (they may have changed them). */
   #synced (): Response {
-    const real = this.#materialize()
-    const headers = this.#headers
-    if (headers !== null && headers !== real.headers) copyHeaders(headers, real.headers)
-    return real
+    return withHeaders(this.#materialize(), this.#headers)
   }
 }
 
-// Anything else Response.prototype has (and whatever a later Node adds) is the real Response's.
-for (const name of Object.getOwnPropertyNames(GlobalResponse.prototype)) {
-  if (name === 'constructor' || Object.hasOwn(LightResponse.prototype, name)) continue
-  const descriptor = Object.getOwnPropertyDescriptor(GlobalResponse.prototype, name)
-  if (descriptor?.get !== undefined) {
-    Object.defineProperty(LightResponse.prototype, name, {
-      get (this: LightResponse) { return (realOf(this, false) as unknown as Record<string, unknown>)[name] },
-      enumerable: descriptor.enumerable,
-      configurable: true
-    })
-  } else if (typeof descriptor?.value === 'function') {
-    Object.defineProperty(LightResponse.prototype, name, {
-      value: function (this: LightResponse, ...args: unknown[]) {
-        const real = realOf(this, true) as unknown as Record<string, (...a: unknown[]) => unknown>
-        return real[name]?.(...args)
-      },
-      writable: true,
-      enumerable: descriptor.enumerable,
-      configurable: true
-    })
-  }
-}
-Object.defineProperty(LightResponse.prototype, INSPECT, {
-  value: function (this: LightResponse, _depth: number, options: object, inspect: (value: unknown, options: object) => string) {
-    return inspect(realOf(this, true), options)
-  },
-  configurable: true
-})
+// Anything else Response.prototype has (and whatever a later Node adds) is the real Response's;
 // `constructor` is Response.prototype's (the global Response).
-Reflect.deleteProperty(LightResponse.prototype, 'constructor')
-Object.setPrototypeOf(LightResponse.prototype, GlobalResponse.prototype)
+delegateToReal(LightResponse.prototype, GlobalResponse.prototype, (value, syncHeaders) => realOf(value as LightResponse, syncHeaders))
 
 /** True for a light Response (whether or not its real Response exists). */
 export function isLightResponse (value: unknown): value is LightResponse {
