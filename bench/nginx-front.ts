@@ -8,18 +8,16 @@
 // production, a master and `workerProcesses` workers, with access_log off. Each instance gets a
 // fresh temp dir (config, pid file, error log, *_temp_path dirs), so it runs as root or not without
 // touching /etc or /var. The master leads its own process group under `setpriv --pdeathsig SIGTERM`
-// when available (bench/managed-process.ts); stop() is nginx's fast shutdown (SIGTERM), which
+// when available (bench/managed-process.ts, started by test/helpers/nginx.ts launchNginx); stop() is nginx's fast shutdown (SIGTERM), which
 // also closes the kept upstream connections at once.
 
-import type { ChildProcess } from 'node:child_process'
 import { spawnSync } from 'node:child_process'
-import { readFileSync, statSync, writeFileSync } from 'node:fs'
+import { writeFileSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
-import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
-import { forget, hasExited, sleep, spawnManaged, stopManaged } from './managed-process.ts'
-import { findNginx } from '../test/helpers/nginx.ts'
+import { forget, stopManaged } from './managed-process.ts'
+import { findNginx, launchNginx } from '../test/helpers/nginx.ts'
 
 export { findNginx }
 
@@ -46,8 +44,6 @@ export interface FrontHandle {
   stop (): Promise<void>
 }
 
-const START_TIMEOUT_MS = 10_000
-const PORT_ATTEMPTS = 5
 
 /** `nginx -v`, e.g. 'nginx/1.22.1'; null when it cannot run. */
 export function nginxVersion (bin: string): string | null {
@@ -135,91 +131,26 @@ fastcgi_param REDIRECT_STATUS   200;
 
 export async function startFront (bin: string, opts: FrontOptions): Promise<FrontHandle> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'node-fpm-nginx-bench-'))
-  const errorLog = path.join(dir, 'error.log')
-  const confFile = path.join(dir, 'nginx.conf')
-  const pidFile = path.join(dir, 'nginx.pid')
-  writeFileSync(errorLog, '')
   writeFileSync(path.join(dir, 'fastcgi_params.conf'), FASTCGI_PARAMS)
   try {
-    for (let attempt = 1; ; attempt++) {
-      const port = await freePort()
-      const configText = renderFrontConfig(opts, { dir, port, pidFile, errorLog })
-      writeFileSync(confFile, configText)
-      const logStart = statSync(errorLog).size
-      const managed = spawnManaged(bin, ['-p', dir + '/', '-c', confFile, '-e', errorLog], errorLog, { dir, group: true, deathSignal: 'SIGTERM' })
-      const outcome = await waitReady(managed.child, pidFile, port)
-      if (outcome === 'ready') {
-        let stopping: Promise<void> | null = null
-        return {
-          port,
-          url: `http://127.0.0.1:${port}`,
-          dir,
-          configText,
-          stop () {
-            stopping ??= (async () => {
-              await stopManaged(managed, ['SIGTERM'])
-              forget(managed)
-              await rm(dir, { recursive: true, force: true })
-            })()
-            return stopping
-          }
-        }
+    const { managed, port, configText } = await launchNginx(bin, dir, (ctx) => renderFrontConfig(opts, { ...ctx, dir }), { group: true, deathSignal: 'SIGTERM' })
+    let stopping: Promise<void> | null = null
+    return {
+      port,
+      url: `http://127.0.0.1:${port}`,
+      dir,
+      configText,
+      stop () {
+        stopping ??= (async () => {
+          await stopManaged(managed, ['SIGTERM'])
+          forget(managed)
+          await rm(dir, { recursive: true, force: true })
+        })()
+        return stopping
       }
-      forget(managed)
-      await stopManaged(managed, [])
-      const newLog = readFileSync(errorLog, 'utf8').slice(logStart)
-      if (outcome === 'exited' && /Address already in use/i.test(newLog) && attempt < PORT_ATTEMPTS) continue
-      const why = outcome === 'exited'
-        ? `nginx exited during start-up (code ${String(managed.child.exitCode)}, signal ${String(managed.child.signalCode)})`
-        : `nginx did not accept connections on 127.0.0.1:${port} within ${START_TIMEOUT_MS} ms`
-      throw new Error(`${why}\n--- ${errorLog} ---\n${readFileSync(errorLog, 'utf8')}\n--- ${confFile} ---\n${configText}`)
     }
   } catch (err) {
     await rm(dir, { recursive: true, force: true })
     throw err
   }
-}
-
-/** A port that was free a moment ago: bind 127.0.0.1:0, read it, close. */
-function freePort (): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer()
-    srv.unref()
-    srv.once('error', reject)
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address()
-      const port = typeof addr === 'object' && addr !== null ? addr.port : 0
-      srv.close(() => { resolve(port) })
-    })
-  })
-}
-
-/** Ready once the pid file names our master (written after it bound its sockets) and the port accepts. */
-async function waitReady (child: ChildProcess, pidFile: string, port: number): Promise<'ready' | 'exited' | 'timeout'> {
-  const deadline = Date.now() + START_TIMEOUT_MS
-  while (Date.now() < deadline) {
-    if (hasExited(child)) return 'exited'
-    if (readPid(pidFile) === child.pid && await canConnect(port)) return hasExited(child) ? 'exited' : 'ready'
-    await sleep(10)
-  }
-  return hasExited(child) ? 'exited' : 'timeout'
-}
-
-function readPid (file: string): number | null {
-  try {
-    const n = Number.parseInt(readFileSync(file, 'utf8').trim(), 10)
-    return Number.isFinite(n) ? n : null
-  } catch {
-    return null
-  }
-}
-
-function canConnect (port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const sock = net.connect({ port, host: '127.0.0.1' })
-    sock.setTimeout(1000)
-    sock.once('connect', () => { sock.destroy(); resolve(true) })
-    sock.once('timeout', () => { sock.destroy(); resolve(false) })
-    sock.once('error', () => { sock.destroy(); resolve(false) })
-  })
 }

@@ -87,37 +87,53 @@ export async function startNginx (opts: NginxOptions): Promise<NginxHandle> {
   const bin = findNginx()
   if (bin === null) throw new Error('nginx not found (looked at $NGINX_BIN, /usr/sbin/nginx and PATH)')
   const upstream = fastcgiAddress(opts.upstream)
-
   const dir = await mkdtemp(path.join(os.tmpdir(), 'node-fpm-nginx-'))
+  try {
+    // SIGKILL if we die, however we die
+    const { managed, port, errorLog } = await launchNginx(bin, dir, (ctx) => renderConfig(opts, { ...ctx, dir, upstream }), { group: false, deathSignal: 'SIGKILL' })
+    return makeHandle(managed, port, errorLog)
+  } catch (err) {
+    await rm(dir, { recursive: true, force: true })
+    throw err
+  }
+}
+
+/** An nginx started by launchNginx, accepting connections on 127.0.0.1:port. */
+export interface LaunchedNginx {
+  readonly managed: ManagedProcess
+  readonly port: number
+  readonly errorLog: string
+  readonly configText: string
+}
+
+/**
+ * Starts nginx on `dir` (its nginx.conf, pid file and error log go there) with the config that
+ * `render` makes for a free port; tries another port when that one was taken meanwhile. Throws
+ * with the error log and the config when nginx exits or does not accept connections in time.
+ */
+export async function launchNginx (bin: string, dir: string, render: (ctx: { port: number, pidFile: string, errorLog: string }) => string,
+  spawnOpts: { group: boolean, deathSignal: NodeJS.Signals }): Promise<LaunchedNginx> {
   const errorLog = path.join(dir, 'error.log')
   const confFile = path.join(dir, 'nginx.conf')
   const pidFile = path.join(dir, 'nginx.pid')
   writeFileSync(errorLog, '')
-
-  try {
-    for (let attempt = 1; ; attempt++) {
-      const port = await freePort()
-      writeFileSync(confFile, renderConfig(opts, { dir, port, upstream, errorLog, pidFile }))
-      const logStart = statSync(errorLog).size
-      // SIGKILL if we die, however we die
-      const managed = spawnManaged(bin, ['-p', dir + '/', '-c', confFile, '-e', errorLog], errorLog, { dir, group: false, deathSignal: 'SIGKILL' })
-      const child = managed.child
-      const outcome = await waitReady(child, pidFile, port)
-      if (outcome === 'ready') {
-        return makeHandle(managed, port, errorLog)
-      }
-      forget(managed)
-      await stopManaged(managed, [])
-      const newLog = readFileSync(errorLog, 'utf8').slice(logStart)
-      if (outcome === 'exited' && /Address already in use/i.test(newLog) && attempt < PORT_ATTEMPTS) continue
-      const why = outcome === 'exited'
-        ? `nginx exited during startup (code ${String(child.exitCode)}, signal ${String(child.signalCode)})`
-        : `nginx did not accept connections on 127.0.0.1:${port} within ${START_TIMEOUT_MS} ms`
-      throw new Error(`${why}\n--- ${errorLog} ---\n${readFileSync(errorLog, 'utf8')}\n--- ${confFile} ---\n${readFileSync(confFile, 'utf8')}`)
-    }
-  } catch (err) {
-    await rm(dir, { recursive: true, force: true })
-    throw err
+  for (let attempt = 1; ; attempt++) {
+    const port = await freePort()
+    const configText = render({ port, pidFile, errorLog })
+    writeFileSync(confFile, configText)
+    const logStart = statSync(errorLog).size
+    const managed = spawnManaged(bin, ['-p', dir + '/', '-c', confFile, '-e', errorLog], errorLog, { dir, ...spawnOpts })
+    const child = managed.child
+    const outcome = await waitReady(child, pidFile, port)
+    if (outcome === 'ready') return { managed, port, errorLog, configText }
+    forget(managed)
+    await stopManaged(managed, [])
+    const newLog = readFileSync(errorLog, 'utf8').slice(logStart)
+    if (outcome === 'exited' && /Address already in use/i.test(newLog) && attempt < PORT_ATTEMPTS) continue
+    const why = outcome === 'exited'
+      ? `nginx exited during startup (code ${String(child.exitCode)}, signal ${String(child.signalCode)})`
+      : `nginx did not accept connections on 127.0.0.1:${port} within ${START_TIMEOUT_MS} ms`
+    throw new Error(`${why}\n--- ${errorLog} ---\n${readFileSync(errorLog, 'utf8')}\n--- ${confFile} ---\n${configText}`)
   }
 }
 
