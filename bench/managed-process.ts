@@ -6,6 +6,7 @@
 import { spawn } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
 import { accessSync, closeSync, constants, openSync, rmSync, statSync } from 'node:fs'
+import { rm } from 'node:fs/promises'
 
 export interface ManagedProcess {
   readonly child: ChildProcess
@@ -113,6 +114,22 @@ export async function stopManaged (p: ManagedProcess, signals: NodeJS.Signals[])
     }
   } finally {
     child.unref()
+  }
+}
+
+/**
+ * A handle's stop(): stops the process with `signals` (stopManaged), unregisters it and removes its
+ * temp dir; called again, it returns the same promise.
+ */
+export function stopper (p: ManagedProcess, signals: NodeJS.Signals[]): () => Promise<void> {
+  let stopping: Promise<void> | null = null
+  return () => {
+    stopping ??= (async () => {
+      await stopManaged(p, signals)
+      forget(p)
+      await rm(p.dir, { recursive: true, force: true })
+    })()
+    return stopping
   }
 }
 

@@ -16,7 +16,7 @@ import { writeFileSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
-import { forget, stopManaged } from './managed-process.ts'
+import { stopper } from './managed-process.ts'
 import { findNginx, launchNginx } from '../test/helpers/nginx.ts'
 
 export { findNginx }
@@ -134,20 +134,12 @@ export async function startFront (bin: string, opts: FrontOptions): Promise<Fron
   writeFileSync(path.join(dir, 'fastcgi_params.conf'), FASTCGI_PARAMS)
   try {
     const { managed, port, configText } = await launchNginx(bin, dir, (ctx) => renderFrontConfig(opts, { ...ctx, dir }), { group: true, deathSignal: 'SIGTERM' })
-    let stopping: Promise<void> | null = null
     return {
       port,
       url: `http://127.0.0.1:${port}`,
       dir,
       configText,
-      stop () {
-        stopping ??= (async () => {
-          await stopManaged(managed, ['SIGTERM'])
-          forget(managed)
-          await rm(dir, { recursive: true, force: true })
-        })()
-        return stopping
-      }
+      stop: stopper(managed, ['SIGTERM'])
     }
   } catch (err) {
     await rm(dir, { recursive: true, force: true })

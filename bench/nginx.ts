@@ -32,10 +32,11 @@ import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
-import { Command, CommanderError, InvalidArgumentError } from 'commander'
+import { Command, InvalidArgumentError } from 'commander'
+import { parseOptions, wholeNumber } from './cli-options.ts'
 import { benchEnvironment, fileStamp } from './environment.ts'
 import { formatTable, median, round } from './figures.ts'
-import { forget, hasExited, sleep, spawnManaged, stopManaged } from './managed-process.ts'
+import { forget, hasExited, sleep, spawnManaged, stopManaged, stopper } from './managed-process.ts'
 import { findNginx, nginxVersion, startFront } from './nginx-front.ts'
 import type { FrontHandle } from './nginx-front.ts'
 import { APPS_DIR, startNodeFpm } from './node-fpm-process.ts'
@@ -105,14 +106,6 @@ interface Options {
   json?: boolean
 }
 
-function wholeNumber (name: string, min: number) {
-  return (v: string): number => {
-    const n = Number(v)
-    if (!/^\d+$/.test(v.trim()) || !Number.isSafeInteger(n) || n < min) throw new InvalidArgumentError(`${name} must be a whole number >= ${min}`)
-    return n
-  }
-}
-
 function intList (name: string) {
   return (v: string): number[] => [...new Set(v.split(',').map(s => wholeNumber(name, 1)(s)))]
 }
@@ -176,20 +169,12 @@ async function startNodeHttp (): Promise<Backend> {
     }
     await sleep(10)
   }
-  let stopping: Promise<void> | null = null
   return {
     server: 'node:http',
     socket,
     protocol: 'http',
     path: (s) => s.httpPath,
-    stop () {
-      stopping ??= (async () => {
-        await stopManaged(managed, ['SIGTERM'])
-        forget(managed)
-        await rm(dir, { recursive: true, force: true })
-      })()
-      return stopping
-    }
+    stop: stopper(managed, ['SIGTERM'])
   }
 }
 
@@ -379,15 +364,8 @@ async function main (): Promise<void> {
     .addHelpText('after', '\nExit status: 0 no errors, 1 some run had errors, 2 the bench could not run.\nSee bench/README.md.')
     .showHelpAfterError()
     .exitOverride()
-  let opts: Options
-  try {
-    program.parse(process.argv)
-    opts = program.opts<Options>()
-  } catch (err) {
-    if (!(err instanceof CommanderError)) throw err
-    process.exitCode = err.code === 'commander.helpDisplayed' || err.code === 'commander.help' ? 0 : 2
-    return
-  }
+  const opts = parseOptions<Options>(program)
+  if (opts === null) return
   const say = (s: string): void => { if (opts.json !== true) process.stderr.write(s + '\n') }
   installSignalHandlers(say)
 

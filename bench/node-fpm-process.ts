@@ -12,7 +12,7 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { forget, hasExited, sleep, spawnManaged, stopManaged } from './managed-process.ts'
+import { forget, hasExited, sleep, spawnManaged, stopper } from './managed-process.ts'
 import type { ManagedProcess } from './managed-process.ts'
 
 /** bench/apps: the node-fpm bench handlers (hello.mjs, json.mjs, sleep.mjs...). */
@@ -90,7 +90,6 @@ export async function spawnNodeFpm (opts: NodeFpmOptions): Promise<NodeFpmHandle
     await rm(dir, { recursive: true, force: true })
     throw new Error(`could not spawn ${process.execPath}`)
   }
-  let stopping: Promise<void> | null = null
   const read = (file: string): string => { try { return readFileSync(file, 'utf8') } catch { return '' } }
   return {
     address,
@@ -108,14 +107,7 @@ export async function spawnNodeFpm (opts: NodeFpmOptions): Promise<NodeFpmHandle
     }),
     logText: () => `${read(errorLog)}${read(outLog)}`,
     exited: () => hasExited(managed.child),
-    stop () {
-      stopping ??= (async () => {
-        await stopManaged(managed, ['SIGTERM'])
-        forget(managed)
-        await rm(dir, { recursive: true, force: true })
-      })()
-      return stopping
-    }
+    stop: stopper(managed, ['SIGTERM'])
   }
 }
 

@@ -20,7 +20,7 @@ import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { forget, hasExited, isExecutable, sleep, spawnManaged, stopManaged } from './managed-process.ts'
+import { forget, hasExited, isExecutable, sleep, spawnManaged, stopManaged, stopper } from './managed-process.ts'
 
 export interface PhpFpmHandle {
   /** Where php-fpm listens, usable as NginxOptions.upstream: a unix socket path (default) or host:port. */
@@ -121,22 +121,14 @@ ${opts.poolDirectives ?? ''}
     throw new Error(`${why}: ${bin} ${args.join(' ')}\n--- ${errorLog} ---\n${log}`)
   }
 
-  let stopping: Promise<void> | null = null
   return {
     address,
     scriptDir: PHP_SCRIPT_DIR,
     workers: opts.workers,
     dir,
     errorLog,
-    stop () {
-      stopping ??= (async () => {
-        // SIGQUIT: workers finish their request; then SIGTERM; then SIGKILL to the group
-        await stopManaged(managed, ['SIGQUIT', 'SIGTERM'])
-        forget(managed)
-        await rm(dir, { recursive: true, force: true })
-      })()
-      return stopping
-    }
+    // SIGQUIT: workers finish their request; then SIGTERM; then SIGKILL to the group
+    stop: stopper(managed, ['SIGQUIT', 'SIGTERM'])
   }
 }
 

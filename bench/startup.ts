@@ -25,7 +25,8 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { Command, CommanderError, InvalidArgumentError } from 'commander'
+import { Command, InvalidArgumentError } from 'commander'
+import { parseOptions, wholeNumber } from './cli-options.ts'
 import { buildCgiParams, fcgiRequest } from '../src/client/fcgi-client.ts'
 import { benchEnvironment, fileStamp } from './environment.ts'
 import { formatTable, median, round } from './figures.ts'
@@ -63,14 +64,6 @@ interface StartSample {
   serverRssKiB: number
   /** The supervisor's own RSS (supervised mode), else null. */
   supervisorRssKiB: number | null
-}
-
-function wholeNumber (name: string, min: number) {
-  return (v: string): number => {
-    const n = Number(v)
-    if (!/^\d+$/.test(v.trim()) || !Number.isSafeInteger(n) || n < min) throw new InvalidArgumentError(`${name} must be a whole number >= ${min}`)
-    return n
-  }
 }
 
 function modeList (v: string): Mode[] {
@@ -238,15 +231,8 @@ async function main (): Promise<void> {
     .addHelpText('after', '\nExit status: 0 done (whatever the figures), 2 the bench could not run.\nSee bench/README.md.')
     .showHelpAfterError()
     .exitOverride()
-  let opts: Options
-  try {
-    program.parse(process.argv)
-    opts = program.opts<Options>()
-  } catch (err) {
-    if (!(err instanceof CommanderError)) throw err
-    process.exitCode = err.code === 'commander.helpDisplayed' || err.code === 'commander.help' ? 0 : 2
-    return
-  }
+  const opts = parseOptions<Options>(program)
+  if (opts === null) return
   if (process.platform !== 'linux') throw new Error('bench:startup reads /proc: Linux only')
   const say = (s: string): void => { if (opts.json !== true) process.stderr.write(s + '\n') }
   // Ctrl-C: Node's default would skip the 'exit' hook of managed-process.ts; exit normally so that it runs.

@@ -14,7 +14,7 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
-import { forget, hasExited, isExecutable, sleep, spawnManaged, stopManaged } from '../../bench/managed-process.ts'
+import { forget, hasExited, isExecutable, sleep, spawnManaged, stopManaged, stopper } from '../../bench/managed-process.ts'
 import type { ManagedProcess } from '../../bench/managed-process.ts'
 
 export interface NginxOptions {
@@ -138,20 +138,12 @@ export async function launchNginx (bin: string, dir: string, render: (ctx: { por
 }
 
 function makeHandle (entry: ManagedProcess, port: number, errorLog: string): NginxHandle {
-  let stopping: Promise<void> | null = null
   return {
     port,
     url: `http://127.0.0.1:${port}`,
     dir: entry.dir,
     errorLog,
-    stop () {
-      stopping ??= (async () => {
-        await stopManaged(entry, ['SIGQUIT', 'SIGTERM'])
-        forget(entry)
-        await rm(entry.dir, { recursive: true, force: true })
-      })()
-      return stopping
-    }
+    stop: stopper(entry, ['SIGQUIT', 'SIGTERM'])
   }
 }
 

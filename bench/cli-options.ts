@@ -1,0 +1,28 @@
+// Option parsing shared by the bench scripts (commander): whole-number options, and parsing that
+// turns --help and bad options into exit statuses instead of a throw.
+
+import { CommanderError, InvalidArgumentError, type Command } from 'commander'
+
+/** A commander option parser: a whole number >= `min`, else "NAME must be a whole number >= MIN". */
+export function wholeNumber (name: string, min: number) {
+  return (v: string): number => {
+    const n = Number(v)
+    if (!/^\d+$/.test(v.trim()) || !Number.isSafeInteger(n) || n < min) throw new InvalidArgumentError(`${name} must be a whole number >= ${min}`)
+    return n
+  }
+}
+
+/**
+ * Parses process.argv with `program` (set up with exitOverride()); null when commander already
+ * answered (help: exit status 0; a bad option: 2, the bench could not run).
+ */
+export function parseOptions<T extends object> (program: Command): T | null {
+  try {
+    program.parse(process.argv)
+    return program.opts<T>()
+  } catch (err) {
+    if (!(err instanceof CommanderError)) throw err
+    process.exitCode = err.code === 'commander.helpDisplayed' || err.code === 'commander.help' ? 0 : 2
+    return null
+  }
+}
