@@ -630,8 +630,8 @@ export class Pool {
 
   #onFailure (job: Job, err: Error): void {
     const thread = job.thread
-    // Messages the thread posted before it died may still be queued on its channel:
-    // let them arrive before the request is failed.
+    // Once the current callback is done: a thread that exited is out of #threads by then (#onThreadExit goes on
+    // after failing its jobs), so a request dispatched again cannot land on it.
     setImmediate(() => {
       if (this.#jobs.get(job.id) !== job) return // answered already: its thread got stuck (#onExitOverdue)
       if (thread !== null && this.#threads.get(thread.id) === thread) this.#released(thread, job)

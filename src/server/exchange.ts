@@ -300,9 +300,8 @@ export class Exchange implements PoolRequest {
 
   onHead (head: string, body: Uint8Array | null, end: boolean): void {
     if (this.#response !== ResponseState.NONE) return
-    this.#access?.sent(head)
     this.#response = end ? ResponseState.ENDED : ResponseState.HEAD_SENT
-    const sent = this.conn.writeStdout(this.requestId, head, this.isHead ? null : body, end, 0)
+    const sent = this.#writeHead(head, this.isHead ? null : body, end)
     this.#ack(body, sent)
     if (end) this.#responseEnded()
   }
@@ -364,8 +363,7 @@ export class Exchange implements PoolRequest {
       }
       if (result.response !== null && this.#response === ResponseState.NONE) {
         this.#response = ResponseState.ENDED
-        this.#access?.sent(result.response.head)
-        this.conn.writeStdout(this.requestId, result.response.head, this.isHead ? null : result.response.body, true, 0)
+        this.#writeHead(result.response.head, this.isHead ? null : result.response.body, true)
         this.#responseEnded()
       }
     } else if (isRefusal(error)) {
@@ -405,8 +403,7 @@ export class Exchange implements PoolRequest {
   #respondOwn (page: OwnPage): void {
     this.#discarding = true
     this.#response = ResponseState.ENDED
-    this.#access?.sent(page.head)
-    this.conn.writeStdout(this.requestId, page.head, page.body, true, 0)
+    this.#writeHead(page.head, page.body, true)
     this.#responseEnded()
   }
 
@@ -414,9 +411,14 @@ export class Exchange implements PoolRequest {
     if (this.#response !== ResponseState.NONE) return
     this.#response = ResponseState.ENDED
     const r = serverResponse(kind, this.isHead)
-    this.#access?.sent(r.head)
-    this.conn.writeStdout(this.requestId, r.head, r.body, true, 0)
+    this.#writeHead(r.head, r.body, true)
     this.#responseEnded()
+  }
+
+  /** The response head (with its first body bytes): to the connection, and to the access log's record. */
+  #writeHead (head: string, body: Uint8Array | null, end: boolean): ReturnType<Connection['writeStdout']> {
+    this.#access?.sent(head)
+    return this.conn.writeStdout(this.requestId, head, body, end, 0)
   }
 
   #ack (body: Uint8Array | null, written: boolean): void {
