@@ -7,6 +7,7 @@
 //   node bench/micro/wake.ts
 
 import { MessageChannel, Worker } from 'node:worker_threads'
+import { tasksMessage, type WorkerTask } from '../../src/common/messages.ts'
 
 const worker = new Worker(`
   const { parentPort } = require('node:worker_threads')
@@ -16,11 +17,11 @@ const { port1, port2 } = new MessageChannel()
 worker.postMessage({ port: port2 }, [port2])
 await new Promise((resolve) => setTimeout(resolve, 200))
 
-const params = new Uint8Array(700).fill(65)
-const task = (id: number): object => ({ id, script: '/srv/app/index.mjs', params: params.slice(), body: null, bodyStreaming: false, isHead: false })
+const params = 'A'.repeat(700) // the PARAMS text of a typical nginx request
+const task = (id: number): WorkerTask => ({ id, script: '/srv/app/index.mjs', params, body: null, bodyStreaming: false, isHead: false })
 const cases: Record<string, () => void> = {
-  'one task': () => { port1.postMessage({ t: 13, tasks: [task(1)] }) },
-  'four tasks': () => { port1.postMessage({ t: 13, tasks: [task(1), task(2), task(3), task(4)] }) },
+  'one task': () => { port1.postMessage(tasksMessage([task(1)])) },
+  'four tasks': () => { port1.postMessage(tasksMessage([task(1), task(2), task(3), task(4)])) },
   'a number': () => { port1.postMessage(1) }
 }
 

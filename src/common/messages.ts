@@ -4,9 +4,17 @@
 // a larger buffer would be cloned or transferred whole (node-runtime.md §4). Payloads of
 // TRANSFER_MIN_BYTES or more are moved with a transferList, smaller ones are copied.
 
+import { Buffer } from 'node:buffer'
 import type { MessagePort } from 'node:worker_threads'
 
 export const TRANSFER_MIN_BYTES = 16 * 1024
+/** Fast-path response bodies up to this size cross as latin1 text (WorkerResult.response). */
+export const TEXT_BODY_MAX_BYTES = 8 * 1024
+
+/** The bytes of a body that may be latin1 text (WorkerResult.response.body). */
+export function bodyBytes (body: Uint8Array | string | null): Uint8Array | null {
+  return typeof body === 'string' ? Buffer.from(body, 'latin1') : body
+}
 
 /** Main thread -> worker: one FastCGI request, sent in a TASKS batch on the thread's channel. */
 export interface WorkerTask {
@@ -15,11 +23,11 @@ export interface WorkerTask {
   /** Absolute path of the ES module that serves this request. */
   readonly script: string
   /**
-   * FastCGI params: the raw name-value pair bytes of the PARAMS stream (what the server sends: one
-   * exact-size buffer clones far cheaper than dozens of strings, and the thread decodes them), or
-   * already decoded, flat: [name0, value0, ...] (latin1, byte-exact).
+   * FastCGI params: the PARAMS stream as latin1 text, one char per byte (fastcgi/params.ts
+   * paramsText: a one-byte string clones far cheaper than bytes or dozens of strings, and the
+   * thread decodes it itself), or already decoded, flat: [name0, value0, ...] (latin1, byte-exact).
    */
-  readonly params: Uint8Array | string[]
+  readonly params: string | string[]
   /** The whole request body when it fitted in memory; null when there is none or it streams. */
   readonly body: Uint8Array | null
   /** True: the body arrives in MainMessage BODY chunks on the worker's channel (the worker PULLs them). */
@@ -33,8 +41,10 @@ export interface WorkerResult {
   /**
    * Fast path: the whole response, when nothing was sent on the channel for this request.
    * `head` is the CGI header block, CRLF-terminated lines and the empty line ("Status: 404 Not Found\r\n...\r\n").
+   * `body`: bytes, or up to TEXT_BODY_MAX_BYTES of them as latin1 text (one char per byte: a
+   * one-byte string clones without the backing store a Uint8Array costs on both sides).
    */
-  readonly response: { readonly head: string, readonly body: Uint8Array | null } | null
+  readonly response: { readonly head: string, readonly body: Uint8Array | string | null } | null
   /** The handler threw or rejected (before or after responding): main logs it with pool, script and URI. */
   readonly error: SerializedError | null
   /** Only when WorkerData.measureUsage: the thread's numbers for this request (access.format %C, %M). */
@@ -135,21 +145,81 @@ export interface FaultMessage {
   readonly err: SerializedError
 }
 /**
- * Tasks that ended. `results[i]` answers `ids[i]`; a result that is an Error-like SerializedError
- * in `failures[i]` (not null) means the task's promise rejected: a bug in node-fpm, not a handler error.
+ * Tasks that ended, flat: entry i of each array is about task `ids[i]` (resultAt() rebuilds its
+ * WorkerResult). Flat arrays of strings clone at about a third of the cost of one object per result
+ * (node bench/micro/clone.ts). `errors`, `usages` and `failures` are null when every entry would be.
+ * A `failures[i]` that is not null means the task's promise rejected: a bug in node-fpm, not a
+ * handler error.
  */
 export interface ResultsMessage {
   readonly t: typeof Msg.RESULTS
   readonly ids: number[]
-  readonly results: Array<WorkerResult | null>
-  readonly failures: Array<SerializedError | null>
+  /** The fast-path response's head; null: none (sent on the channel, aborted, or not run). */
+  readonly heads: Array<string | null>
+  readonly bodies: Array<Uint8Array | string | null>
+  readonly errors: Array<SerializedError | null> | null
+  readonly usages: Array<RequestUsage | null> | null
+  readonly failures: Array<SerializedError | null> | null
+}
+
+/** The result of task i of a RESULTS message. */
+export function resultAt (m: ResultsMessage, i: number): WorkerResult {
+  const head = m.heads[i] ?? null
+  const response = head === null ? null : { head, body: m.bodies[i] ?? null }
+  const error = m.errors?.[i] ?? null
+  const usage = m.usages?.[i] ?? null
+  return usage === null ? { response, error } : { response, error, usage }
 }
 export type WorkerMessage = HeadMessage | ChunkMessage | PullMessage | LogMessage | FaultMessage | ResultsMessage
 
 export interface BodyMessage { readonly t: typeof Msg.BODY, readonly id: number, readonly body: Uint8Array | null, readonly end: boolean, readonly error: string | null }
 export interface AckMessage { readonly t: typeof Msg.ACK, readonly id: number, readonly bytes: number }
 export interface AbortMessage { readonly t: typeof Msg.ABORT, readonly id: number, readonly reason: string }
-export interface TasksMessage { readonly t: typeof Msg.TASKS, readonly tasks: WorkerTask[] }
+/**
+ * Requests for a thread, flat as ResultsMessage is: entry i of each array is task `ids[i]`
+ * (tasksMessage() builds it, taskAt() rebuilds a task). `bodies` is null when no task has one.
+ */
+export interface TasksMessage {
+  readonly t: typeof Msg.TASKS
+  readonly ids: number[]
+  readonly scripts: string[]
+  readonly params: Array<string | string[]>
+  readonly bodies: Array<Uint8Array | null> | null
+  /** TASK_BODY_STREAMING | TASK_IS_HEAD */
+  readonly flags: number[]
+}
+const TASK_BODY_STREAMING = 1
+const TASK_IS_HEAD = 2
+
+export function tasksMessage (tasks: readonly WorkerTask[]): TasksMessage {
+  const n = tasks.length
+  const ids = new Array<number>(n)
+  const scripts = new Array<string>(n)
+  const params = new Array<string | string[]>(n)
+  const flags = new Array<number>(n)
+  let bodies: Array<Uint8Array | null> | null = null
+  for (let i = 0; i < n; i++) {
+    const task = tasks[i]!
+    ids[i] = task.id
+    scripts[i] = task.script
+    params[i] = task.params
+    flags[i] = (task.bodyStreaming ? TASK_BODY_STREAMING : 0) | (task.isHead ? TASK_IS_HEAD : 0)
+    if (task.body !== null) (bodies ??= new Array<Uint8Array | null>(n).fill(null))[i] = task.body
+  }
+  return { t: Msg.TASKS, ids, scripts, params, bodies, flags }
+}
+
+export function taskAt (m: TasksMessage, i: number): WorkerTask {
+  const flags = m.flags[i] ?? 0
+  return {
+    id: m.ids[i] ?? 0,
+    script: m.scripts[i] ?? '',
+    params: m.params[i] ?? '',
+    body: m.bodies?.[i] ?? null,
+    bodyStreaming: (flags & TASK_BODY_STREAMING) !== 0,
+    isHead: (flags & TASK_IS_HEAD) !== 0
+  }
+}
 export type MainMessage = BodyMessage | AckMessage | AbortMessage | TasksMessage
 
 /** workerData given to every thread of a pool. */

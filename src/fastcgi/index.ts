@@ -14,7 +14,7 @@ export {
 } from './constants.ts'
 export { paddingFor, readHeader, writeHeader } from './header.ts'
 export type { RecordHeader } from './header.ts'
-export { decodeParams, encodeParams, encodedParamsLength } from './params.ts'
+export { decodeParams, decodeParamsText, paramsText, encodeParams, encodedParamsLength } from './params.ts'
 export type { ParamPairs } from './params.ts'
 export {
   FIXED_RECORD_LEN,

@@ -69,7 +69,7 @@ import { fileURLToPath } from 'node:url'
 import { Piscina } from 'piscina'
 import { receiveMessageOnPort, type MessagePort, type Worker } from 'node:worker_threads'
 import {
-  Msg, TRANSFER_MIN_BYTES, type WorkerTask, type WorkerResult, type WorkerMessage, type MainMessage, type WorkerData,
+  Msg, TRANSFER_MIN_BYTES, resultAt, tasksMessage, type WorkerTask, type WorkerResult, type WorkerMessage, type MainMessage, type WorkerData,
   type SerializedError, type HelloMessage, type FaultMessage, type ResultsMessage
 } from '../common/messages.ts'
 import { FpmError } from '../common/errors.ts'
@@ -576,7 +576,7 @@ export class Pool {
   }
 
   #flushChannel (channel: Channel): void {
-    const msg: MainMessage = { t: Msg.TASKS, tasks: channel.outbox }
+    const msg: MainMessage = tasksMessage(channel.outbox)
     const transfer = channel.outboxTransfer.length > 0 ? channel.outboxTransfer : undefined
     channel.outbox = []
     channel.outboxTransfer = []
@@ -1356,13 +1356,13 @@ export class Pool {
   }
 
   #onResults (m: ResultsMessage, threadId: number): void {
-    const { ids, results, failures } = m
+    const { ids, failures } = m
     for (let i = 0; i < ids.length; i++) {
       const job = this.#jobs.get(ids[i]!)
       if (job === undefined || job.thread?.id !== threadId) continue // answered already (its thread got stuck)
-      const failure = failures[i]
+      const failure = failures?.[i]
       if (failure == null) {
-        this.#onResult(job, results[i] ?? NOT_RUN)
+        this.#onResult(job, resultAt(m, i))
       } else {
         const err = new FpmError('FPM_ERR_WORKER_DIED', `thread ${threadId} failed to run the request: ${failure.message}`)
         err.stack = failure.stack

@@ -6,8 +6,8 @@
 
 /** A request as the status page describes it. */
 export interface ThreadRequest {
-  /** The FastCGI params as the thread got them (raw pairs, or decoded flat [name, value, ...]). */
-  readonly params: Uint8Array | readonly string[]
+  /** The FastCGI params as the thread got them (the PARAMS text, or decoded flat [name, value, ...]). */
+  readonly params: string | readonly string[]
   /** The module that serves it (the resolved SCRIPT_FILENAME, or the pool's handler). */
   readonly script: string
   readonly method: string
@@ -34,7 +34,7 @@ export interface ThreadSnapshot {
 
 /** A finished request, kept on its thread until the next one finishes. */
 export interface LastRequest {
-  readonly params: Uint8Array | readonly string[]
+  readonly params: string | readonly string[]
   readonly script: string
   readonly method: string
   readonly uri: string
@@ -44,7 +44,7 @@ export interface LastRequest {
 /** The parts of the pool's Job that are read here. */
 interface JobView {
   readonly id: number
-  readonly task: { readonly script: string, readonly params: Uint8Array | readonly string[] }
+  readonly task: { readonly script: string, readonly params: string | readonly string[] }
   readonly req: { readonly method: string, readonly uri: string, readonly startedAtMs: number }
   readonly responseEnded: boolean
 }

@@ -163,7 +163,7 @@ export class Connection implements RecordSink {
   // ---- bytes out ----
 
   /** Returns false when the socket buffer is full (wait for onDrain). */
-  writeStdout (requestId: number, head: string | null, body: Uint8Array | null, end: boolean, appStatus: number): boolean {
+  writeStdout (requestId: number, head: string | null, body: Uint8Array | string | null, end: boolean, appStatus: number): boolean {
     return this.#write(frameStdout(requestId, head, body, end, appStatus))
   }
 

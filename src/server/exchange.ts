@@ -4,7 +4,7 @@
 // or streams a large one to the worker on demand (PULL credits), relays the response to the
 // connection, and makes sure every request it accepted gets exactly one END_REQUEST.
 
-import { decodeParams } from '../fastcgi/index.ts'
+import { decodeParamsText, paramsText } from '../fastcgi/index.ts'
 import { Msg, TRANSFER_MIN_BYTES, type WorkerResult, type SerializedError } from '../common/messages.ts'
 import type { PoolRequest } from '../pool/pool.ts'
 import { formatTime } from '../config/values.ts'
@@ -26,8 +26,6 @@ const ResponseState = {
   ENDED: 2
 } as const
 
-const EMPTY_BYTES = new Uint8Array(0)
-
 export class Exchange implements PoolRequest {
   readonly conn: Connection
   readonly requestId: number
@@ -40,7 +38,8 @@ export class Exchange implements PoolRequest {
   #stage: number = Stage.PARAMS
   #paramChunks: Buffer[] = []
   #paramBytes = 0
-  #paramBytesForWorker: Uint8Array = EMPTY_BYTES
+  /** The PARAMS bytes as latin1 text: what the thread gets (and decodes itself). */
+  #paramsText = ''
   method = 'GET'
   uri = ''
   script = ''
@@ -103,10 +102,10 @@ export class Exchange implements PoolRequest {
     const all = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, this.#paramBytes)
     this.#paramChunks = []
     const params: string[] = []
-    if (all !== undefined) decodeParams(all, params) // throws ProtocolError: the connection closes
+    // The thread gets the same text and decodes it itself (fastcgi/params.ts paramsText).
+    this.#paramsText = all === undefined ? '' : paramsText(all)
+    decodeParamsText(this.#paramsText, params) // throws ProtocolError: the connection closes
     this.#access?.setParams(params)
-    // The thread gets the raw bytes (one exact-size copy) and decodes them itself.
-    this.#paramBytesForWorker = all === undefined ? EMPTY_BYTES : exactCopy([all], all.length)
     this.#stage = Stage.STDIN
     let scriptFilename: string | undefined
     let pathTranslated: string | undefined
@@ -265,7 +264,7 @@ export class Exchange implements PoolRequest {
     }
     this.conn.ctx.pool.dispatch(this, {
       script: this.script,
-      params: this.#paramBytesForWorker,
+      params: this.#paramsText,
       body,
       bodyStreaming: streaming,
       isHead: this.isHead
@@ -416,7 +415,7 @@ export class Exchange implements PoolRequest {
   }
 
   /** The response head (with its first body bytes): to the connection, and to the access log's record. */
-  #writeHead (head: string, body: Uint8Array | null, end: boolean): ReturnType<Connection['writeStdout']> {
+  #writeHead (head: string, body: Uint8Array | string | null, end: boolean): ReturnType<Connection['writeStdout']> {
     this.#access?.sent(head)
     return this.conn.writeStdout(this.requestId, head, body, end, 0)
   }

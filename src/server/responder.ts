@@ -14,12 +14,12 @@ export const COALESCE_MAX_BYTES = 16 * 1024
 const ZERO_PAD = Buffer.alloc(8)
 
 /**
- * Frames `head` (latin1 CGI header text) and `body` as STDOUT, optionally followed by the stream
+ * Frames `head` (latin1 CGI header text) and `body` (bytes, or latin1 text) as STDOUT, optionally followed by the stream
  * terminator and END_REQUEST. Returns the buffers to write in order (usually exactly one).
  */
-export function frameStdout (requestId: number, head: string | null, body: Uint8Array | null, end: boolean, appStatus = 0): Uint8Array[] {
+export function frameStdout (requestId: number, head: string | null, body: Uint8Array | string | null, end: boolean, appStatus = 0): Uint8Array[] {
   const headLen = head === null ? 0 : head.length
-  const bodyLen = body === null ? 0 : body.byteLength
+  const bodyLen = body === null ? 0 : typeof body === 'string' ? body.length : body.byteLength
   if (headLen + bodyLen <= STREAM_RECORD_LEN && bodyLen <= COALESCE_MAX_BYTES) {
     const payload = headLen + bodyLen
     const pad = payload === 0 ? 0 : paddingFor(payload)
@@ -29,7 +29,8 @@ export function frameStdout (requestId: number, head: string | null, body: Uint8
       writeHeader(buf, 0, RecordType.STDOUT, requestId, payload, pad)
       off = HEADER_LEN
       if (head !== null) off += buf.write(head, off, 'latin1')
-      if (body !== null) { buf.set(body, off); off += bodyLen }
+      if (typeof body === 'string') off += buf.write(body, off, 'latin1')
+      else if (body !== null) { buf.set(body, off); off += bodyLen }
       if (pad > 0) { buf.fill(0, off, off + pad); off += pad }
     }
     if (end) writeEnd(buf, off, requestId, appStatus)
@@ -45,7 +46,7 @@ export function frameStdout (requestId: number, head: string | null, body: Uint8
     out.push(headBuf)
   }
   if (body !== null && bodyLen > 0) {
-    for (const piece of frameChunks(RecordType.STDOUT, requestId, body)) out.push(piece)
+    for (const piece of frameChunks(RecordType.STDOUT, requestId, typeof body === 'string' ? Buffer.from(body, 'latin1') : body)) out.push(piece)
   }
   if (end) {
     const endBuf = Buffer.allocUnsafe(END_LEN)

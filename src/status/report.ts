@@ -12,7 +12,7 @@
 // - per process: pid is the thread id; last request cpu is not measured (0.00); last request memory
 //   is the thread's heap in use after its last request when pm.heap_soft_limit measures it, else 0.
 
-import { decodeParams } from '../fastcgi/index.ts'
+import { decodeParamsText } from '../fastcgi/index.ts'
 import { ACCESS_FIELD_LIMITS } from '../log/access-format.ts'
 import type { PmMode } from '../config/types.ts'
 import type { PoolStatsSnapshot } from '../pool/pool-stats.ts'
@@ -117,13 +117,13 @@ interface RequestFields {
 /** The request's params, read only now (a `full` page), never on the request path. */
 function requestFields (r: ThreadRequest): RequestFields {
   let flat: readonly string[]
-  if (Array.isArray(r.params)) {
+  if (typeof r.params !== 'string') {
     flat = r.params
   } else {
     const out: string[] = []
     try {
-      decodeParams(r.params as Uint8Array, out)
-    } catch { /* transferred away or malformed: fall back on what the pool kept */ }
+      decodeParamsText(r.params, out)
+    } catch { /* malformed: fall back on what the pool kept */ }
     flat = out
   }
   // php-fpm: the last of duplicate params wins.

@@ -9,8 +9,8 @@
 // Imports only common/ and worker/ so that a thread starts light.
 
 import { MessageChannel, parentPort, threadId, workerData } from 'node:worker_threads'
-import { Msg } from '../common/messages.ts'
-import type { HelloMessage, MainMessage, ResultsMessage, SerializedError, WorkerData, WorkerResult, WorkerTask } from '../common/messages.ts'
+import { Msg, taskAt } from '../common/messages.ts'
+import type { HelloMessage, MainMessage, RequestUsage, ResultsMessage, SerializedError, WorkerData, WorkerResult, WorkerTask } from '../common/messages.ts'
 import { RequestState, serializeError } from './handler-context.ts'
 import { Scheduler } from './scheduler.ts'
 import { captureConsole } from './console-capture.ts'
@@ -40,7 +40,7 @@ installFaultHandlers(port1)
 
 function onMainMessage (msg: MainMessage): void {
   if (msg.t === Msg.TASKS) {
-    for (const task of msg.tasks) submitTask(task)
+    for (let i = 0; i < msg.ids.length; i++) submitTask(taskAt(msg, i))
     return
   }
   const state = active.get(msg.id)
@@ -63,10 +63,14 @@ function rememberAbort (id: number, reason: string): void {
   earlyAborts.set(id, reason)
 }
 
-// Results of the current turn, sent together (one message, one wake-up of the main thread).
+// Results of the current turn, sent together (one message, one wake-up of the main thread), flat
+// (ResultsMessage).
 let outIds: number[] = []
-let outResults: Array<WorkerResult | null> = []
-let outFailures: Array<SerializedError | null> = []
+let outHeads: Array<string | null> = []
+let outBodies: Array<Uint8Array | string | null> = []
+let outErrors: Array<SerializedError | null> | null = null
+let outUsages: Array<RequestUsage | null> | null = null
+let outFailures: Array<SerializedError | null> | null = null
 let flushScheduled = false
 
 /** Requests beyond the thread's concurrency wait in the scheduler. */
@@ -79,9 +83,18 @@ function submitTask (task: WorkerTask): void {
 }
 
 function addResult (id: number, result: WorkerResult | null, failure: SerializedError | null): void {
+  const i = outIds.length
   outIds.push(id)
-  outResults.push(result)
-  outFailures.push(failure)
+  outHeads.push(result?.response?.head ?? null)
+  outBodies.push(result?.response?.body ?? null)
+  const error = result?.error ?? null
+  if (error !== null) (outErrors ??= new Array<SerializedError | null>(i).fill(null))[i] = error
+  else outErrors?.push(null)
+  const usage = result?.usage ?? null
+  if (usage !== null) (outUsages ??= new Array<RequestUsage | null>(i).fill(null))[i] = usage
+  else outUsages?.push(null)
+  if (failure !== null) (outFailures ??= new Array<SerializedError | null>(i).fill(null))[i] = failure
+  else outFailures?.push(null)
   if (flushScheduled) return
   flushScheduled = true
   queueMicrotask(flushResults)
@@ -89,10 +102,13 @@ function addResult (id: number, result: WorkerResult | null, failure: Serialized
 
 function flushResults (): void {
   flushScheduled = false
-  const msg: ResultsMessage = { t: Msg.RESULTS, ids: outIds, results: outResults, failures: outFailures }
+  const msg: ResultsMessage = { t: Msg.RESULTS, ids: outIds, heads: outHeads, bodies: outBodies, errors: outErrors, usages: outUsages, failures: outFailures }
   outIds = []
-  outResults = []
-  outFailures = []
+  outHeads = []
+  outBodies = []
+  outErrors = null
+  outUsages = null
+  outFailures = null
   port1.postMessage(msg)
 }
 

@@ -13,11 +13,11 @@ import type { MessagePort } from 'node:worker_threads'
 import { Msg } from '../common/messages.ts'
 import type { BodyMessage, HeadMessage, LogMessage, SerializedError, WorkerResult, WorkerTask } from '../common/messages.ts'
 import { FpmError } from '../common/errors.ts'
-import { decodeParams } from '../fastcgi/params.ts'
+import { decodeParamsText } from '../fastcgi/params.ts'
 import { cachedHandler, describeValue, loadHandler } from './app-loader.ts'
 import type { FetchHandler } from './app-loader.ts'
 import { cgiRequestParts, createRequest, RequestBodyStream } from './cgi-request.ts'
-import { lightBodyBytes, ResponseSender, SendOutcome, serializeHead, serializeLightHead } from './web-response.ts'
+import { lightBodyBytes, lightBodyText, resultBody, ResponseSender, SendOutcome, serializeHead, serializeLightHead } from './web-response.ts'
 import type { FastPathGate } from './web-response.ts'
 import { installRequestGlobals } from './light-request.ts'
 import { discardLightResponse, installResponseGlobal, takeLightResponse } from './light-response.ts'
@@ -41,10 +41,10 @@ export function buildEnv (params: readonly string[], poolEnv: Readonly<Record<st
   return env
 }
 
-/** The raw PARAMS bytes the server sends, decoded (the server already validated them). */
-function decodeParamBytes (bytes: Uint8Array): string[] {
+/** The PARAMS text the server sends, decoded (the server already validated it). */
+function decodeParamsOf (text: string): string[] {
   const out: string[] = []
-  decodeParams(bytes, out)
+  decodeParamsText(text, out)
   return out
 }
 
@@ -234,7 +234,7 @@ export class RequestState implements FastPathGate {
     }
     if (this.#aborted) return // ABORT came before the handler ran: don't run it
 
-    const params = task.params instanceof Uint8Array ? decodeParamBytes(task.params) : task.params
+    const params = typeof task.params === 'string' ? decodeParamsOf(task.params) : task.params
     this.#params = params
     const parts = cgiRequestParts(params)
     let body: Uint8Array | ReadableStream<Uint8Array> | null = task.body
@@ -285,6 +285,15 @@ export class RequestState implements FastPathGate {
     if (light !== null) {
       // Recorded by the light Response: the head and the bytes, no stream.
       head = serializeLightHead(light)
+      if (allowFastPath && this.#waits === 0) {
+        // A small body goes straight into the task result, as text (no bytes, no sender).
+        const text = this.#task.isHead ? '' : lightBodyText(light.body)
+        if (text !== null) {
+          this.#phase = Phase.DONE
+          this.#fast = { head, body: text === '' ? null : text }
+          return SendOutcome.FAST
+        }
+      }
       body = this.#task.isHead ? null : lightBodyBytes(light.body)
     } else {
       try {
@@ -307,7 +316,7 @@ export class RequestState implements FastPathGate {
     this.#sender = null
     this.#phase = Phase.DONE
     if (outcome === SendOutcome.FAST) {
-      this.#fast = { head, body: sender.fastBody }
+      this.#fast = { head, body: resultBody(sender.fastBody) }
     } else if (outcome === SendOutcome.FAILED_BEFORE_HEAD) {
       this.#recordError(sender.error)
       this.#respondError(allowFastPath)

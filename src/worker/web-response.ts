@@ -17,7 +17,8 @@
 // enqueue() does). `new Response(bytes)` copies its source, so only a handler that enqueues a buffer
 // it keeps into its own ReadableStream can notice. Any other chunk is copied into an exact buffer.
 
-import { Msg, RESPONSE_WINDOW_BYTES, TRANSFER_MIN_BYTES } from '../common/messages.ts'
+import { Msg, RESPONSE_WINDOW_BYTES, TEXT_BODY_MAX_BYTES, TRANSFER_MIN_BYTES } from '../common/messages.ts'
+import { Buffer } from 'node:buffer'
 import type { ChunkMessage, HeadMessage } from '../common/messages.ts'
 import type { MessagePort } from 'node:worker_threads'
 import type { ReadableStreamReadResult } from 'node:stream/web'
@@ -149,6 +150,34 @@ export function lightBodyBytes (body: string | Uint8Array | null): Uint8Array | 
   if (body.length > SCRATCH_MAX_UNITS) return encoder.encode(body)
   // encodeInto + slice: one small allocation (encode() allocates a buffer outside the heap).
   return scratch.slice(0, encoder.encodeInto(body, scratch).written)
+}
+
+// eslint-disable-next-line no-control-regex
+const NON_ASCII = /[^\x00-\x7f]/
+
+/**
+ * A light Response's body as the task result carries it when small (TEXT_BODY_MAX_BYTES): latin1
+ * text, one char per byte of its UTF-8 (an ASCII string is its own text: no encoding at all); ''
+ * when empty; null when larger (it then takes the ResponseSender's way as bytes).
+ */
+export function lightBodyText (body: string | Uint8Array | null): string | null {
+  if (body === null || body.length === 0) return ''
+  if (typeof body === 'string') {
+    if (body.length <= TEXT_BODY_MAX_BYTES && !NON_ASCII.test(body)) return body
+    if (body.length > TEXT_BODY_MAX_BYTES) return null
+    const bytes = lightBodyBytes(body) as Uint8Array
+    return bytes.byteLength <= TEXT_BODY_MAX_BYTES ? latin1Text(bytes) : null
+  }
+  return body.byteLength <= TEXT_BODY_MAX_BYTES ? latin1Text(body) : null
+}
+
+/** A fast-path body for the task result: small bytes as latin1 text (see WorkerResult.response). */
+export function resultBody (body: Uint8Array | null): Uint8Array | string | null {
+  return body !== null && body.byteLength <= TEXT_BODY_MAX_BYTES ? latin1Text(body) : body
+}
+
+function latin1Text (bytes: Uint8Array): string {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1')
 }
 
 /** Body chunks must be bytes; strings are tolerated (UTF-8), anything else fails the body. */

@@ -4,7 +4,7 @@
 
 import { describe, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { encodeParams } from '../../../src/fastcgi/index.ts'
+import { encodeParams, paramsText } from '../../../src/fastcgi/index.ts'
 import type { PoolStatsSnapshot } from '../../../src/pool/pool-stats.ts'
 import type { ThreadSnapshot } from '../../../src/pool/thread-snapshot.ts'
 import { basicAuthUser, buildReport } from '../../../src/status/report.ts'
@@ -47,8 +47,9 @@ function stats (over: Partial<PoolStatsSnapshot> = {}): PoolStatsSnapshot {
   }
 }
 
-function params (pairs: Record<string, string>): Uint8Array {
-  return new Uint8Array(encodeParams(Object.entries(pairs)))
+/** The PARAMS text a thread gets (fastcgi/params.ts paramsText). */
+function params (pairs: Record<string, string>): string {
+  return paramsText(encodeParams(Object.entries(pairs)))
 }
 
 describe('status report', () => {

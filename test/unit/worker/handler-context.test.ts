@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { MessageChannel } from 'node:worker_threads'
-import { Msg } from '../../../src/common/messages.ts'
+import { bodyBytes, Msg } from '../../../src/common/messages.ts'
 import type { LogMessage, WorkerMessage, WorkerResult } from '../../../src/common/messages.ts'
 import { RequestState } from '../../../src/worker/handler-context.ts'
 
@@ -38,7 +38,7 @@ async function run (source: string, options: { method?: string, settleMs?: numbe
   return { result, messages }
 }
 
-const text = (bytes: Uint8Array | null | undefined): string => bytes == null ? '' : Buffer.from(bytes).toString()
+const text = (body: Uint8Array | string | null | undefined): string => body == null ? '' : Buffer.from(bodyBytes(body) ?? []).toString()
 
 describe('RequestState', () => {
   it('Response.error() is not a valid answer: 500 + FPM_ERR_HANDLER_INVALID', async () => {

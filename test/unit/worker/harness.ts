@@ -5,7 +5,7 @@
 import { Piscina } from 'piscina'
 import { fileURLToPath } from 'node:url'
 import type { MessagePort } from 'node:worker_threads'
-import { Msg } from '../../../src/common/messages.ts'
+import { Msg, resultAt, tasksMessage } from '../../../src/common/messages.ts'
 import type { AbortMessage, AckMessage, BodyMessage, HelloMessage, LogMessage, MainMessage, WorkerData, WorkerMessage, WorkerResult, WorkerTask } from '../../../src/common/messages.ts'
 
 export const ENTRY = fileURLToPath(new URL('../../../src/worker/entry.ts', import.meta.url))
@@ -152,9 +152,9 @@ export class Harness {
         const waiting = this.#results.get(id)
         if (waiting === undefined) continue
         this.#results.delete(id)
-        const failure = msg.failures[i]
+        const failure = msg.failures?.[i]
         if (failure != null) waiting.reject(Object.assign(new Error(failure.message), failure))
-        else waiting.resolve(msg.results[i] ?? { response: null, error: null })
+        else waiting.resolve(resultAt(msg, i))
       }
       return
     }
@@ -191,7 +191,7 @@ export class Harness {
     if (port === undefined) throw new Error('no worker port')
     log.port = port
     const result = new Promise<WorkerResult>((resolve, reject) => { this.#results.set(id, { resolve, reject }) })
-    port.postMessage({ t: Msg.TASKS, tasks: [task] } satisfies MainMessage)
+    port.postMessage(tasksMessage([task]) satisfies MainMessage)
     const running: Running = { id, log, result, settled: false }
     running.result.then(() => { running.settled = true }, () => { running.settled = true })
     return running

@@ -3,7 +3,7 @@
 
 import { after, before, describe, it } from 'node:test'
 import assert from 'node:assert/strict'
-import { Msg } from '../../../src/common/messages.ts'
+import { bodyBytes, Msg } from '../../../src/common/messages.ts'
 import type { PullMessage } from '../../../src/common/messages.ts'
 import { cgi, Harness, sleep } from './harness.ts'
 import type { Running } from './harness.ts'
@@ -105,6 +105,6 @@ describe('worker thread: ctx.waitUntil()', () => {
 
   it('the thread stays usable', async () => {
     const result = await h.run('hello.mjs').result
-    assert.equal(Buffer.from(result.response?.body ?? []).toString(), 'hello')
+    assert.equal(Buffer.from(bodyBytes(result.response?.body ?? null) ?? []).toString(), 'hello')
   })
 })
