@@ -18,7 +18,7 @@ worker.postMessage({ port: port2 }, [port2])
 await new Promise((resolve) => setTimeout(resolve, 200))
 
 const params = 'A'.repeat(700) // the PARAMS text of a typical nginx request
-const task = (id: number): WorkerTask => ({ id, script: '/srv/app/index.mjs', params, body: null, bodyStreaming: false, isHead: false })
+const task = (id: number): WorkerTask => ({ id, script: '/srv/app/index.mjs', params, body: null, bodyStreaming: false, isHead: false, claim: -1 })
 const cases: Record<string, () => void> = {
   'one task': () => { port1.postMessage(tasksMessage([task(1)])) },
   'four tasks': () => { port1.postMessage(tasksMessage([task(1), task(2), task(3), task(4)])) },

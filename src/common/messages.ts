@@ -34,6 +34,8 @@ export interface WorkerTask {
   readonly bodyStreaming: boolean
   /** The request method is HEAD: the worker sends no body. */
   readonly isHead: boolean
+  /** Its claim word in the thread's HelloMessage.claims (worker/scheduler.ts); -1: none, it cannot be taken back. */
+  readonly claim: number
 }
 
 /** Worker -> main: a task's result, in a RESULTS batch. The task settles when the handler and its waitUntil work end. */
@@ -117,6 +119,8 @@ export interface HelloMessage {
   readonly runningStartedAtMs: Float64Array
   /** Shared memory: the thread's heap in use (V8 used_heap_size, bytes) when its last request ended (pm.heap_soft_limit; 0: not measured). */
   readonly heapUsed: Float64Array
+  /** Shared memory: the claim words of the tasks the main thread may take back (worker/scheduler.ts RunningSlots.claims). */
+  readonly claims: Int32Array
 }
 export interface HeadMessage { readonly t: typeof Msg.HEAD, readonly id: number, readonly head: string, readonly body: Uint8Array | null, readonly end: boolean }
 export interface ChunkMessage { readonly t: typeof Msg.CHUNK, readonly id: number, readonly body: Uint8Array | null, readonly end: boolean, readonly failed: boolean }
@@ -187,6 +191,7 @@ export interface TasksMessage {
   readonly bodies: Array<Uint8Array | null> | null
   /** TASK_BODY_STREAMING | TASK_IS_HEAD */
   readonly flags: number[]
+  readonly claims: number[]
 }
 const TASK_BODY_STREAMING = 1
 const TASK_IS_HEAD = 2
@@ -197,6 +202,7 @@ export function tasksMessage (tasks: readonly WorkerTask[]): TasksMessage {
   const scripts = new Array<string>(n)
   const params = new Array<string | string[]>(n)
   const flags = new Array<number>(n)
+  const claims = new Array<number>(n)
   let bodies: Array<Uint8Array | null> | null = null
   for (let i = 0; i < n; i++) {
     const task = tasks[i]!
@@ -204,9 +210,10 @@ export function tasksMessage (tasks: readonly WorkerTask[]): TasksMessage {
     scripts[i] = task.script
     params[i] = task.params
     flags[i] = (task.bodyStreaming ? TASK_BODY_STREAMING : 0) | (task.isHead ? TASK_IS_HEAD : 0)
+    claims[i] = task.claim
     if (task.body !== null) (bodies ??= new Array<Uint8Array | null>(n).fill(null))[i] = task.body
   }
-  return { t: Msg.TASKS, ids, scripts, params, bodies, flags }
+  return { t: Msg.TASKS, ids, scripts, params, bodies, flags, claims }
 }
 
 export function taskAt (m: TasksMessage, i: number): WorkerTask {
@@ -217,7 +224,8 @@ export function taskAt (m: TasksMessage, i: number): WorkerTask {
     params: m.params[i] ?? '',
     body: m.bodies?.[i] ?? null,
     bodyStreaming: (flags & TASK_BODY_STREAMING) !== 0,
-    isHead: (flags & TASK_IS_HEAD) !== 0
+    isHead: (flags & TASK_IS_HEAD) !== 0,
+    claim: m.claims[i] ?? -1
   }
 }
 export type MainMessage = BodyMessage | AckMessage | AbortMessage | TasksMessage

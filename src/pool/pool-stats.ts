@@ -24,6 +24,8 @@ export interface PoolCounters {
   readonly maxChildrenReached: number
   /** Requests that ran longer than request_slowlog_timeout (php's "slow requests"): the slowlog increments it, once per request. */
   readonly slowRequests: number
+  /** Requests taken back from a busy thread's scheduler before they started (pool.ts #takeBack) and run by another. */
+  readonly takenBack: number
   /** Most threads with a request at once since start (php's "max active processes"). */
   readonly maxActive: number
   readonly threadsStarted: number
@@ -82,6 +84,7 @@ export class PoolStats {
     refusedClosed: 0,
     maxChildrenReached: 0,
     slowRequests: 0,
+    takenBack: 0,
     maxActive: 0,
     threadsStarted: 0,
     threadsRecycled: 0,

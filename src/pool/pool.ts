@@ -120,6 +120,8 @@ interface Channel {
   runningStartedAtMs: Float64Array | null
   /** The thread's heap in use when its last request ended (pm.heap_soft_limit), in shared memory. */
   heapUsed: Float64Array | null
+  /** The claim words of the tasks it may be asked to give back (#takeBack), known from its HELLO. */
+  claims: Int32Array | null
   /** Messages for a thread whose HELLO has not arrived yet. */
   pending: Array<{ msg: MainMessage, transfer: ArrayBuffer[] | undefined }>
   /** Tasks handed to the thread in this turn of the event loop, sent in one TASKS message (#flushTasks). */
@@ -128,7 +130,7 @@ interface Channel {
 }
 
 function newChannel (): Channel {
-  return { port: null, runningIds: null, runningStartedAtMs: null, heapUsed: null, pending: [], outbox: [], outboxTransfer: [] }
+  return { port: null, runningIds: null, runningStartedAtMs: null, heapUsed: null, claims: null, pending: [], outbox: [], outboxTransfer: [] }
 }
 
 /** A thread of the pool, from piscina's `workerCreate` to its exit. */
@@ -186,7 +188,7 @@ interface Thread {
 interface Job extends QueueEntry {
   readonly id: number
   readonly req: PoolRequest
-  readonly task: Omit<WorkerTask, 'id'>
+  readonly task: TaskFields
   /** May wait in a busy thread's scheduler (prefetch): only when it can be dispatched again. */
   readonly prefetchable: boolean
   /** Dispatches so far (a request that never started on a thread that died is dispatched again). */
@@ -195,6 +197,10 @@ interface Job extends QueueEntry {
   thread: Thread | null
   /** That thread's execution slots (null: unknown). */
   slots: Int32Array | null
+  /** Its claim word on that thread (worker/scheduler.ts RunningSlots.claims); -1: none, it cannot be taken back. */
+  claim: number
+  /** performance.now() when it was handed to that thread. */
+  handedAtMs: number
   /** Its client went away while it had no thread yet, or between two threads. */
   aborted: boolean
   /** The thread ended its response on the channel (finishRequest, or waitUntil work goes on): php's Finishing state. */
@@ -211,6 +217,22 @@ interface Job extends QueueEntry {
   /** The end of that grace. */
   abandonTimer: NodeJS.Timeout | null
 }
+
+/** A free claim word of `channel`'s thread, now holding `jobId`; -1: none (the task cannot be taken back). */
+function claimWord (channel: Channel, jobId: number): number {
+  const words = channel.claims
+  if (words === null) return -1
+  for (let i = 0; i < words.length; i++) {
+    if (Atomics.load(words, i) === 0) {
+      Atomics.store(words, i, jobId)
+      return i
+    }
+  }
+  return -1
+}
+
+/** What the server says of a request; the pool adds the id and the claim word (WorkerTask). */
+export type TaskFields = Omit<WorkerTask, 'id' | 'claim'>
 
 /** The task that makes piscina start a thread. */
 interface WarmUp { readonly warmUp: true }
@@ -233,6 +255,23 @@ type BalancedWorker = Parameters<LoadBalancer>[1][number]
 const PREFETCH_PER_THREAD = 4
 const PREFETCH_MAX_AGE_MS = 5
 const PREFETCH_RECENT_DONE_MS = 100
+/**
+ * While the pool's requests take a thread less than this on average (#serviceMs), a request goes
+ * to a thread that is already busy with quick requests (prefetch) rather than to an idle one: an
+ * idle thread sleeps, and waking it costs the main thread 15-25 µs and the request a scheduling
+ * delay (bench/micro/wake.ts), more than waiting behind a few quick requests. Measured with 8
+ * threads on 2 CPUs: hello world 22k -> 34k req/s. A request that has not started
+ * PREFETCH_MAX_AGE_MS after it was handed to a thread is taken back (#takeBack), so a request that
+ * turns out slow holds no queue behind it.
+ */
+const QUICK_SERVICE_MS = 0.25
+/**
+ * Weight of the newest request in #serviceMs, whose time counts up to SERVICE_SAMPLE_MAX_MS: a GC
+ * pause or one slow request does not flip the pool's choice (a pool of slow requests crosses
+ * QUICK_SERVICE_MS within a few requests).
+ */
+const SERVICE_EWMA_WEIGHT = 0.02
+const SERVICE_SAMPLE_MAX_MS = 10 * QUICK_SERVICE_MS
 const MAX_DISPATCH_ATTEMPTS = 3
 /** php's maintenance heartbeat (FPM_IDLE_SERVER_MAINTENANCE_HEARTBEAT). */
 const HEARTBEAT_MS = 1000
@@ -290,6 +329,10 @@ export class Pool {
   readonly #heartbeat: NodeJS.Timeout
   /** request_terminate_timeout's check (null: no timeout). */
   #timeoutTimer: NodeJS.Timeout | null = null
+  /** #takeBack is due: a request waits in a busy thread's scheduler. */
+  #takeBackTimer: NodeJS.Timeout | null = null
+  /** The time a thread has taken per request lately (EWMA over the pool, ms); Infinity: not known yet. */
+  #serviceMs = Infinity
   /** request_slowlog_timeout's check and traces (null: no slowlog). */
   readonly #slowlog: Slowlog | null
   /** Threads stuck in a blocking call after their terminate(): beyond pm.max_children until they exit. */
@@ -395,7 +438,7 @@ export class Pool {
    * Runs `task` (its id is set here) for `req`: on a free thread now, or once one is free.
    * Never throws: failures and refusals arrive as req.onSettled(null, err).
    */
-  dispatch (req: PoolRequest, task: Omit<WorkerTask, 'id'>): void {
+  dispatch (req: PoolRequest, task: TaskFields): void {
     const transferred = task.body !== null && task.body.byteLength >= TRANSFER_MIN_BYTES
     const job = this.#newJob(req, task, {
       // A moved body is gone with a thread that dies; a streamed one is tied to the connection's reading.
@@ -476,6 +519,7 @@ export class Pool {
     clearInterval(this.#heartbeat)
     this.#clearQueueTimer()
     this.#clearTimeoutTimer()
+    if (this.#takeBackTimer !== null) clearTimeout(this.#takeBackTimer)
     this.#slowlog?.close()
     for (const job of this.#queue.clear()) this.#refuse(job, 'FPM_ERR_POOL_CLOSED', 'the pool is closing')
     this.#reportStuckAtExit()
@@ -491,12 +535,12 @@ export class Pool {
 
   // ---- requests ----
 
-  #newJob (req: PoolRequest, task: Omit<WorkerTask, 'id'>, from: { prefetchable: boolean, attempt: number, queuedAtMs: number }): Job {
+  #newJob (req: PoolRequest, task: TaskFields, from: { prefetchable: boolean, attempt: number, queuedAtMs: number }): Job {
     const id = this.#nextId++
     req.poolId = id
     req.threadId = 0
     req.startedAtMs = 0
-    const job: Job = { id, req, task, ...from, thread: null, slots: null, aborted: false, responseEnded: false, timedOutAtMs: 0, graceTimer: null, abandoned: false, abandonTimer: null }
+    const job: Job = { id, req, task, ...from, thread: null, slots: null, claim: -1, handedAtMs: 0, aborted: false, responseEnded: false, timedOutAtMs: 0, graceTimer: null, abandoned: false, abandonTimer: null }
     this.#jobs.set(id, job)
     return job
   }
@@ -511,6 +555,13 @@ export class Pool {
 
   /** Hands `job` to a thread if one can take it now. */
   #place (job: Job): boolean {
+    if (job.prefetchable && this.#serviceMs <= QUICK_SERVICE_MS && this.#startingCount() === 0) {
+      const awake = this.#awakeThread()
+      if (awake !== null) {
+        this.#submit(job, awake)
+        return true
+      }
+    }
     const free = this.#freeThread()
     if (free !== null) {
       this.#submit(job, free)
@@ -555,7 +606,11 @@ export class Pool {
       channel = newChannel()
       this.#channels.set(thread.id, channel)
     }
-    channel.outbox.push({ ...task, id: job.id })
+    const claim = job.prefetchable ? claimWord(channel, job.id) : -1
+    job.claim = claim
+    job.handedAtMs = now
+    channel.outbox.push({ ...task, id: job.id, claim })
+    if (thread.inflight > this.#concurrency && claim !== -1) this.#armTakeBack()
     if (task.body !== null && task.body.byteLength >= TRANSFER_MIN_BYTES) channel.outboxTransfer.push(task.body.buffer as ArrayBuffer)
     if (!this.#flushScheduled) {
       this.#flushScheduled = true
@@ -592,6 +647,11 @@ export class Pool {
       const ms = Math.round(performance.now() - job.timedOutAtMs)
       this.log.info({ thread: thread.id, script: job.task.script, uri: job.req.uri, afterMs: ms },
         `thread ${thread.id}, script '${job.task.script}' (request: "${job.req.method} ${job.req.uri}") ended ${ms} ms after its request.signal was aborted: the thread is kept`)
+    }
+    if (thread !== null) {
+      // From its start on the thread (it may have waited there behind others) to its result.
+      const sampleMs = Math.min(SERVICE_SAMPLE_MAX_MS, performance.now() - Math.max(job.handedAtMs, thread.lastDoneMs))
+      this.#serviceMs = this.#serviceMs === Infinity ? sampleMs : this.#serviceMs + (sampleMs - this.#serviceMs) * SERVICE_EWMA_WEIGHT
     }
     this.#settle(job, result, null)
     if (thread !== null) {
@@ -1171,6 +1231,79 @@ export class Pool {
     return best
   }
 
+  /** The busiest thread that runs quick requests and has room (see QUICK_SERVICE_MS); null: none. */
+  #awakeThread (): Thread | null {
+    const nowMs = performance.now()
+    const max = this.#concurrency + PREFETCH_PER_THREAD
+    let best: Thread | null = null
+    for (const t of this.#threads.values()) {
+      if (t.inflight === 0 || t.inflight >= max || (best !== null && t.inflight <= best.inflight)) continue
+      if (!t.ready || t.leaving !== null || t.gone || t.timingOut > 0 || !this.#holdsOnlyYoungRequests(t, nowMs)) continue
+      best = t
+    }
+    return best
+  }
+
+  #armTakeBack (): void {
+    if (this.#takeBackTimer === null) this.#takeBackTimer = setTimeout(this.#takeBack, PREFETCH_MAX_AGE_MS).unref()
+  }
+
+  /**
+   * Requests that have waited in a thread's scheduler PREFETCH_MAX_AGE_MS without starting (the
+   * one before them is slow) come back to the pool's queue, at its head, in order: the first
+   * thread that frees up takes them. The claim word decides: a request the thread started in the
+   * meantime stays (worker/scheduler.ts).
+   */
+  readonly #takeBack = (): void => {
+    this.#takeBackTimer = null
+    if (this.#destroyed) return
+    const nowMs = performance.now()
+    const back: Job[] = []
+    let waiting = false
+    for (const thread of this.#threads.values()) {
+      if (thread.inflight <= this.#concurrency) continue
+      const claims = this.#channels.get(thread.id)?.claims
+      if (claims == null) continue
+      for (const job of thread.jobs) {
+        if (job.claim === -1) continue
+        if (nowMs - job.handedAtMs < PREFETCH_MAX_AGE_MS) {
+          waiting = true
+        } else if (Atomics.compareExchange(claims, job.claim, job.id, 0) === job.id) {
+          back.push(job)
+        }
+      }
+    }
+    for (let i = back.length - 1; i >= 0; i--) {
+      const job = back[i]!
+      this.#detach(job)
+      if (job.aborted) this.#settle(job, NOT_RUN, null)
+      else this.#enqueue(job, true)
+    }
+    if (back.length > 0) {
+      this.#stats.counters.takenBack += back.length
+      this.log.debug({ requests: back.length }, `${back.length} request(s) waiting behind a slow one on a busy thread taken back to the queue`)
+      this.#pump()
+    }
+    if (waiting) this.#armTakeBack()
+  }
+
+  /** Undoes #submit for a request its thread never started (#takeBack). */
+  #detach (job: Job): void {
+    const thread = job.thread
+    if (thread === null) return
+    thread.jobs.delete(job)
+    thread.served--
+    job.thread = null
+    job.slots = null
+    job.claim = -1
+    job.req.threadId = 0
+    job.req.startedAtMs = 0
+    if (--thread.inflight === 0) {
+      this.#activeThreads--
+      if (thread.leaving !== null) this.#terminate(thread)
+    }
+  }
+
   #holdsOnlyYoungRequests (thread: Thread, nowMs: number): boolean {
     if (nowMs - thread.lastDoneMs > PREFETCH_RECENT_DONE_MS) return false
     for (const job of thread.jobs) {
@@ -1319,6 +1452,7 @@ export class Pool {
     channel.runningIds = hello.runningIds
     channel.runningStartedAtMs = hello.runningStartedAtMs
     channel.heapUsed = hello.heapUsed
+    channel.claims = hello.claims
     const threadId = hello.threadId
     port.on('message', (m: WorkerMessage) => { this.#onWorkerMessage(m, threadId) })
     port.unref()

@@ -32,7 +32,7 @@ port1.on('message', onMainMessage)
 port1.unref()
 const hello: HelloMessage = {
   t: Msg.HELLO, threadId, port: port2, runningIds: scheduler.slots.ids, runningStartedAtMs: scheduler.slots.startedAtMs,
-  heapUsed: scheduler.slots.heapUsed
+  heapUsed: scheduler.slots.heapUsed, claims: scheduler.slots.claims
 }
 parentPort?.postMessage(hello, [port2])
 captureConsole(port1, threadId)
@@ -77,7 +77,8 @@ let flushScheduled = false
 function submitTask (task: WorkerTask): void {
   const id = task.id
   scheduler.submit(task).then(
-    (result) => { addResult(id, result, null) },
+    // null: the main thread took it back before it started (it runs elsewhere): nothing to say.
+    (result) => { if (result !== null) addResult(id, result, null) },
     // Not a handler error (those are in the result): node-fpm's own bug. The request gets 502.
     (err: unknown) => { addResult(id, null, serializeError(err)) })
 }

@@ -19,19 +19,30 @@ export interface RunningSlots {
   readonly startedAtMs: Float64Array
   /** One slot: V8's used_heap_size (bytes) when the last request ended; 0 until measured. */
   readonly heapUsed: Float64Array
+  /**
+   * Claim words of the tasks the main thread may take back (WorkerTask.claim): the main thread
+   * writes a task's id in its word when it sends it; whoever swaps the id for 0 first owns the
+   * task: this thread when it starts it, or the main thread when it takes it back (pool.ts, a
+   * request waiting behind a slow one). A task whose id is gone from its word is never run here.
+   */
+  readonly claims: Int32Array
 }
+
+/** Claim words per thread: tasks beyond them are sent without one (they cannot be taken back). */
+export const CLAIM_SLOTS = 64
 
 export function createRunningSlots (concurrency: number): RunningSlots {
   return {
     ids: new Int32Array(new SharedArrayBuffer(4 * concurrency)),
     startedAtMs: new Float64Array(new SharedArrayBuffer(8 * concurrency)),
-    heapUsed: new Float64Array(new SharedArrayBuffer(8))
+    heapUsed: new Float64Array(new SharedArrayBuffer(8)),
+    claims: new Int32Array(new SharedArrayBuffer(4 * CLAIM_SLOTS))
   }
 }
 
 interface Waiting {
   readonly task: WorkerTask
-  readonly resolve: (r: WorkerResult) => void
+  readonly resolve: (r: WorkerResult | null) => void
   readonly reject: (e: unknown) => void
 }
 
@@ -56,9 +67,15 @@ export class Scheduler {
     this.#measureUsage = opts.measureUsage === true
   }
 
-  submit (task: WorkerTask): Promise<WorkerResult> {
-    if (this.#running < this.slots.ids.length) return this.#start(task)
+  /** Resolves with the task's result, or null when the main thread took the task back before it started. */
+  submit (task: WorkerTask): Promise<WorkerResult | null> {
+    if (this.#running < this.slots.ids.length) return this.#startClaimed(task)
     return new Promise((resolve, reject) => { this.#waiting.push({ task, resolve, reject }) })
+  }
+
+  #startClaimed (task: WorkerTask): Promise<WorkerResult | null> {
+    if (task.claim >= 0 && Atomics.compareExchange(this.slots.claims, task.claim, task.id, 0) !== task.id) return Promise.resolve(null)
+    return this.#start(task)
   }
 
   /** An ABORT for a request still waiting here: it is dropped without running its handler. */
@@ -105,7 +122,7 @@ export class Scheduler {
   #next (): void {
     while (this.#running < this.slots.ids.length && this.#waiting.length > 0) {
       const w = this.#waiting.shift() as Waiting
-      this.#start(w.task).then(w.resolve, w.reject)
+      this.#startClaimed(w.task).then(w.resolve, w.reject)
     }
   }
 }

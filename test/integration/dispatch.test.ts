@@ -1,7 +1,8 @@
 // How requests reach threads: a thread may already hold the next request while it runs one
 // (prefetch, src/pool/pool.ts + src/worker/scheduler.ts). These tests pin the guarantees that must
 // survive it: a request waiting in a thread that dies runs elsewhere, exactly once; a slow request
-// does not collect a queue behind it while another thread is free.
+// does not collect a queue behind it while another thread is free; requests handed to a thread
+// whose request turns out slow are taken back.
 
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
@@ -50,7 +51,9 @@ describe('one thread: requests waiting behind one whose thread dies', () => {
     }
     const runs = readFileSync(join(fpm.dir, 'marks'), 'utf8').trim().split('\n').sort()
     assert.deepEqual(runs, ['1', '2', '3', '4', 'warm-up'], 'each follower ran exactly once')
-    assert.ok(fpm.logs.some((l) => /dispatched again/.test(l.msg)), `some follower was waiting on the dying thread; log:\n${fpm.rawStderr()}`)
+    // Held by the dying thread, they came back to the pool either when it died (dispatched again)
+    // or before, once the request ahead of them had run PREFETCH_MAX_AGE_MS (taken back).
+    assert.ok(fpm.logs.some((l) => /dispatched again|taken back to the queue/.test(l.msg)), `some follower was waiting on the dying thread; log:\n${fpm.rawStderr()}`)
   })
 })
 
@@ -80,6 +83,27 @@ describe('two threads: a slow request does not hold others back', () => {
     assert.ok(slowest < 1000, `a quick request waited ${slowest} ms (behind the slow one?)`)
     const threads = new Set(quick.map((q) => q.body.split(' on ')[1]))
     assert.equal(threads.size, 1, `quick requests ran on ${[...threads].join(', ')}: only the free thread should serve them`)
+  })
+})
+
+describe('one thread: requests handed to it while it starts a slow one are taken back', () => {
+  let fpm: FpmHandle
+  before(async () => { fpm = await startFpm(config(1), { root: APPS }) })
+  after(async () => { await fpm.stop() })
+
+  test('they leave its scheduler for the pool\'s queue once the slow one has run a few ms, and each runs once, after it', async () => {
+    // The thread has just finished a request, so it counts as churning through quick ones: the
+    // requests that arrive with the slow one are handed to it at once (prefetch), behind it.
+    assert.equal((await get(fpm, 'count.mjs', 'id=warm-up')).status, 200)
+    const batch = await connectRawBatch(fpm.port, APPS)
+    batch.send([['slow.mjs', 'ms=600'], ...[1, 2, 3].map((i): [string, string] => ['count.mjs', `id=${i}`])])
+    const responses = await batch.responses(15_000)
+    batch.close()
+    assert.equal(responses[0]?.status, 200)
+    for (let i = 1; i <= 3; i++) assert.match(responses[i]?.body.toString() ?? '', new RegExp(`^ran ${i} on `), `follower ${i}`)
+    const runs = readFileSync(join(fpm.dir, 'marks'), 'utf8').trim().split('\n').sort()
+    assert.deepEqual(runs, ['1', '2', '3', 'warm-up'], 'each follower ran exactly once')
+    assert.ok(fpm.logs.some((l) => /taken back to the queue/.test(l.msg)), `no request was taken back; log:\n${fpm.rawStderr()}`)
   })
 })
 

@@ -8,12 +8,12 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Msg } from '../../src/common/messages.ts'
-import type { WorkerResult, WorkerTask } from '../../src/common/messages.ts'
+import type { WorkerResult } from '../../src/common/messages.ts'
 import { loadConfig } from '../../src/config/load.ts'
 import type { PoolConfig } from '../../src/config/types.ts'
 import { silentLogger } from '../../src/log/logger.ts'
 import { Pool } from '../../src/pool/pool.ts'
-import type { PoolRequest } from '../../src/pool/pool.ts'
+import type { PoolRequest, TaskFields } from '../../src/pool/pool.ts'
 import { REPO } from '../helpers/fpm-tester.ts'
 
 const APPS = join(REPO, 'test/fixtures/pm-apps')
@@ -44,7 +44,7 @@ class Request implements PoolRequest {
   onSettled (result: WorkerResult | null, error: Error | null): void { this.#resolve({ result, error }) }
 }
 
-function task (script: string, query: string): Omit<WorkerTask, 'id'> {
+function task (script: string, query: string): TaskFields {
   const uri = `/${script}?${query}`
   return {
     script: join(APPS, script),
@@ -81,6 +81,7 @@ describe('Pool counters and refusals', () => {
       refusedClosed: 0,
       maxChildrenReached: 0,
       slowRequests: 0,
+      takenBack: 0,
       maxActive: 0,
       threadsStarted: 1,
       threadsRecycled: 0,

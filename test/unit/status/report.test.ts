@@ -22,6 +22,7 @@ function stats (over: Partial<PoolStatsSnapshot> = {}): PoolStatsSnapshot {
     refusedClosed: 0,
     maxChildrenReached: 3,
     slowRequests: 2,
+    takenBack: 0,
     maxActive: 4,
     threadsStarted: 4,
     threadsRecycled: 0,

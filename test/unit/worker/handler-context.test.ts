@@ -29,7 +29,7 @@ async function run (source: string, options: { method?: string, settleMs?: numbe
     if ((msg.t === Msg.HEAD || msg.t === Msg.CHUNK) && msg.body !== null) port2.postMessage({ t: Msg.ACK, id, bytes: msg.body.byteLength })
   })
   port1.on('message', (msg: { t: number, bytes: number }) => { if (msg.t === Msg.ACK) state.onAck(msg.bytes) })
-  const state = new RequestState({ id, script, params: ['REQUEST_METHOD', options.method ?? 'GET', 'HTTP_HOST', 'h'], body: null, bodyStreaming: false, isHead: false }, port1, {})
+  const state = new RequestState({ id, script, params: ['REQUEST_METHOD', options.method ?? 'GET', 'HTTP_HOST', 'h'], body: null, bodyStreaming: false, isHead: false, claim: -1 }, port1, {})
   options.onStart?.(state)
   const result = await state.run()
   await sleep(options.settleMs ?? 20)

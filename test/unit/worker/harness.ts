@@ -182,7 +182,8 @@ export class Harness {
       params: options.params ?? cgi(),
       body: options.body ?? null,
       bodyStreaming: options.bodyStreaming ?? false,
-      isHead: options.isHead ?? false
+      isHead: options.isHead ?? false,
+      claim: -1
     }
     const log = this.#logFor(id)
     log.autoAck = options.autoAck ?? false
