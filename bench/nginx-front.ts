@@ -17,7 +17,7 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import { stopper } from './managed-process.ts'
-import { findNginx, launchNginx } from '../test/helpers/nginx.ts'
+import { findNginx, launchNginx, STANDARD_FASTCGI_PARAMS } from '../test/helpers/nginx.ts'
 
 export { findNginx }
 
@@ -107,31 +107,9 @@ ${location}
 `
 }
 
-// Debian's /etc/nginx/fastcgi_params, written into each temp dir so that nothing under /etc is needed.
-const FASTCGI_PARAMS = `fastcgi_param QUERY_STRING      $query_string;
-fastcgi_param REQUEST_METHOD    $request_method;
-fastcgi_param CONTENT_TYPE      $content_type;
-fastcgi_param CONTENT_LENGTH    $content_length;
-fastcgi_param SCRIPT_NAME       $fastcgi_script_name;
-fastcgi_param REQUEST_URI       $request_uri;
-fastcgi_param DOCUMENT_URI      $document_uri;
-fastcgi_param DOCUMENT_ROOT     $document_root;
-fastcgi_param SERVER_PROTOCOL   $server_protocol;
-fastcgi_param REQUEST_SCHEME    $scheme;
-fastcgi_param HTTPS             $https if_not_empty;
-fastcgi_param GATEWAY_INTERFACE CGI/1.1;
-fastcgi_param SERVER_SOFTWARE   nginx/$nginx_version;
-fastcgi_param REMOTE_ADDR       $remote_addr;
-fastcgi_param REMOTE_PORT       $remote_port;
-fastcgi_param SERVER_ADDR       $server_addr;
-fastcgi_param SERVER_PORT       $server_port;
-fastcgi_param SERVER_NAME       $server_name;
-fastcgi_param REDIRECT_STATUS   200;
-`
-
 export async function startFront (bin: string, opts: FrontOptions): Promise<FrontHandle> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'node-fpm-nginx-bench-'))
-  writeFileSync(path.join(dir, 'fastcgi_params.conf'), FASTCGI_PARAMS)
+  writeFileSync(path.join(dir, 'fastcgi_params.conf'), STANDARD_FASTCGI_PARAMS + '\n')
   try {
     const { managed, port, configText } = await launchNginx(bin, dir, (ctx) => renderFrontConfig(opts, { ...ctx, dir }), { group: true, deathSignal: 'SIGTERM' })
     return {

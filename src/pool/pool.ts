@@ -199,8 +199,6 @@ interface Job extends QueueEntry {
   slots: Int32Array | null
   /** Its claim word on that thread (worker/scheduler.ts RunningSlots.claims); -1: none, it cannot be taken back. */
   claim: number
-  /** performance.now() when it was handed to that thread. */
-  handedAtMs: number
   /** Its client went away while it had no thread yet, or between two threads. */
   aborted: boolean
   /** The thread ended its response on the channel (finishRequest, or waitUntil work goes on): php's Finishing state. */
@@ -540,7 +538,7 @@ export class Pool {
     req.poolId = id
     req.threadId = 0
     req.startedAtMs = 0
-    const job: Job = { id, req, task, ...from, thread: null, slots: null, claim: -1, handedAtMs: 0, aborted: false, responseEnded: false, timedOutAtMs: 0, graceTimer: null, abandoned: false, abandonTimer: null }
+    const job: Job = { id, req, task, ...from, thread: null, slots: null, claim: -1, aborted: false, responseEnded: false, timedOutAtMs: 0, graceTimer: null, abandoned: false, abandonTimer: null }
     this.#jobs.set(id, job)
     return job
   }
@@ -556,7 +554,7 @@ export class Pool {
   /** Hands `job` to a thread if one can take it now. */
   #place (job: Job): boolean {
     if (job.prefetchable && this.#serviceMs <= QUICK_SERVICE_MS && this.#startingCount() === 0) {
-      const awake = this.#awakeThread()
+      const awake = this.#prefetchThread(true)
       if (awake !== null) {
         this.#submit(job, awake)
         return true
@@ -608,7 +606,6 @@ export class Pool {
     }
     const claim = job.prefetchable ? claimWord(channel, job.id) : -1
     job.claim = claim
-    job.handedAtMs = now
     channel.outbox.push({ ...task, id: job.id, claim })
     if (thread.inflight > this.#concurrency && claim !== -1) this.#armTakeBack()
     if (task.body !== null && task.body.byteLength >= TRANSFER_MIN_BYTES) channel.outboxTransfer.push(task.body.buffer as ArrayBuffer)
@@ -650,7 +647,7 @@ export class Pool {
     }
     if (thread !== null) {
       // From its start on the thread (it may have waited there behind others) to its result.
-      const sampleMs = Math.min(SERVICE_SAMPLE_MAX_MS, performance.now() - Math.max(job.handedAtMs, thread.lastDoneMs))
+      const sampleMs = Math.min(SERVICE_SAMPLE_MAX_MS, performance.now() - Math.max(job.req.startedAtMs, thread.lastDoneMs))
       this.#serviceMs = this.#serviceMs === Infinity ? sampleMs : this.#serviceMs + (sampleMs - this.#serviceMs) * SERVICE_EWMA_WEIGHT
     }
     this.#settle(job, result, null)
@@ -1119,6 +1116,11 @@ export class Pool {
     }
     thread.lastActiveMs = thread.lastDoneMs = performance.now()
     thread.last = lastRequestOf(job, thread.lastDoneMs)
+    this.#oneLess(thread)
+  }
+
+  /** `thread` holds one request less (ended, or taken back): idle, or left with abandoned ones only, a leaving thread ends. */
+  #oneLess (thread: Thread): void {
     if (--thread.inflight === 0) {
       this.#activeThreads--
       if (thread.leaving !== null) this.#terminate(thread)
@@ -1217,27 +1219,17 @@ export class Pool {
     return best
   }
 
-  /** For a prefetchable request: the least busy thread whose requests are all young (see PREFETCH_*). */
-  #prefetchThread (): Thread | null {
-    const nowMs = performance.now()
-    let best: Thread | null = null
-    let usage = this.#concurrency + PREFETCH_PER_THREAD
-    for (const t of this.#threads.values()) {
-      if (!t.ready || t.leaving !== null || t.gone || t.timingOut > 0 || t.inflight >= usage) continue
-      if (!this.#holdsOnlyYoungRequests(t, nowMs)) continue
-      best = t
-      usage = t.inflight
-    }
-    return best
-  }
-
-  /** The busiest thread that runs quick requests and has room (see QUICK_SERVICE_MS); null: none. */
-  #awakeThread (): Thread | null {
+  /**
+   * For a prefetchable request: a thread with room whose requests are all young (see PREFETCH_*), the
+   * least busy one; with `busiest`, the busiest one that already has a request (see QUICK_SERVICE_MS).
+   */
+  #prefetchThread (busiest = false): Thread | null {
     const nowMs = performance.now()
     const max = this.#concurrency + PREFETCH_PER_THREAD
     let best: Thread | null = null
     for (const t of this.#threads.values()) {
-      if (t.inflight === 0 || t.inflight >= max || (best !== null && t.inflight <= best.inflight)) continue
+      if (t.inflight >= max || (busiest && t.inflight === 0)) continue
+      if (best !== null && (busiest ? t.inflight <= best.inflight : t.inflight >= best.inflight)) continue
       if (!t.ready || t.leaving !== null || t.gone || t.timingOut > 0 || !this.#holdsOnlyYoungRequests(t, nowMs)) continue
       best = t
     }
@@ -1266,7 +1258,7 @@ export class Pool {
       if (claims == null) continue
       for (const job of thread.jobs) {
         if (job.claim === -1) continue
-        if (nowMs - job.handedAtMs < PREFETCH_MAX_AGE_MS) {
+        if (nowMs - job.req.startedAtMs < PREFETCH_MAX_AGE_MS) {
           waiting = true
         } else if (Atomics.compareExchange(claims, job.claim, job.id, 0) === job.id) {
           back.push(job)
@@ -1298,10 +1290,7 @@ export class Pool {
     job.claim = -1
     job.req.threadId = 0
     job.req.startedAtMs = 0
-    if (--thread.inflight === 0) {
-      this.#activeThreads--
-      if (thread.leaving !== null) this.#terminate(thread)
-    }
+    this.#oneLess(thread)
   }
 
   #holdsOnlyYoungRequests (thread: Thread, nowMs: number): boolean {

@@ -7,6 +7,7 @@ import {
   RecordType, ProtocolStatus, HEADER_LEN, STREAM_RECORD_LEN,
   writeHeader, paddingFor, frameChunks, framedLength, writeEndRequest
 } from '../fastcgi/index.ts'
+import { bodyBytes } from '../common/messages.ts'
 
 const END_LEN = HEADER_LEN + HEADER_LEN + 8 // empty STDOUT terminator + END_REQUEST record (8 + 8 body)
 /** Bodies up to this size are copied into the single coalesced write; larger ones are sent as views. */
@@ -46,7 +47,7 @@ export function frameStdout (requestId: number, head: string | null, body: Uint8
     out.push(headBuf)
   }
   if (body !== null && bodyLen > 0) {
-    for (const piece of frameChunks(RecordType.STDOUT, requestId, typeof body === 'string' ? Buffer.from(body, 'latin1') : body)) out.push(piece)
+    for (const piece of frameChunks(RecordType.STDOUT, requestId, bodyBytes(body) as Uint8Array)) out.push(piece)
   }
   if (end) {
     const endBuf = Buffer.allocUnsafe(END_LEN)

@@ -88,17 +88,23 @@ function addResult (id: number, result: WorkerResult | null, failure: Serialized
   outIds.push(id)
   outHeads.push(result?.response?.head ?? null)
   outBodies.push(result?.response?.body ?? null)
-  const error = result?.error ?? null
-  if (error !== null) (outErrors ??= new Array<SerializedError | null>(i).fill(null))[i] = error
-  else outErrors?.push(null)
-  const usage = result?.usage ?? null
-  if (usage !== null) (outUsages ??= new Array<RequestUsage | null>(i).fill(null))[i] = usage
-  else outUsages?.push(null)
-  if (failure !== null) (outFailures ??= new Array<SerializedError | null>(i).fill(null))[i] = failure
-  else outFailures?.push(null)
+  outErrors = addSparse(outErrors, i, result?.error ?? null)
+  outUsages = addSparse(outUsages, i, result?.usage ?? null)
+  outFailures = addSparse(outFailures, i, failure)
   if (flushScheduled) return
   flushScheduled = true
   queueMicrotask(flushResults)
+}
+
+/** Entry `i` of a column that stays null while all its entries are (ResultsMessage). */
+function addSparse<T> (column: Array<T | null> | null, i: number, value: T | null): Array<T | null> | null {
+  if (value === null) {
+    column?.push(null)
+    return column
+  }
+  const filled = column ?? new Array<T | null>(i).fill(null)
+  filled.push(value)
+  return filled
 }
 
 function flushResults (): void {

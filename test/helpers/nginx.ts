@@ -47,7 +47,8 @@ export interface NginxHandle {
 const START_TIMEOUT_MS = 10_000
 const PORT_ATTEMPTS = 5
 
-const STANDARD_FASTCGI_PARAMS = `
+/** Debian's /etc/nginx/fastcgi_params, inlined so that nothing under /etc is needed (also bench/nginx-front.ts). */
+export const STANDARD_FASTCGI_PARAMS = `
     fastcgi_param QUERY_STRING      $query_string;
     fastcgi_param REQUEST_METHOD    $request_method;
     fastcgi_param CONTENT_TYPE      $content_type;
