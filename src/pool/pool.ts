@@ -67,6 +67,7 @@
 import { randomInt } from 'node:crypto'
 import { fileURLToPath } from 'node:url'
 import { Piscina } from 'piscina'
+import { LAZY_UNDICI_EXEC_ARGV } from '../worker/undici-classes.ts'
 import { receiveMessageOnPort, type MessagePort, type Worker } from 'node:worker_threads'
 import {
   Msg, TRANSFER_MIN_BYTES, resultAt, tasksMessage, type WorkerTask, type WorkerResult, type WorkerMessage, type MainMessage, type WorkerData,
@@ -391,6 +392,8 @@ export class Pool {
       atomics: 'async',
       workerData,
       env: workerEnv(config),
+      // Flags of the process are inherited; without any, the threads load undici when they need it.
+      execArgv: process.execArgv.length === 0 ? [...LAZY_UNDICI_EXEC_ARGV] : undefined,
       resourceLimits: config.heapLimitMb > 0 ? { maxOldGenerationSizeMb: config.heapLimitMb } : {},
       loadBalancer: (task, workers) => this.#balance(task, workers),
       recordTiming: false

@@ -17,10 +17,8 @@
 // - `signal` is the request's own AbortSignal, also on the real Request and on clones (as an own
 //   property: undici's fetch(request) does not follow it, pass { signal: request.signal }).
 
-import { delegateToReal, replaceGlobal, withHeaders } from './light-delegation.ts'
-
-const GlobalRequest = globalThis.Request
-const globalFetch = globalThis.fetch
+import { delegateToReal, lightPrototype, linkClass, realTarget, replaceGlobal, replacementClass, withHeaders } from './light-delegation.ts'
+import { onUndiciLoad, prepareUndici, undici, undiciIfLoaded } from './undici-classes.ts'
 
 type RequestBody = Uint8Array | ReadableStream<Uint8Array> | null
 
@@ -115,7 +113,7 @@ export class LightRequest {
   #materialize (): Request {
     let real = this.#real
     if (real === null) {
-      real = new GlobalRequest(this.#url, { method: this.#method, body: this.#body, duplex: 'half' } as RequestInit)
+      real = new (undici().Request)(this.#url, { method: this.#method, body: this.#body, duplex: 'half' } as RequestInit)
       Object.defineProperty(real, 'signal', { value: this.#signal, configurable: true, enumerable: false, writable: false })
       if (this.#headers === null) appendPairs(real.headers, this.#headerPairs)
       this.#real = real
@@ -130,8 +128,10 @@ export class LightRequest {
 }
 
 // Everything else Request.prototype has (cache, credentials, duplex, ... and whatever a later
-// Node adds) is the real Request's; `constructor` is Request.prototype's (the global Request).
-delegateToReal(LightRequest.prototype, GlobalRequest.prototype, (value, syncHeaders) => realOf(value as LightRequest, syncHeaders))
+// Node adds) is the real Request's, once undici is loaded; `constructor` is Request.prototype's
+// (the global Request).
+const realOfLight = (value: object, syncHeaders: boolean): object => realOf(value as LightRequest, syncHeaders)
+lightPrototype(LightRequest.prototype, 'Request', realOfLight)
 
 /** True for a light Request (whether or not its real Request exists). */
 export function isLightRequest (value: unknown): value is LightRequest {
@@ -181,43 +181,50 @@ function appendPairs (headers: Headers, pairs: readonly string[]): Headers {
 // ---------------------------------------------------------------------------------------------
 // The thread's global Request and fetch
 
-/** The replacement global Request: undici's, with a light Request as input replaced by the real one. */
-function Request (this: unknown, input: unknown, _init?: RequestInit): Request {
+/** What the global Request constructs: undici's, with a light Request as input replaced by the real one. */
+function RequestImpl (this: unknown, input: unknown, _init?: RequestInit): Request {
   if (new.target === undefined) throw new TypeError("Class constructor Request cannot be invoked without 'new'")
+  const real = undici().Request
+  const target = realTarget(new.target, RequestImpl, real)
   if (isLight(input)) {
     const args: unknown[] = Array.prototype.slice.call(arguments)
     args[0] = realOf(input, true)
-    return Reflect.construct(GlobalRequest, args, new.target) as Request
+    return Reflect.construct(real, args, target) as Request
   }
   // eslint-disable-next-line prefer-rest-params
-  return Reflect.construct(GlobalRequest, arguments, new.target) as Request
+  return Reflect.construct(real, arguments, target) as Request
 }
 
-/** The replacement global fetch: a light Request is sent as its real Request. */
+/** The replacement global fetch: undici's, with a light Request sent as its real Request. */
 function fetch (this: unknown, input: unknown, _init?: RequestInit): Promise<Response> {
+  const realFetch = undici().fetch as (...a: unknown[]) => Promise<Response>
   if (isLight(input)) {
     const args: unknown[] = Array.prototype.slice.call(arguments)
     args[0] = realOf(input, true)
-    return (globalFetch as (...a: unknown[]) => Promise<Response>).apply(this, args)
+    return realFetch.apply(this, args)
   }
   // eslint-disable-next-line prefer-rest-params
-  return (globalFetch as (...a: unknown[]) => Promise<Response>).apply(this, arguments as unknown as unknown[])
+  return realFetch.apply(this, arguments as unknown as unknown[])
 }
 
 let installed = false
 
 /**
  * Installs the replacement Request and fetch on this thread's globalThis (once). Request.prototype
- * stays undici's (its `constructor` becomes the replacement), so instanceof, subclassing and
- * Request.prototype identity are unchanged.
+ * is undici's (its `constructor` becomes the replacement), so instanceof, subclassing and
+ * Request.prototype identity are unchanged; undici loads when something needs it.
  */
 export function installRequestGlobals (): void {
   if (installed) return
   installed = true
-  Object.defineProperty(Request, 'prototype', { value: GlobalRequest.prototype, writable: false, enumerable: false, configurable: false })
-  Object.defineProperty(Request, 'length', { value: GlobalRequest.length })
-  Object.defineProperty(GlobalRequest.prototype, 'constructor', { value: Request, writable: true, enumerable: false, configurable: true })
-  Object.defineProperty(fetch, 'length', { value: globalFetch.length })
-  replaceGlobal('Request', Request)
-  replaceGlobal('fetch', fetch)
+  prepareUndici()
+  // undici's Request.length and fetch.length.
+  const Request = replacementClass('Request', RequestImpl, 1, isLight, () => undici().Request, () => undiciIfLoaded()?.Request ?? null)
+  Object.defineProperty(fetch, 'length', { value: 1 })
+  onUndiciLoad(({ Request: real }) => {
+    linkClass(Request, real)
+    delegateToReal(LightRequest.prototype, real.prototype, realOfLight)
+  })
+  replaceGlobal('Request', Request, false)
+  replaceGlobal('fetch', fetch, true)
 }

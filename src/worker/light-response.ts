@@ -22,9 +22,8 @@
 // - Once the sender has taken the body, the Response looks as it does after the sender read a real
 //   one: bodyUsed true, body locked (cancelled for HEAD), text() and clone() fail.
 
-import { delegateToReal, replaceGlobal, withHeaders } from './light-delegation.ts'
-
-const GlobalResponse = globalThis.Response
+import { delegateToReal, lightPrototype, linkClass, realTarget, replaceGlobal, replacementClass, withHeaders } from './light-delegation.ts'
+import { onUndiciLoad, prepareUndici, undici, undiciIfLoaded } from './undici-classes.ts'
 const TEXT_PLAIN = 'text/plain;charset=UTF-8'
 const JSON_TYPE = 'application/json'
 
@@ -179,7 +178,7 @@ export class LightResponse {
       let body = this.#body
       // Taken: the sender has the bytes (it may have moved them to the main thread).
       if (this.#taken !== Taken.NO && body !== null) body = new Uint8Array(0)
-      real = new GlobalResponse(body, init)
+      real = new (undici().Response)(body, init)
       if (this.#taken === Taken.READ && real.body !== null) real.body.getReader().read().catch(noop)
       else if (this.#taken === Taken.CANCELLED && real.body !== null) real.body.cancel().catch(noop)
       this.#real = real
@@ -193,9 +192,10 @@ export class LightResponse {
   }
 }
 
-// Anything else Response.prototype has (and whatever a later Node adds) is the real Response's;
-// `constructor` is Response.prototype's (the global Response).
-delegateToReal(LightResponse.prototype, GlobalResponse.prototype, (value, syncHeaders) => realOf(value as LightResponse, syncHeaders))
+// Anything else Response.prototype has (and whatever a later Node adds) is the real Response's,
+// once undici is loaded; `constructor` is Response.prototype's (the global Response).
+const realOfLight = (value: object, syncHeaders: boolean): object => realOf(value as LightResponse, syncHeaders)
+lightPrototype(LightResponse.prototype, 'Response', realOfLight)
 
 /** True for a light Response (whether or not its real Response exists). */
 export function isLightResponse (value: unknown): value is LightResponse {
@@ -307,35 +307,47 @@ function isPlainReason (text: string): boolean {
 // ---------------------------------------------------------------------------------------------
 // The thread's global Response
 
-/** The replacement global Response (see the file comment). */
-function Response (this: unknown, body?: unknown, init?: unknown): Response {
+/** What the global Response constructs (see the file comment). */
+function ResponseImpl (this: unknown, body?: unknown, init?: unknown): Response {
   if (new.target === undefined) throw new TypeError("Class constructor Response cannot be invoked without 'new'")
-  if (new.target === Response) {
+  if (new.target === ResponseImpl) {
     const recorded = recordableBody(body)
     if (recorded !== undefined) {
       const raw = readInit(init)
-      if (raw === null) return Reflect.construct(GlobalResponse, [body, init], GlobalResponse) as Response
+      if (raw === null) return Reflect.construct(undici().Response, [body, init]) as Response
       const contentType = typeof recorded === 'string' ? TEXT_PLAIN : null
       const valid = recordInit(raw, recorded !== null, contentType)
       if (valid !== null) return new LightResponse(recorded, valid.status, valid.statusText, valid.headers, contentType) as unknown as Response
-      return Reflect.construct(GlobalResponse, [body, plainInit(raw)], GlobalResponse) as Response
+      return Reflect.construct(undici().Response, [body, plainInit(raw)]) as Response
     }
   }
+  const real = undici().Response
   // eslint-disable-next-line prefer-rest-params
-  return Reflect.construct(GlobalResponse, arguments, new.target) as Response
+  return Reflect.construct(real, arguments, realTarget(new.target, ResponseImpl, real)) as Response
 }
 
 /** Response.json(): a light Response with the JSON text, or undici's for what it does not record. */
 function json (data: unknown, init?: unknown): Response {
-  if (arguments.length === 0) return GlobalResponse.json.apply(GlobalResponse, arguments as unknown as [unknown])
+  if (arguments.length === 0) return undici().Response.json.apply(undici().Response, arguments as unknown as [unknown])
   const raw = readInit(init)
-  if (raw === null) return GlobalResponse.json(data, init as ResponseInit)
+  if (raw === null) return undici().Response.json(data, init as ResponseInit)
   // init first, as undici converts it before serializing the value.
   const recorded = recordInit(raw, true, JSON_TYPE)
-  if (recorded === null) return GlobalResponse.json(data, plainInit(raw))
+  if (recorded === null) return undici().Response.json(data, plainInit(raw))
   const text = JSON.stringify(data) as string | undefined
   if (text === undefined) throw new TypeError('Value is not JSON serializable')
   return new LightResponse(text, recorded.status, recorded.statusText, recorded.headers, JSON_TYPE) as unknown as Response
+}
+
+/** Response.error() and Response.redirect() before undici is loaded: undici's, loading it. */
+function error (): Response {
+  return undici().Response.error()
+}
+
+function redirect (_url: string | URL, _status?: number): Response {
+  const real = undici().Response
+  // eslint-disable-next-line prefer-rest-params
+  return Reflect.apply(real.redirect, real, arguments) as Response
 }
 
 let installed = false
@@ -344,15 +356,22 @@ let installed = false
 export function installResponseGlobal (): void {
   if (installed) return
   installed = true
-  Object.defineProperty(Response, 'prototype', { value: GlobalResponse.prototype, writable: false, enumerable: false, configurable: false })
-  Object.defineProperty(Response, 'length', { value: GlobalResponse.length })
-  Object.setPrototypeOf(Response, GlobalResponse)
-  Object.defineProperty(json, 'length', { value: GlobalResponse.json.length })
-  for (const name of Object.getOwnPropertyNames(GlobalResponse)) {
-    if (name === 'length' || name === 'name' || name === 'prototype') continue
-    const descriptor = Object.getOwnPropertyDescriptor(GlobalResponse, name) as PropertyDescriptor
-    Object.defineProperty(Response, name, name === 'json' ? { ...descriptor, value: json } : descriptor)
-  }
-  Object.defineProperty(GlobalResponse.prototype, 'constructor', { value: Response, writable: true, enumerable: false, configurable: true })
-  replaceGlobal('Response', Response)
+  prepareUndici()
+  // undici's Response.length, Response.json.length and Response.redirect.length.
+  const Response = replacementClass('Response', ResponseImpl, 0, isLight, () => undici().Response, () => undiciIfLoaded()?.Response ?? null)
+  Object.defineProperty(json, 'length', { value: 1 })
+  Object.defineProperty(redirect, 'length', { value: 1 })
+  const statics = { error, json, redirect }
+  for (const [name, value] of Object.entries(statics)) Object.defineProperty(Response, name, { value, writable: true, enumerable: false, configurable: true })
+  onUndiciLoad(({ Response: real }) => {
+    linkClass(Response, real)
+    delegateToReal(LightResponse.prototype, real.prototype, realOfLight)
+    // The statics are undici's (json: ours), with anything a later Node adds.
+    Object.setPrototypeOf(Response, real)
+    for (const name of Object.getOwnPropertyNames(real)) {
+      if (name === 'length' || name === 'name' || name === 'prototype' || name === 'json') continue
+      Object.defineProperty(Response, name, Object.getOwnPropertyDescriptor(real, name) as PropertyDescriptor)
+    }
+  })
+  replaceGlobal('Response', Response, false)
 }
