@@ -205,7 +205,7 @@ export const DIRECTIVES: readonly Directive[] = [
   size(P({
     name: 'pm.heap_limit',
     field: 'heapLimitMb',
-    doc: "V8 heap cap of each thread (K, M, G); 0 = Node's default; php_value[memory_limit] sets it when unset."
+    doc: "V8 heap cap of each thread (K, M, G); 0 = Node's default, at most 2047M; php_value[memory_limit] sets it when unset."
   }), 0, {
     // Written as a size, stored in MiB (worker resourceLimits.maxOldGenerationSizeMb), rounded up.
     toField: v => Math.ceil((v as number) / MiB),

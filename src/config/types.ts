@@ -141,7 +141,7 @@ export interface PoolConfig {
   /** php_value / php_admin_value entries (flags normalised to '1' / '0'), readable by handlers. */
   readonly phpValues: Readonly<Record<string, string>>
   readonly phpAdminValues: Readonly<Record<string, string>>
-  /** V8 heap cap for each thread (resourceLimits.maxOldGenerationSizeMb); 0 = Node's default. */
+  /** V8 heap cap for each thread (resourceLimits.maxOldGenerationSizeMb); 0 = Node's default, at most 2047 MiB. */
   readonly heapLimitMb: number
   /**
    * pm.heap_soft_limit (bytes): a thread whose heap in use after a request exceeds it is retired;

@@ -66,6 +66,7 @@
 
 import { randomInt } from 'node:crypto'
 import { fileURLToPath } from 'node:url'
+import { getHeapStatistics } from 'node:v8'
 import { Piscina } from 'piscina'
 import { LAZY_UNDICI_EXEC_ARGV } from '../worker/undici-classes.ts'
 import { receiveMessageOnPort, type MessagePort, type Worker } from 'node:worker_threads'
@@ -273,6 +274,8 @@ const SERVICE_EWMA_WEIGHT = 0.02
 const SERVICE_SAMPLE_MAX_MS = 10 * QUICK_SERVICE_MS
 const MAX_DISPATCH_ATTEMPTS = 3
 /** php's maintenance heartbeat (FPM_IDLE_SERVER_MAINTENANCE_HEARTBEAT). */
+/** The highest default V8 heap cap of a thread (threadHeapLimitMb): under 2 GiB. */
+const DEFAULT_HEAP_LIMIT_MAX_MB = 2047
 const HEARTBEAT_MS = 1000
 /**
  * A thread terminated for request_terminate_timeout that has not exited this long after is stuck
@@ -394,7 +397,7 @@ export class Pool {
       env: workerEnv(config),
       // Flags of the process are inherited; without any, the threads load undici when they need it.
       execArgv: process.execArgv.length === 0 ? [...LAZY_UNDICI_EXEC_ARGV] : undefined,
-      resourceLimits: config.heapLimitMb > 0 ? { maxOldGenerationSizeMb: config.heapLimitMb } : {},
+      resourceLimits: { maxOldGenerationSizeMb: threadHeapLimitMb(config.heapLimitMb) },
       loadBalancer: (task, workers) => this.#balance(task, workers),
       recordTiming: false
     })
@@ -742,7 +745,7 @@ export class Pool {
   /** The heap cap of the pool's threads, for log lines. */
   #heapLimitText (): string {
     const mb = this.config.heapLimitMb
-    return mb > 0 ? `pm.heap_limit (${formatSize(mb * 1024 * 1024)})` : "V8's default heap limit (pm.heap_limit is not set)"
+    return mb > 0 ? `pm.heap_limit (${formatSize(mb * 1024 * 1024)})` : `the default heap limit (${threadHeapLimitMb(0)}M; pm.heap_limit is not set)`
   }
 
   /** The thread died: was the job in one of its execution slots? (unknown slots: assume it ran) */
@@ -1534,6 +1537,19 @@ export class Pool {
 }
 
 /** The environment of the pool's threads: php's clear_env (default yes) keeps only env[...]. */
+/**
+ * A thread's V8 old-generation cap: pm.heap_limit, else V8's default for this machine (the same as
+ * the main thread's, which --max-old-space-size sets) but at most DEFAULT_HEAP_LIMIT_MAX_MB: a V8
+ * isolate allowed 2 GiB or more keeps about 1.7 MiB more memory resident (measured per idle thread
+ * with Node 24), and a thread of a pool rarely needs that much heap.
+ */
+function threadHeapLimitMb (heapLimitMb: number): number {
+  if (heapLimitMb > 0) return heapLimitMb
+  const { heap_size_limit: totalBytes } = getHeapStatistics()
+  // heap_size_limit adds the young generation to the old one: close enough for a ceiling.
+  return Math.min(DEFAULT_HEAP_LIMIT_MAX_MB, Math.floor(totalBytes / (1024 * 1024)))
+}
+
 function workerEnv (config: PoolConfig): Record<string, string> {
   const base: Record<string, string> = {}
   if (!config.clearEnv) {
