@@ -7,7 +7,14 @@
 // the flag (worker threads inherit it).
 import { existsSync } from 'node:fs'
 import { spawn } from 'node:child_process'
+import { enableCompileCache } from 'node:module'
 import { fileURLToPath } from 'node:url'
+
+// Node's compile cache (in the system's temporary directory): a start does not compile again the
+// code of the server and its dependencies that an earlier start compiled (~13 ms of ~150 ms).
+// The server process the supervisor starts gets it through NODE_COMPILE_CACHE.
+const compileCache = enableCompileCache?.()
+if (compileCache?.directory !== undefined) process.env.NODE_COMPILE_CACHE ??= compileCache.directory
 
 const built = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url))
 const main = existsSync(built) ? built : fileURLToPath(new URL('../src/cli/main.ts', import.meta.url))

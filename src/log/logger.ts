@@ -3,8 +3,9 @@
 // On a TTY the lines go through pino-pretty (synchronously, in this thread: no transport thread);
 // otherwise JSON lines, so a supervisor or journald can parse them.
 
+import { createRequire } from 'node:module'
 import { pino, type Logger, type DestinationStream } from 'pino'
-import pretty from 'pino-pretty'
+import type { PrettyOptions, PrettyStream } from 'pino-pretty'
 import type { LogLevel } from '../config/types.ts'
 import { LogFile } from './log-file.ts'
 
@@ -27,12 +28,17 @@ export interface LoggerOptions {
   readonly pretty?: boolean
 }
 
+/** pino-pretty, loaded only for pretty output: it costs ~15 ms of start-up a server without a TTY does not need. */
+function loadPretty (): (options: PrettyOptions) => PrettyStream {
+  return createRequire(import.meta.url)('pino-pretty') as (options: PrettyOptions) => PrettyStream
+}
+
 export function createLogger (opts: LoggerOptions): Logger {
   const toStderr = opts.errorLog === 'stderr' || opts.errorLog === '/dev/stderr' || opts.errorLog === '/proc/self/fd/2'
   const usePretty = opts.pretty ?? (toStderr && process.stderr.isTTY === true)
   let dest: DestinationStream
   if (usePretty) {
-    dest = pretty({
+    dest = loadPretty()({
       destination: toStderr ? 2 : opts.errorLog,
       sync: true,
       colorize: toStderr && process.stderr.isTTY === true,
