@@ -3,17 +3,34 @@
 // first use; both keep the Headers handlers see in line with the real object's; both replace a
 // thread global with a class that needs undici only once something asks for it (undici-classes.ts).
 
+import { onUndiciLoad, prepareUndici, undici, undiciIfLoaded } from './undici-classes.ts'
+import type { UndiciClasses } from './undici-classes.ts'
+
 const INSPECT = Symbol.for('nodejs.util.inspect.custom')
 
 type RealOf = (value: object, syncHeaders: boolean) => object
 /** A class, or the function that stands for one. */
 type AnyClass = Function
 
+/** The body readers Request and Response share; blob() and formData() read the content-type header. */
+const BODY_READERS: ReadonlyArray<readonly [name: string, syncHeaders: boolean]> = [
+  ['arrayBuffer', false], ['bytes', false], ['text', false], ['json', false], ['blob', true], ['formData', true]
+]
+
 /**
- * What a light class's prototype shows before undici loads: its tag (Object.prototype.toString
- * gives `[object Response]`) and util.inspect (the real object's view, which loads undici).
+ * What a light class's prototype has before undici loads, besides what the class answers itself:
+ * the body readers (each reads the real object: `realOf(value, syncHeaders)`), its tag
+ * (Object.prototype.toString gives `[object Response]`) and util.inspect (the real object's view).
  */
 export function lightPrototype (light: object, tag: string, realOf: RealOf): void {
+  for (const [name, syncHeaders] of BODY_READERS) {
+    const reader = {
+      [name] (this: object): unknown {
+        return (realOf(this, syncHeaders) as Record<string, () => unknown>)[name]?.()
+      }
+    }[name]
+    Object.defineProperty(light, name, { value: reader, writable: true, enumerable: false, configurable: true })
+  }
   Object.defineProperty(light, Symbol.toStringTag, { value: tag, configurable: true })
   Object.defineProperty(light, INSPECT, {
     value: function (this: object, _depth: number, options: object, inspect: (value: unknown, options: object) => string) {
@@ -29,7 +46,7 @@ export function lightPrototype (light: object, tag: string, realOf: RealOf): voi
  * (`realOf(value, syncHeaders)`: the getters without syncing the headers, the methods after); then
  * chains `light` to `real` (instanceof, and whatever a later Node adds) with `real`'s own `constructor`.
  */
-export function delegateToReal (light: object, real: object, realOf: RealOf): void {
+function delegateToReal (light: object, real: object, realOf: RealOf): void {
   for (const name of Object.getOwnPropertyNames(real)) {
     if (name === 'constructor' || Object.hasOwn(light, name)) continue
     const descriptor = Object.getOwnPropertyDescriptor(real, name)
@@ -57,36 +74,55 @@ export function delegateToReal (light: object, real: object, realOf: RealOf): vo
 
 const ordinaryHasInstance = Function.prototype[Symbol.hasInstance]
 
+/** A light class and the global that stands for undici's class in the threads. */
+export interface LightClass {
+  readonly name: 'Request' | 'Response'
+  /** What the global constructs: its new.target is `impl` itself for `new Global()`, the subclass's otherwise (realTarget). */
+  readonly impl: AnyClass
+  /** undici's constructor's length. */
+  readonly length: number
+  /** The light class's prototype. */
+  readonly light: object
+  readonly isLight: (value: unknown) => boolean
+  readonly realOf: RealOf
+  /** Statics of the global until undici loads (then `onLoad` may replace them). */
+  readonly statics?: Readonly<Record<string, AnyClass>>
+}
+
 /**
- * The thread's global `name` in place of undici's class, usable before undici loads. Constructing
- * it runs `impl` (its new.target is `impl` itself for `new Global()`, the subclass's otherwise: use
- * realTarget()). Its `prototype` is undici's class's, read (so loading undici: `real()`) only
- * when something asks for it (`class X extends Response`), then a plain value (linkClass).
+ * Installs the thread's global `spec.name` in place of undici's class, usable before undici loads. Its `prototype` is undici's class's, read (so loading undici) only when something
+ * asks for it (`class X extends Response`), then a plain value whose `constructor` is the global.
  * `instanceof` holds for light objects without loading undici, for undici's objects once loaded.
+ * When undici loads, the light prototype delegates the rest to it (delegateToReal) and `onLoad` runs.
  */
-export function replacementClass (name: string, impl: AnyClass, length: number, isLight: (value: unknown) => boolean,
-  real: () => AnyClass, loaded: () => AnyClass | null): AnyClass {
-  const replacement = impl.bind(null)
-  Object.defineProperty(replacement, 'name', { value: name })
-  Object.defineProperty(replacement, 'length', { value: length })
-  Object.defineProperty(replacement, 'prototype', { get () { return real().prototype }, enumerable: false, configurable: true })
+export function installLightClass (spec: LightClass, onLoad?: (replacement: AnyClass, real: AnyClass) => void): void {
+  prepareUndici()
+  const pick = (classes: UndiciClasses): AnyClass => classes[spec.name]
+  const replacement = spec.impl.bind(null)
+  Object.defineProperty(replacement, 'name', { value: spec.name })
+  Object.defineProperty(replacement, 'length', { value: spec.length })
+  Object.defineProperty(replacement, 'prototype', { get () { return pick(undici()).prototype }, enumerable: false, configurable: true })
   Object.defineProperty(replacement, Symbol.hasInstance, {
     value: function (this: unknown, value: unknown): boolean {
       // A subclass: the usual prototype walk.
       if (this !== replacement) return ordinaryHasInstance.call(this, value)
-      if (isLight(value)) return true
-      const realClass = loaded()
-      return realClass !== null && ordinaryHasInstance.call(realClass, value)
+      if (spec.isLight(value)) return true
+      const loaded = undiciIfLoaded()
+      return loaded !== null && ordinaryHasInstance.call(pick(loaded), value)
     },
     configurable: true
   })
-  return replacement
-}
-
-/** Once undici is loaded: `replacement.prototype` is undici's, whose `constructor` is `replacement`. */
-export function linkClass (replacement: AnyClass, real: AnyClass): void {
-  Object.defineProperty(replacement, 'prototype', { value: real.prototype, writable: false, enumerable: false, configurable: false })
-  Object.defineProperty(real.prototype, 'constructor', { value: replacement, writable: true, enumerable: false, configurable: true })
+  for (const [name, value] of Object.entries(spec.statics ?? {})) {
+    Object.defineProperty(replacement, name, { value, writable: true, enumerable: false, configurable: true })
+  }
+  onUndiciLoad((classes) => {
+    const real = pick(classes)
+    Object.defineProperty(replacement, 'prototype', { value: real.prototype, writable: false, enumerable: false, configurable: false })
+    Object.defineProperty(real.prototype, 'constructor', { value: replacement, writable: true, enumerable: false, configurable: true })
+    delegateToReal(spec.light, real.prototype, spec.realOf)
+    onLoad?.(replacement, real)
+  })
+  replaceGlobal(spec.name, replacement, false)
 }
 
 /** The new.target for undici's constructor: its class for `new Global()`, else the subclass. */

@@ -17,8 +17,8 @@
 // - `signal` is the request's own AbortSignal, also on the real Request and on clones (as an own
 //   property: undici's fetch(request) does not follow it, pass { signal: request.signal }).
 
-import { delegateToReal, lightPrototype, linkClass, realTarget, replaceGlobal, replacementClass, withHeaders } from './light-delegation.ts'
-import { onUndiciLoad, prepareUndici, undici, undiciIfLoaded } from './undici-classes.ts'
+import { installLightClass, lightPrototype, realTarget, replaceGlobal, withHeaders } from './light-delegation.ts'
+import { undici } from './undici-classes.ts'
 
 type RequestBody = Uint8Array | ReadableStream<Uint8Array> | null
 
@@ -84,31 +84,6 @@ export class LightRequest {
     return clone
   }
 
-  arrayBuffer (): Promise<ArrayBuffer> {
-    return this.#materialize().arrayBuffer()
-  }
-
-  bytes (): Promise<Uint8Array> {
-    return this.#materialize().bytes()
-  }
-
-  text (): Promise<string> {
-    return this.#materialize().text()
-  }
-
-  json (): Promise<unknown> {
-    return this.#materialize().json()
-  }
-
-  /** formData() and blob() read the content-type header. */
-  formData (): Promise<FormData> {
-    return this.#synced().formData()
-  }
-
-  blob (): Promise<Blob> {
-    return this.#synced().blob()
-  }
-
   /** The real Request (built once). */
   #materialize (): Request {
     let real = this.#real
@@ -127,9 +102,9 @@ export class LightRequest {
   }
 }
 
-// Everything else Request.prototype has (cache, credentials, duplex, ... and whatever a later
-// Node adds) is the real Request's, once undici is loaded; `constructor` is Request.prototype's
-// (the global Request).
+// The body readers (text(), json()...) and, once undici is loaded, everything else
+// Request.prototype has (cache, credentials, duplex, ... and whatever a later Node adds) are the
+// real Request's; `constructor` is Request.prototype's (the global Request).
 const realOfLight = (value: object, syncHeaders: boolean): object => realOf(value as LightRequest, syncHeaders)
 lightPrototype(LightRequest.prototype, 'Request', realOfLight)
 
@@ -181,30 +156,27 @@ function appendPairs (headers: Headers, pairs: readonly string[]): Headers {
 // ---------------------------------------------------------------------------------------------
 // The thread's global Request and fetch
 
+/** `args` with a light Request as the first replaced by its real Request (with the current headers). */
+function realInput (args: IArguments): ArrayLike<unknown> {
+  const input: unknown = args[0]
+  if (!isLight(input)) return args
+  const out: unknown[] = Array.prototype.slice.call(args)
+  out[0] = realOf(input, true)
+  return out
+}
+
 /** What the global Request constructs: undici's, with a light Request as input replaced by the real one. */
-function RequestImpl (this: unknown, input: unknown, _init?: RequestInit): Request {
+function RequestImpl (this: unknown, _input: unknown, _init?: RequestInit): Request {
   if (new.target === undefined) throw new TypeError("Class constructor Request cannot be invoked without 'new'")
   const real = undici().Request
-  const target = realTarget(new.target, RequestImpl, real)
-  if (isLight(input)) {
-    const args: unknown[] = Array.prototype.slice.call(arguments)
-    args[0] = realOf(input, true)
-    return Reflect.construct(real, args, target) as Request
-  }
   // eslint-disable-next-line prefer-rest-params
-  return Reflect.construct(real, arguments, target) as Request
+  return Reflect.construct(real, realInput(arguments), realTarget(new.target, RequestImpl, real)) as Request
 }
 
 /** The replacement global fetch: undici's, with a light Request sent as its real Request. */
-function fetch (this: unknown, input: unknown, _init?: RequestInit): Promise<Response> {
-  const realFetch = undici().fetch as (...a: unknown[]) => Promise<Response>
-  if (isLight(input)) {
-    const args: unknown[] = Array.prototype.slice.call(arguments)
-    args[0] = realOf(input, true)
-    return realFetch.apply(this, args)
-  }
+function fetch (this: unknown, _input: unknown, _init?: RequestInit): Promise<Response> {
   // eslint-disable-next-line prefer-rest-params
-  return realFetch.apply(this, arguments as unknown as unknown[])
+  return Reflect.apply(undici().fetch, this, realInput(arguments)) as Promise<Response>
 }
 
 let installed = false
@@ -217,14 +189,8 @@ let installed = false
 export function installRequestGlobals (): void {
   if (installed) return
   installed = true
-  prepareUndici()
   // undici's Request.length and fetch.length.
-  const Request = replacementClass('Request', RequestImpl, 1, isLight, () => undici().Request, () => undiciIfLoaded()?.Request ?? null)
+  installLightClass({ name: 'Request', impl: RequestImpl, length: 1, light: LightRequest.prototype, isLight, realOf: realOfLight })
   Object.defineProperty(fetch, 'length', { value: 1 })
-  onUndiciLoad(({ Request: real }) => {
-    linkClass(Request, real)
-    delegateToReal(LightRequest.prototype, real.prototype, realOfLight)
-  })
-  replaceGlobal('Request', Request, false)
   replaceGlobal('fetch', fetch, true)
 }

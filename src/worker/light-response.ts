@@ -22,8 +22,8 @@
 // - Once the sender has taken the body, the Response looks as it does after the sender read a real
 //   one: bodyUsed true, body locked (cancelled for HEAD), text() and clone() fail.
 
-import { delegateToReal, lightPrototype, linkClass, realTarget, replaceGlobal, replacementClass, withHeaders } from './light-delegation.ts'
-import { onUndiciLoad, prepareUndici, undici, undiciIfLoaded } from './undici-classes.ts'
+import { installLightClass, lightPrototype, realTarget, withHeaders } from './light-delegation.ts'
+import { undici } from './undici-classes.ts'
 const TEXT_PLAIN = 'text/plain;charset=UTF-8'
 const JSON_TYPE = 'application/json'
 
@@ -142,31 +142,6 @@ export class LightResponse {
     return this.#synced().clone()
   }
 
-  arrayBuffer (): Promise<ArrayBuffer> {
-    return this.#materialize().arrayBuffer()
-  }
-
-  bytes (): Promise<Uint8Array> {
-    return this.#materialize().bytes()
-  }
-
-  text (): Promise<string> {
-    return this.#materialize().text()
-  }
-
-  json (): Promise<unknown> {
-    return this.#materialize().json()
-  }
-
-  /** blob() and formData() read the content-type header. */
-  blob (): Promise<Blob> {
-    return this.#synced().blob()
-  }
-
-  formData (): Promise<FormData> {
-    return this.#synced().formData()
-  }
-
   /** The real Response (built once). */
   #materialize (): Response {
     let real = this.#real
@@ -192,8 +167,9 @@ export class LightResponse {
   }
 }
 
-// Anything else Response.prototype has (and whatever a later Node adds) is the real Response's,
-// once undici is loaded; `constructor` is Response.prototype's (the global Response).
+// The body readers (text(), json()...) and, once undici is loaded, anything else
+// Response.prototype has (and whatever a later Node adds) are the real Response's; `constructor`
+// is Response.prototype's (the global Response).
 const realOfLight = (value: object, syncHeaders: boolean): object => realOf(value as LightResponse, syncHeaders)
 lightPrototype(LightResponse.prototype, 'Response', realOfLight)
 
@@ -356,22 +332,17 @@ let installed = false
 export function installResponseGlobal (): void {
   if (installed) return
   installed = true
-  prepareUndici()
-  // undici's Response.length, Response.json.length and Response.redirect.length.
-  const Response = replacementClass('Response', ResponseImpl, 0, isLight, () => undici().Response, () => undiciIfLoaded()?.Response ?? null)
+  // undici's Response.json.length, Response.redirect.length and Response.length.
   Object.defineProperty(json, 'length', { value: 1 })
   Object.defineProperty(redirect, 'length', { value: 1 })
   const statics = { error, json, redirect }
-  for (const [name, value] of Object.entries(statics)) Object.defineProperty(Response, name, { value, writable: true, enumerable: false, configurable: true })
-  onUndiciLoad(({ Response: real }) => {
-    linkClass(Response, real)
-    delegateToReal(LightResponse.prototype, real.prototype, realOfLight)
-    // The statics are undici's (json: ours), with anything a later Node adds.
-    Object.setPrototypeOf(Response, real)
-    for (const name of Object.getOwnPropertyNames(real)) {
-      if (name === 'length' || name === 'name' || name === 'prototype' || name === 'json') continue
-      Object.defineProperty(Response, name, Object.getOwnPropertyDescriptor(real, name) as PropertyDescriptor)
-    }
-  })
-  replaceGlobal('Response', Response, false)
+  installLightClass({ name: 'Response', impl: ResponseImpl, length: 0, light: LightResponse.prototype, isLight, realOf: realOfLight, statics },
+    (replacement, real) => {
+      // The statics are undici's (json: ours), with anything a later Node adds.
+      Object.setPrototypeOf(replacement, real)
+      for (const name of Object.getOwnPropertyNames(real)) {
+        if (name === 'length' || name === 'name' || name === 'prototype' || name === 'json') continue
+        Object.defineProperty(replacement, name, Object.getOwnPropertyDescriptor(real, name) as PropertyDescriptor)
+      }
+    })
 }
