@@ -17,7 +17,7 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import { stopper } from './managed-process.ts'
-import { findNginx, launchNginx, STANDARD_FASTCGI_PARAMS } from '../test/helpers/nginx.ts'
+import { findNginx, launchNginx, nginxTempPaths, STANDARD_FASTCGI_PARAMS } from '../test/helpers/nginx.ts'
 
 export { findNginx }
 
@@ -90,12 +90,7 @@ events {
 
 http {
   access_log off;
-  client_body_temp_path ${path.join(ctx.dir, 'client_body_temp')};
-  proxy_temp_path ${path.join(ctx.dir, 'proxy_temp')};
-  fastcgi_temp_path ${path.join(ctx.dir, 'fastcgi_temp')};
-  uwsgi_temp_path ${path.join(ctx.dir, 'uwsgi_temp')};
-  scgi_temp_path ${path.join(ctx.dir, 'scgi_temp')};
-  keepalive_requests 1000000;
+${nginxTempPaths(ctx.dir)}  keepalive_requests 1000000;
 
 ${upstream}  server {
     listen 127.0.0.1:${ctx.port};

@@ -69,6 +69,11 @@ export const STANDARD_FASTCGI_PARAMS = `
     fastcgi_param SERVER_NAME       $server_name;
     fastcgi_param REDIRECT_STATUS   200;`
 
+/** http{} lines that put nginx's temporary directories inside `dir` (Debian's are root's, under /var/lib/nginx). */
+export function nginxTempPaths (dir: string): string {
+  return ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map(kind => `  ${kind}_temp_path ${path.join(dir, `${kind}_temp`)};\n`).join('')
+}
+
 /** Path of the nginx binary: $NGINX_BIN, /usr/sbin/nginx, or the first `nginx` on PATH; null if none. */
 export function findNginx (): string | null {
   const candidates: string[] = []
@@ -173,12 +178,7 @@ events {
 
 http {
   access_log off;
-  client_body_temp_path ${path.join(ctx.dir, 'client_body_temp')};
-  proxy_temp_path ${path.join(ctx.dir, 'proxy_temp')};
-  fastcgi_temp_path ${path.join(ctx.dir, 'fastcgi_temp')};
-  uwsgi_temp_path ${path.join(ctx.dir, 'uwsgi_temp')};
-  scgi_temp_path ${path.join(ctx.dir, 'scgi_temp')};
-  client_max_body_size ${opts.clientMaxBodySize ?? '200m'};
+${nginxTempPaths(ctx.dir)}  client_max_body_size ${opts.clientMaxBodySize ?? '200m'};
   keepalive_requests 100000;
 
 ${upstreamBlock}  server {
