@@ -20,6 +20,8 @@ export const APPS_DIR = fileURLToPath(new URL('./apps/', import.meta.url)).repla
 // What users run: bin/node-fpm.js, which runs the build in dist/ (the npm bench scripts build first).
 const MAIN = fileURLToPath(new URL('../bin/node-fpm.js', import.meta.url))
 const READY_LINE = 'ready to handle connections'
+/** The pool's line once all its initial threads are up (they boot a few at a time, after the ready line). */
+export const THREADS_READY_LINE = /^\d+ initial threads ready$/
 const START_TIMEOUT_MS = 30_000
 
 export interface NodeFpmOptions {
@@ -117,16 +119,22 @@ export function readyLineTime (h: NodeFpmHandle): number | null {
   return line === undefined ? null : (line.time ?? Date.now())
 }
 
-/** Starts node-fpm and waits for its "ready to handle connections" line (every thread started). */
+/** The epoch ms of the `[bench]` pool's "N initial threads ready" line, or null while it is not there. */
+export function threadsReadyLineTime (h: NodeFpmHandle): number | null {
+  const line = h.logLines().find(l => l.msg !== undefined && THREADS_READY_LINE.test(l.msg))
+  return line === undefined ? null : (line.time ?? Date.now())
+}
+
+/** Starts node-fpm and waits for its "ready to handle connections" line and for every thread to be up. */
 export async function startNodeFpm (opts: NodeFpmOptions): Promise<NodeFpmHandle> {
   const h = await spawnNodeFpm(opts)
   const deadline = Date.now() + START_TIMEOUT_MS
   for (;;) {
-    if (readyLineTime(h) !== null) return h
+    if (readyLineTime(h) !== null && threadsReadyLineTime(h) !== null) return h
     if (h.exited() || Date.now() > deadline) {
       const why = h.exited()
         ? `node-fpm exited during start-up (code ${String(h.managed.child.exitCode)}, signal ${String(h.managed.child.signalCode)})`
-        : `node-fpm did not log "${READY_LINE}" within ${START_TIMEOUT_MS} ms`
+        : `node-fpm did not log "${READY_LINE}" and "N initial threads ready" within ${START_TIMEOUT_MS} ms`
       const text = h.logText()
       await h.stop()
       throw new Error(`${why}:\n${text}\n--- config ---\n${h.configText}`)

@@ -171,7 +171,7 @@ function nodeFpmConfig (dir: string, scenarios: Scenario[], workers: number, ioC
   return lines.join('\n')
 }
 
-/** Starts node-fpm on a generated config; resolves once every pool's socket accepts connections. */
+/** Starts node-fpm on a generated config; resolves once every pool's socket accepts connections and its threads are all up. */
 async function startNodeFpm (scenarios: Scenario[], workers: number, ioConcurrency: number | undefined): Promise<Server> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'node-fpm-bench-'))
   const conf = path.join(dir, 'node-fpm.conf')
@@ -199,7 +199,8 @@ async function startNodeFpm (scenarios: Scenario[], workers: number, ioConcurren
       cleanup()
       throw new Error(`node-fpm exited during start-up (code ${child.exitCode}, signal ${child.signalCode}):\n${text}\n--- ${conf} ---\n${nodeFpmConfig(dir, scenarios, workers, ioConcurrency)}`)
     }
-    if ((await Promise.all(sockets.map(canConnect))).every(Boolean)) break
+    const threadsUp = logs().split('\n').filter(line => /"msg":"\d+ initial threads ready"/.test(line)).length >= scenarios.length
+    if (threadsUp && (await Promise.all(sockets.map(canConnect))).every(Boolean)) break
     if (Date.now() > deadline) {
       const text = logs()
       child.kill('SIGKILL')

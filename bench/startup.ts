@@ -8,7 +8,9 @@
 //   2. first response: as soon as the socket exists, sends GET /hello.mjs (retrying every 5 ms while
 //      the connection is refused) until a response is 200 `Hello, World!`: the time from the spawn;
 //   3. ready line: the time from the spawn to the "ready to handle connections" log line (the
-//      line's own `time`, so the reading does not depend on when the file is read);
+//      line's own `time`, so the reading does not depend on when the file is read); the pool
+//      says it once its first threads (one per CPU) are up, and the others boot after it: "all
+//      threads" is the time to the pool's "N initial threads ready" line;
 //   4. makes every thread serve a request: batches of --threads concurrent GET /sleep.mjs (10 ms
 //      each, so that they spread over the threads), until the status page (`?json&full`) shows
 //      every thread with at least one request;
@@ -31,7 +33,7 @@ import { buildCgiParams, fcgiRequest } from '../src/client/fcgi-client.ts'
 import { benchEnvironment, fileStamp } from './environment.ts'
 import { formatTable, median, round } from './figures.ts'
 import { sleep } from './managed-process.ts'
-import { readyLineTime, serverPid, spawnNodeFpm } from './node-fpm-process.ts'
+import { readyLineTime, serverPid, spawnNodeFpm, threadsReadyLineTime } from './node-fpm-process.ts'
 import type { NodeFpmHandle } from './node-fpm-process.ts'
 
 const RESULTS_DIR = fileURLToPath(new URL('./results/', import.meta.url))
@@ -57,6 +59,8 @@ interface StartSample {
   start: number
   firstResponseMs: number
   readyLineMs: number
+  /** To the pool's "N initial threads ready" line. */
+  allThreadsMs: number
   /** Batches of concurrent requests it took until every thread had served one. */
   spreadBatches: number
   /** Every thread had served a request, per the status page (false: the page did not say). */
@@ -112,13 +116,13 @@ async function firstResponse (h: NodeFpmHandle): Promise<number> {
   }
 }
 
-async function readyLine (h: NodeFpmHandle): Promise<number> {
+async function logLineMs (h: NodeFpmHandle, lineTime: (h: NodeFpmHandle) => number | null, what: string): Promise<number> {
   const deadline = Date.now() + START_DEADLINE_MS
   for (;;) {
-    const t = readyLineTime(h)
+    const t = lineTime(h)
     if (t !== null) return t - h.spawnedAtEpochMs
     assertRunning(h, 'starting')
-    if (Date.now() > deadline) throw new Error(`node-fpm did not log "ready to handle connections" within ${START_DEADLINE_MS} ms:\n${h.logText()}`)
+    if (Date.now() > deadline) throw new Error(`node-fpm did not log "${what}" within ${START_DEADLINE_MS} ms:\n${h.logText()}`)
     await sleep(10)
   }
 }
@@ -144,7 +148,8 @@ async function measureStart (mode: Mode, threads: number, start: number, settleM
   const h = await spawnNodeFpm({ workers: threads, noSupervisor, poolDirectives: 'pm.status_path = /status' })
   try {
     const firstResponseMs = await firstResponse(h)
-    const readyLineMs = await readyLine(h)
+    const readyLineMs = await logLineMs(h, readyLineTime, 'ready to handle connections')
+    const allThreadsMs = await logLineMs(h, threadsReadyLineTime, 'N initial threads ready')
     const spread = await serveOnEveryThread(h, threads)
     await sleep(settleMs)
     const pid = serverPid(h, noSupervisor)
@@ -160,6 +165,7 @@ async function measureStart (mode: Mode, threads: number, start: number, settleM
       start,
       firstResponseMs: round(firstResponseMs, 1),
       readyLineMs,
+      allThreadsMs,
       spreadBatches: spread.batches,
       everyThreadServed: spread.verified,
       serverRssKiB: median(readings),
@@ -177,6 +183,7 @@ interface ModeSummary {
   /** Medians over the starts, with `threads` threads and with 1. */
   firstResponseMs: number
   readyLineMs: number
+  allThreadsMs: number
   firstResponseMs1: number
   readyLineMs1: number
   serverRssMiB: number
@@ -185,7 +192,7 @@ interface ModeSummary {
   /** (serverRssMiB - serverRssMiB1) / (threads - 1). */
   idleRssPerThreadMiB: number
   everyThreadServed: boolean
-  perStart: { firstResponseMs: number[], readyLineMs: number[], serverRssMiB: number[], serverRssMiB1: number[] }
+  perStart: { firstResponseMs: number[], readyLineMs: number[], allThreadsMs: number[], serverRssMiB: number[], serverRssMiB1: number[] }
 }
 
 function mib (kib: number): number {
@@ -204,6 +211,7 @@ function summarize (mode: Mode, threads: number, samples: StartSample[]): ModeSu
     starts: big.length,
     firstResponseMs: round(median(big.map(s => s.firstResponseMs)), 1),
     readyLineMs: median(big.map(s => s.readyLineMs)),
+    allThreadsMs: median(big.map(s => s.allThreadsMs)),
     firstResponseMs1: round(median(one.map(s => s.firstResponseMs)), 1),
     readyLineMs1: median(one.map(s => s.readyLineMs)),
     serverRssMiB: mib(rssBig),
@@ -214,6 +222,7 @@ function summarize (mode: Mode, threads: number, samples: StartSample[]): ModeSu
     perStart: {
       firstResponseMs: big.map(s => s.firstResponseMs),
       readyLineMs: big.map(s => s.readyLineMs),
+      allThreadsMs: big.map(s => s.allThreadsMs),
       serverRssMiB: big.map(s => mib(s.serverRssKiB)),
       serverRssMiB1: one.map(s => mib(s.serverRssKiB))
     }
@@ -251,7 +260,7 @@ async function main (): Promise<void> {
         done++
         const s = await measureStart(mode, threads, i, opts.settleMs)
         samples.push(s)
-        say(`[${done}/${total}] ${mode}, ${threads} thread${threads > 1 ? 's' : ''}: first response ${s.firstResponseMs} ms, ready line ${s.readyLineMs} ms, ` +
+        say(`[${done}/${total}] ${mode}, ${threads} thread${threads > 1 ? 's' : ''}: first response ${s.firstResponseMs} ms, ready line ${s.readyLineMs} ms, all threads ${s.allThreadsMs} ms, ` +
           `server RSS ${mib(s.serverRssKiB)} MiB${s.supervisorRssKiB !== null ? `, supervisor ${mib(s.supervisorRssKiB)} MiB` : ''}` +
           `${s.everyThreadServed ? '' : ' (every thread served: not verified)'}`)
       }
@@ -275,16 +284,16 @@ async function main (): Promise<void> {
     return
   }
   const n = opts.threads
-  const head = ['mode', `first response ms (${n} thr)`, `ready line ms (${n} thr)`, 'first response ms (1 thr)', 'ready line ms (1 thr)',
+  const head = ['mode', `first response ms (${n} thr)`, `ready line ms (${n} thr)`, `all threads ms (${n} thr)`, 'first response ms (1 thr)', 'ready line ms (1 thr)',
     `server RSS MiB (${n} thr)`, 'server RSS MiB (1 thr)', 'supervisor RSS MiB', 'idle RSS per thread MiB']
-  const rows = summary.map(s => [s.mode, s.firstResponseMs.toFixed(1), String(s.readyLineMs), s.firstResponseMs1.toFixed(1), String(s.readyLineMs1),
+  const rows = summary.map(s => [s.mode, s.firstResponseMs.toFixed(1), String(s.readyLineMs), String(s.allThreadsMs), s.firstResponseMs1.toFixed(1), String(s.readyLineMs1),
     s.serverRssMiB.toFixed(1), s.serverRssMiB1.toFixed(1), s.supervisorRssMiB === null ? '-' : s.supervisorRssMiB.toFixed(1), s.idleRssPerThreadMiB.toFixed(2)])
   const out = ['', `${opts.starts} starts per mode and size (medians), Node ${process.version}, ${env.cpus} CPUs, load ${env.loadAvg.join(' ')}`, '',
     formatTable(head, rows, ['mode']), '']
   for (const s of summary) {
     const ready = Math.max(s.firstResponseMs, s.readyLineMs)
     out.push(`${s.mode}: ready ${ready <= TARGET_READY_MS ? '<=' : '>'} ${TARGET_READY_MS} ms with ${n} threads` +
-      `${n === 8 ? '' : ' (the target is for 8)'} (${ready} ms, the later of first response and ready line); ` +
+      `${n === 8 ? '' : ' (the target is for 8)'} (${ready} ms, the later of first response and ready line; all ${n} threads up at ${s.allThreadsMs} ms); ` +
       `idle RSS per thread ${s.idleRssPerThreadMiB <= TARGET_IDLE_THREAD_MIB ? '<=' : '>'} ${TARGET_IDLE_THREAD_MIB} MiB (${s.idleRssPerThreadMiB} MiB)` +
       `${s.everyThreadServed ? '' : '; every thread served a request: NOT verified by the status page'}`)
   }

@@ -65,6 +65,7 @@
 //   cap) is a death: logged (pm.heap_limit by name), replaced at once.
 
 import { randomInt } from 'node:crypto'
+import { availableParallelism } from 'node:os'
 import { fileURLToPath } from 'node:url'
 import { getHeapStatistics } from 'node:v8'
 import { Piscina } from 'piscina'
@@ -277,6 +278,8 @@ const MAX_DISPATCH_ATTEMPTS = 3
 /** The highest default V8 heap cap of a thread (threadHeapLimitMb): under 2 GiB. */
 const DEFAULT_HEAP_LIMIT_MAX_MB = 2047
 const HEARTBEAT_MS = 1000
+/** Initial threads that boot at once (each costs ~30 ms of CPU, node-runtime.md): one per CPU, at least 2. */
+const STARTUP_BATCH = Math.max(2, availableParallelism())
 /**
  * A thread terminated for request_terminate_timeout that has not exited this long after is stuck
  * in a blocking system call. Measured exits take 2-10 ms (node-runtime.md §2): 2 s leaves ample
@@ -310,6 +313,13 @@ export class Pool {
   readonly #starting = new Map<Worker, number>()
   /** Recent time from asking for a thread to its being ready (ms). */
   #startupMs = 50
+  /** Initial threads not asked for yet: they start as the first ones become ready (#startDeferred). */
+  #deferredStarts = 0
+  /** Ready threads that make the pool able to serve at start (`started`). */
+  readonly #servingAt: number
+  /** The initial threads have not all started yet (logged once they have). */
+  #initialPending = true
+  readonly #createdAtMs = performance.now()
   readonly #stats = new PoolStats()
   readonly #pm: PmSettings
   #pmMemory: PmMemory = PM_START
@@ -351,9 +361,10 @@ export class Pool {
   #deaths: number[] = []
   #onStarted: (() => void) | null = null
   /**
-   * Resolves once the threads the pool starts with (static: pm.max_children, dynamic:
-   * pm.start_servers, ondemand: none) are ready, or failed to start. The server can wait for it
-   * before it says it is ready, as php-fpm forks its first children before it does.
+   * Resolves once the pool can serve: the first STARTUP_BATCH of the threads it starts with (static:
+   * pm.max_children, dynamic: pm.start_servers, ondemand: none) are ready, or every one of them is
+   * ready or failed to start. The others are still starting. The server waits for it before it says
+   * it is ready, as php-fpm forks its children (which then initialize) before it does.
    */
   readonly started: Promise<void>
 
@@ -413,7 +424,12 @@ export class Pool {
       if (err.code !== 'ERR_WORKER_OUT_OF_MEMORY') this.log.error({ err }, 'pool error')
     })
     this.started = new Promise<void>((resolve) => { this.#onStarted = resolve })
-    this.#spawn(initialThreads(this.#pm))
+    // Threads boot a few at a time (as many as there are CPUs): all at once, each takes as long as
+    // the whole batch on a small machine and the first request waits for all of them.
+    const initial = initialThreads(this.#pm)
+    this.#servingAt = Math.min(initial, STARTUP_BATCH)
+    this.#deferredStarts = initial - this.#servingAt
+    this.#spawn(this.#servingAt)
     this.#checkStarted()
     this.#heartbeat = setInterval(() => { this.#tick() }, HEARTBEAT_MS).unref()
     const timeoutMs = config.request.terminateTimeoutMs
@@ -973,7 +989,16 @@ export class Pool {
   #onStartFailed (worker: Worker, code: number): void {
     this.#starting.delete(worker)
     if (!this.#closed) this.log.error({ code }, `a thread failed to start (exit code ${code})`)
+    this.#startDeferred()
     this.#checkStarted()
+  }
+
+  /** One more of the initial threads, now that one of those booting is ready or failed. */
+  #startDeferred (): void {
+    if (this.#deferredStarts === 0) return
+    this.#deferredStarts--
+    if (this.#closed) this.#deferredStarts = 0
+    else this.#spawn(1)
   }
 
   #onThreadCreated (id: number): void {
@@ -1016,9 +1041,10 @@ export class Pool {
     // piscina moves it to its ready list right after this event: hand it requests from then on.
     queueMicrotask(() => {
       this.#starting.delete(worker)
-      this.#checkStarted()
-      if (thread.gone) return
+      this.#startDeferred()
+      if (thread.gone) { this.#checkStarted(); return }
       thread.ready = true
+      this.#checkStarted()
       // A new thread is ready: one thread an emergency restart replaces can go.
       this.#retireRestarting(1)
       if (this.#closed && this.#queue.size === 0) return
@@ -1074,7 +1100,18 @@ export class Pool {
   }
 
   #checkStarted (): void {
-    if (this.#onStarted === null || this.#startingCount() > 0) return
+    if (this.#initialPending && this.#startingCount() === 0) {
+      this.#initialPending = false
+      let ready = 0
+      for (const t of this.#threads.values()) if (t.ready && !t.gone) ready++
+      if (ready > 0) this.log.info({ threads: ready, ms: Math.round(performance.now() - this.#createdAtMs) }, `${ready} initial threads ready`)
+    }
+    if (this.#onStarted === null) return
+    if (this.#startingCount() > 0) {
+      let ready = 0
+      for (const t of this.#threads.values()) if (t.ready && !t.gone) ready++
+      if (ready < this.#servingAt) return
+    }
     this.#onStarted()
     this.#onStarted = null
   }
@@ -1391,7 +1428,7 @@ export class Pool {
 
   /** Threads asked for that cannot take requests yet. */
   #startingCount (): number {
-    return this.#starting.size
+    return this.#starting.size + this.#deferredStarts
   }
 
   #countedThreads (): number {

@@ -4,6 +4,7 @@
 
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
+import { availableParallelism } from 'node:os'
 import { join } from 'node:path'
 import { REPO, startFpm } from '../helpers/fpm-tester.ts'
 import type { FpmHandle } from '../helpers/fpm-tester.ts'
@@ -46,5 +47,36 @@ describe('pm = static', () => {
     assert.equal(new Set(after.map((r) => r.body)).size, 2, 'two threads')
     assert.ok(!after.some((r) => r.body === String(died.thread)), 'not on the dead thread')
     assert.equal(fpm.logs.filter((l) => /reached/.test(l.msg)).length, 0)
+  })
+})
+
+// Threads boot a few at a time (one per CPU, at least 2): the pool serves once the first ones are
+// up, and the others follow without any being started twice (they count as starting meanwhile).
+describe('pm = static, more threads than boot at once', () => {
+  const THREADS = 6
+  let fpm: FpmHandle
+  before(async () => { fpm = await startFpm(CONFIG.replace('pm.max_children = 2', `pm.max_children = ${THREADS}`), { root: APPS }) })
+  after(async () => { await fpm.stop() })
+
+  test('every initial thread starts exactly once, and the pool says when they are all up', async () => {
+    const ready = fpm.logs.find((l) => l.msg === 'ready to handle connections')
+    assert.ok(ready !== undefined)
+    // Served at once, whatever is still booting.
+    assert.equal((await get(fpm, 'hold.mjs', 'ms=0')).status, 200)
+    const allUp = await fpm.waitForLog((l) => l.msg === `${THREADS} initial threads ready`)
+    assert.equal(allUp.threads, THREADS)
+    assert.ok((allUp.time as number) >= (ready.time as number), 'all up at or after the ready line')
+    if (availableParallelism() < THREADS) {
+      const startedBeforeReady = fpm.logs.filter((l) => /^thread \d+ started$/.test(l.msg) && (l.time as number) <= (ready.time as number)).length
+      assert.ok(startedBeforeReady < THREADS, `${startedBeforeReady} threads had started by the ready line`)
+    }
+    // The heartbeat counts the booting ones as starting: it never asks for more.
+    const tick = await fpm.waitForLog((l) => l.msg.startsWith('threads: ') && (l.time as number) > (allUp.time as number), 5000)
+    assert.equal(tick.msg, `threads: ${THREADS} (idle ${THREADS}, active 0)`)
+    assert.equal(fpm.logs.filter((l) => /^thread \d+ started$/.test(l.msg)).length, THREADS)
+    const until = Date.now() + 300
+    const bodies = await Promise.all(Array.from({ length: THREADS }, async () => (await get(fpm, 'hold.mjs', `until=${until}`)).body))
+    assert.equal(new Set(bodies).size, THREADS, `${THREADS} requests at once run on ${THREADS} threads`)
+    assert.equal(fpm.logs.filter((l) => /^thread \d+ started$/.test(l.msg)).length, THREADS)
   })
 })
