@@ -45,6 +45,8 @@ export class Connection implements RecordSink {
   readonly #exchanges = new Map<number, Exchange>()
   #drainWaiters: Array<() => void> = []
   #closeWhenIdle = false
+  /** A request finished before the web server sent all of its input: more bytes may still come. */
+  #inputOutstanding = false
   #ending = false
   #paused = false
 
@@ -149,6 +151,7 @@ export class Connection implements RecordSink {
     const keepConn = (flags & FCGI_KEEP_CONN) !== 0
     if (!keepConn) this.#closeWhenIdle = true
     if (role !== Role.RESPONDER) {
+      this.#inputOutstanding = true // its params and input may still come
       this.#write([frameEndOnly(requestId, 0, ProtocolStatus.UNKNOWN_ROLE)])
       this.#maybeClose()
       return
@@ -203,6 +206,7 @@ export class Connection implements RecordSink {
   /** Called by an Exchange once its response ended and its input is complete. */
   exchangeFinished (ex: Exchange): void {
     if (this.#exchanges.get(ex.requestId) === ex) this.#exchanges.delete(ex.requestId)
+    if (!ex.inputEnded) this.#inputOutstanding = true
     this.checkBodyBackpressure()
     this.#maybeClose()
   }
@@ -217,7 +221,14 @@ export class Connection implements RecordSink {
     if (!this.#closeWhenIdle || this.#exchanges.size > 0 || this.#ending) return
     this.#ending = true
     // spec §3.5: without FCGI_KEEP_CONN the application closes the connection after END_REQUEST.
-    // end() flushes what is queued; a peer that never closes its side is destroyed after a delay.
+    // Everything written and every input complete (nginx's case): close now, as php-fpm does; the
+    // kernel still delivers what was written. Else end() flushes what is queued and waits for the
+    // peer (closing with unread input would reset the connection and could lose the response);
+    // a peer that never closes its side is destroyed after a delay.
+    if (!this.#inputOutstanding && this.#socket.writableLength === 0) {
+      this.#socket.destroy()
+      return
+    }
     this.#socket.end()
     setTimeout(() => { this.#socket.destroy() }, CLOSE_LINGER_MS).unref()
   }

@@ -75,6 +75,8 @@ export class Exchange implements PoolRequest {
 
   get isResponseEnded (): boolean { return this.#response === ResponseState.ENDED }
   get isInputDone (): boolean { return this.#stage === Stage.INPUT_DONE }
+  /** The web server sent the end of the body (the empty FCGI_STDIN): it has nothing more to send for this request. */
+  get inputEnded (): boolean { return this.#stdinEnded }
   get isParamsStage (): boolean { return this.#stage === Stage.PARAMS }
   get isStdinStage (): boolean { return this.#stage === Stage.STDIN }
   get dispatched (): boolean { return this.#dispatched }

@@ -62,12 +62,15 @@ class RawConn {
   /** The server sent FIN. */
   ended = false
   closed = false
+  /** The code of the socket's error (ECONNRESET, EPIPE...), if it had one. */
+  errorCode: string | null = null
   parseError: unknown = null
   readonly #waiters = new Set<() => void>()
   readonly #from = new Map<number, number>()
 
-  static async open (port: number): Promise<RawConn> {
-    const socket = net.connect({ host: '127.0.0.1', port })
+  /** allowHalfOpen: the server's FIN does not end our side, so what the server did with its own side shows. */
+  static async open (port: number, opts: { allowHalfOpen?: boolean } = {}): Promise<RawConn> {
+    const socket = net.connect({ host: '127.0.0.1', port, allowHalfOpen: opts.allowHalfOpen ?? false })
     await new Promise<void>((resolve, reject) => {
       socket.once('connect', resolve)
       socket.once('error', reject)
@@ -93,7 +96,8 @@ class RawConn {
     })
     socket.on('end', () => { this.ended = true; this.#wake() })
     socket.on('close', () => { this.closed = true; this.#wake() })
-    socket.on('error', () => {}) // ECONNRESET after the server dropped us: 'close' follows
+    // ECONNRESET after the server dropped us: 'close' follows
+    socket.on('error', (err: Error & { code?: string }) => { this.errorCode = err.code ?? err.message; this.#wake() })
   }
 
   /** The client's address as the server names it in logs ("127.0.0.1:54321"). */
@@ -286,6 +290,41 @@ describe('keep-alive', () => {
     await conn.until('FIN from the server', () => conn.ended ? true : undefined, 3000)
     const endAt = conn.records.findIndex((r) => r.type === RecordType.END_REQUEST)
     assert.equal(endAt, conn.records.length - 1, 'END_REQUEST is the last record before the close')
+  })
+
+  /** Writes `bytes` every 50 ms, `times` times at most, until the connection had an error. */
+  async function writeUntilError (conn: RawConn, bytes: Uint8Array, times: number): Promise<void> {
+    for (let i = 0; i < times && conn.errorCode === null && !conn.socket.destroyed; i++) {
+      conn.socket.write(bytes)
+      await sleep(50)
+    }
+  }
+
+  test('without FCGI_KEEP_CONN and with the input complete, the server closes at once (as php-fpm does)', async () => {
+    const conn = await RawConn.open(fpm.port, { allowHalfOpen: true })
+    conn.write(request(1, '/hello.mjs?tag=closed', { keepConn: false }))
+    assert.equal(http(await conn.response(1)).body.toString(), 'hello closed')
+    await conn.until('FIN from the server', () => conn.ended ? true : undefined, 3000)
+    // Closed, not half-open: what the client sends now is refused with a reset.
+    await writeUntilError(conn, buildGetValues(['FCGI_MAX_CONNS']), 40)
+    assert.match(String(conn.errorCode), /^(EPIPE|ECONNRESET)$/)
+  })
+
+  test('without FCGI_KEEP_CONN, a response sent before the body ended (413) still ends gracefully', async () => {
+    const conn = await RawConn.open(fpm.port, { allowHalfOpen: true })
+    const body = pattern(BODY_MAX + 1000, 5)
+    // BEGIN_REQUEST and the params: the 413 comes from CONTENT_LENGTH alone, before any body byte.
+    conn.write([begin(2, false), ...records(RecordType.PARAMS, 2, params('/count-body.mjs', { body })), buildStreamEnd(RecordType.PARAMS, 2)])
+    const chunk = Buffer.concat(records(RecordType.STDIN, 2, body.subarray(0, 4096)))
+    // The client keeps sending the body, as a web server that already started would.
+    const sending = writeUntilError(conn, chunk, 20)
+    const res = http(await conn.response(2))
+    assert.equal(res.status, 413)
+    await conn.until('FIN from the server', () => conn.ended ? true : undefined, 3000)
+    await sending
+    await writeUntilError(conn, chunk, 5)
+    assert.equal(conn.errorCode, null, 'the server reads and drops the rest of the body: no reset')
+    conn.socket.end()
   })
 })
 
