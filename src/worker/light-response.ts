@@ -16,8 +16,11 @@
 // - A recorded Uint8Array/ArrayBuffer is copied, as undici does: later changes by the handler are
 //   not seen.
 // - status, statusText, ok, type, url and redirected are answered from the record. `headers` is a
-//   real Headers (built at construction when init has headers, so that invalid ones throw there,
-//   else on first use) and stays the object handlers get: the head is written from it. When the
+//   real Headers, built on first use, and stays the object handlers get: the head is written from
+//   it once it exists. A plain object of simple headers (`{ 'content-type': 'application/json' }`:
+//   token names, printable ASCII values without surrounding spaces, no two names equal but for
+//   case) is recorded as sorted lowercase pairs, which is all Headers would make of it; any other
+//   headers init builds the Headers at construction, so that invalid ones throw there. When the
 //   real Response exists too, its headers are brought in line before clone(), blob(), formData().
 // - Once the sender has taken the body, the Response looks as it does after the sender read a real
 //   one: bodyUsed true, body locked (cancelled for HEAD), text() and clone() fail.
@@ -33,8 +36,13 @@ type LightBody = string | Uint8Array | null
 export interface LightResponseParts {
   readonly status: number
   readonly statusText: string
-  /** The headers, or null when there are none besides `contentType`. */
+  /** The headers, or null when the Headers object was never built (see `headerPairs`). */
   readonly headers: Headers | null
+  /**
+   * When `headers` is null: the headers as lowercase name, value pairs (flat) in Headers' order,
+   * `contentType` included; null when there are none besides `contentType`.
+   */
+  readonly headerPairs: readonly string[] | null
   /** The content type undici would add (null: none); already in `headers` when those are not null. */
   readonly contentType: string | null
   /** A Uint8Array here is the Response's own copy. */
@@ -57,15 +65,17 @@ export class LightResponse {
   readonly #statusText: string
   readonly #contentType: string | null
   #headers: Headers | null
+  readonly #pairs: readonly string[] | null
   #real: Response | null = null
   #taken: Taken = Taken.NO
 
   /** Arguments already validated (recordInit); `contentType` null when `body` is. */
-  constructor (body: LightBody, status: number, statusText: string, headers: Headers | null, contentType: string | null) {
+  constructor (body: LightBody, status: number, statusText: string, headers: Headers | null, pairs: readonly string[] | null, contentType: string | null) {
     this.#body = body
     this.#status = status
     this.#statusText = statusText
     this.#headers = headers
+    this.#pairs = pairs
     this.#contentType = contentType
   }
 
@@ -75,7 +85,7 @@ export class LightResponse {
     takeParts = (value, cancelled) => {
       if (!isLight(value) || value.#real !== null || value.#taken !== Taken.NO) return null
       value.#taken = cancelled ? Taken.CANCELLED : Taken.READ
-      return { status: value.#status, statusText: value.#statusText, headers: value.#headers, contentType: value.#contentType, body: value.#body }
+      return { status: value.#status, statusText: value.#statusText, headers: value.#headers, headerPairs: value.#pairs, contentType: value.#contentType, body: value.#body }
     }
     discardBody = (value) => {
       if (!isLight(value) || value.#real !== null) return false
@@ -115,7 +125,12 @@ export class LightResponse {
         headers = this.#real.headers
       } else {
         headers = new Headers()
-        if (this.#contentType !== null) headers.append('content-type', this.#contentType)
+        const pairs = this.#pairs
+        if (pairs !== null) {
+          for (let i = 0; i < pairs.length; i += 2) headers.append(pairs[i] as string, pairs[i + 1] as string)
+        } else if (this.#contentType !== null) {
+          headers.append('content-type', this.#contentType)
+        }
       }
       this.#headers = headers
     }
@@ -136,7 +151,7 @@ export class LightResponse {
       const body = this.#body
       const headers = this.#headers
       const copy = new LightResponse(typeof body === 'object' && body !== null ? new Uint8Array(body) : body,
-        this.#status, this.#statusText, headers === null ? null : new Headers(headers), this.#contentType)
+        this.#status, this.#statusText, headers === null ? null : new Headers(headers), this.#pairs, this.#contentType)
       return copy as unknown as Response
     }
     return this.#synced().clone()
@@ -148,6 +163,7 @@ export class LightResponse {
     if (real === null) {
       let headers: Headers | Array<[string, string]> | undefined
       if (this.#headers !== null) headers = this.#headers
+      else if (this.#pairs !== null) headers = pairTuples(this.#pairs)
       else if (this.#contentType !== null) headers = [['content-type', this.#contentType]]
       const init: ResponseInit = { status: this.#status, statusText: this.#statusText, headers }
       let body = this.#body
@@ -237,7 +253,9 @@ function isPlainBuffer (buffer: ArrayBufferLike): boolean {
 interface RecordedInit {
   readonly status: number
   readonly statusText: string
+  /** At most one of the two (see LightResponseParts). */
   readonly headers: Headers | null
+  readonly pairs: readonly string[] | null
 }
 
 /**
@@ -260,7 +278,9 @@ function recordInit (raw: RawInit, hasBody: boolean, contentType: string | null)
     statusText = rawText
   }
   let headers: Headers | null = null
-  if (raw.headers !== undefined) {
+  let pairs: string[] | null = null
+  if (raw.headers !== undefined) pairs = plainHeaderPairs(raw.headers, contentType)
+  if (raw.headers !== undefined && pairs === null) {
     try {
       headers = new Headers(raw.headers as ConstructorParameters<typeof Headers>[0])
     } catch {
@@ -268,7 +288,76 @@ function recordInit (raw: RawInit, hasBody: boolean, contentType: string | null)
     }
     if (contentType !== null && !headers.has('content-type')) headers.append('content-type', contentType)
   }
-  return { status, statusText, headers }
+  return { status, statusText, headers, pairs }
+}
+
+const TOKEN_CHARS = "!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+const IS_TOKEN_CHAR = new Uint8Array(128)
+for (let i = 0; i < TOKEN_CHARS.length; i++) IS_TOKEN_CHAR[TOKEN_CHARS.charCodeAt(i)] = 1
+
+/**
+ * A plain object of headers that Headers would take unchanged, as lowercase name, value pairs
+ * sorted by name (Headers' iteration order), with `contentType` added when it has no content-type.
+ * Null for anything else: it goes to Headers (arrays, Headers, Maps, symbol keys, non-string values,
+ * values Headers would trim or refuse, names it refuses or would merge).
+ */
+function plainHeaderPairs (init: unknown, contentType: string | null): string[] | null {
+  if (typeof init !== 'object' || init === null) return null
+  const proto: unknown = Object.getPrototypeOf(init)
+  if (proto !== Object.prototype && proto !== null) return null
+  if (Object.getOwnPropertySymbols(init).length > 0) return null
+  const record = init as Record<string, unknown>
+  const names = Object.keys(record)
+  const pairs: string[] = []
+  let hasContentType = false
+  for (let k = 0; k < names.length; k++) {
+    const key = names[k] as string
+    const value = record[key]
+    if (typeof value !== 'string' || !isTokenName(key) || !isPlainValue(value)) return null
+    const name = key.toLowerCase()
+    for (let i = 0; i < pairs.length; i += 2) if (pairs[i] === name) return null
+    if (name === 'content-type') hasContentType = true
+    insertSorted(pairs, name, value)
+  }
+  if (contentType !== null && !hasContentType) insertSorted(pairs, 'content-type', contentType)
+  return pairs
+}
+
+function insertSorted (pairs: string[], name: string, value: string): void {
+  let at = pairs.length
+  while (at > 0 && (pairs[at - 2] as string) > name) at -= 2
+  pairs.splice(at, 0, name, value)
+}
+
+function isTokenName (name: string): boolean {
+  if (name.length === 0) return false
+  for (let i = 0; i < name.length; i++) {
+    const c = name.charCodeAt(i)
+    if (c >= 128 || IS_TOKEN_CHAR[c] === 0) return false
+  }
+  return true
+}
+
+/** Printable ASCII and tabs, not starting or ending with a space or tab (Headers would trim those). */
+function isPlainValue (value: string): boolean {
+  const n = value.length
+  if (n === 0) return true
+  let c = value.charCodeAt(0)
+  if (c === 0x20 || c === 0x09) return false
+  c = value.charCodeAt(n - 1)
+  if (c === 0x20 || c === 0x09) return false
+  for (let i = 0; i < n; i++) {
+    c = value.charCodeAt(i)
+    if ((c < 0x20 && c !== 0x09) || c > 0x7e) return false
+  }
+  return true
+}
+
+/** Flat pairs as the [name, value] tuples a HeadersInit takes. */
+function pairTuples (pairs: readonly string[]): Array<[string, string]> {
+  const out: Array<[string, string]> = []
+  for (let i = 0; i < pairs.length; i += 2) out.push([pairs[i] as string, pairs[i + 1] as string])
+  return out
 }
 
 /** HTAB, SP and VCHAR only (undici also takes obs-text; that goes to undici). */
@@ -293,7 +382,7 @@ function ResponseImpl (this: unknown, body?: unknown, init?: unknown): Response 
       if (raw === null) return Reflect.construct(undici().Response, [body, init]) as Response
       const contentType = typeof recorded === 'string' ? TEXT_PLAIN : null
       const valid = recordInit(raw, recorded !== null, contentType)
-      if (valid !== null) return new LightResponse(recorded, valid.status, valid.statusText, valid.headers, contentType) as unknown as Response
+      if (valid !== null) return new LightResponse(recorded, valid.status, valid.statusText, valid.headers, valid.pairs, contentType) as unknown as Response
       return Reflect.construct(undici().Response, [body, plainInit(raw)]) as Response
     }
   }
@@ -312,7 +401,7 @@ function json (data: unknown, init?: unknown): Response {
   if (recorded === null) return undici().Response.json(data, plainInit(raw))
   const text = JSON.stringify(data) as string | undefined
   if (text === undefined) throw new TypeError('Value is not JSON serializable')
-  return new LightResponse(text, recorded.status, recorded.statusText, recorded.headers, JSON_TYPE) as unknown as Response
+  return new LightResponse(text, recorded.status, recorded.statusText, recorded.headers, recorded.pairs, JSON_TYPE) as unknown as Response
 }
 
 /** Response.error() and Response.redirect() before undici is loaded: undici's, loading it. */

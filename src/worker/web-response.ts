@@ -100,6 +100,7 @@ export function serializeLightHead (parts: LightResponseParts): string {
   const headers = parts.headers
   let lines: string
   if (headers !== null) lines = headerLines(headers)
+  else if (parts.headerPairs !== null) lines = pairLines(parts.headerPairs)
   else lines = parts.contentType === null ? '' : 'Content-Type: ' + parts.contentType + '\r\n'
   return statusLine(parts.status, parts.statusText) + lines + '\r\n'
 }
@@ -108,6 +109,17 @@ function statusLine (status: number, statusText: string): string {
   if (status === 200) return ''
   const reason = reasonPhrase(status, statusText)
   return reason === '' ? 'Status: ' + status + '\r\n' : 'Status: ' + status + ' ' + reason + '\r\n'
+}
+
+/** headerLines() of the Headers these pairs would make (no repeated names, so no cookie list). */
+function pairLines (pairs: readonly string[]): string {
+  let lines = ''
+  for (let i = 0; i < pairs.length; i += 2) {
+    const name = pairs[i] as string
+    if (name === 'status') continue
+    lines += canonicalHeaderName(name) + ': ' + (pairs[i + 1] as string) + '\r\n'
+  }
+  return lines
 }
 
 function headerLines (headers: Headers): string {

@@ -39,6 +39,7 @@ async function step (name: string, headers: Array<[string, string]> = []): Promi
   const params = buildCgiParams({ uri: `/undici-lazy.mjs?step=${name}`, scriptFilename: APP, headers })
   const res = await fcgiRequest(`127.0.0.1:${fpm.port}`, { params }, { timeoutMs: 10_000 })
   assert.equal(res.status, 200, res.body.toString())
+  assert.deepEqual(res.headers, [['Cache-Control', 'no-store'], ['Content-Type', 'application/json'], ['X-Step', name]])
   return JSON.parse(res.body.toString()) as Answer
 }
 

@@ -36,10 +36,14 @@ async function slowOutput (response: Response): Promise<{ head: string, body: nu
   return { head: serializeHead(response), body: await streamBytes(response.body) }
 }
 
+/** Light Responses sent from recorded header pairs (no Headers object built). */
+let sentFromPairs = 0
+
 /** What node-fpm sends for a light Response (the fast path). */
 function fastOutput (response: Response): { head: string, body: number[] } {
   const parts = takeLightResponse(response, false)
   assert.ok(parts !== null, 'a light Response whose real one was never built')
+  if (parts.headers === null && parts.headerPairs !== null) sentFromPairs++
   const body = [...lightBodyBytes(parts.body) ?? []]
   // The task result's form of a small body (latin1 text, one char per byte) holds the same bytes.
   const text = lightBodyText(parts.body)
@@ -233,8 +237,12 @@ describe('light Response: the global', () => {
     )
     const name = fc.oneof(fc.constantFrom('content-type', 'Content-Type', 'x-a', 'X-A', 'set-cookie', 'status', 'etag', 'bad name', ''), fc.string({ maxLength: 8 }))
     const value = fc.oneof(fc.constantFrom('v', ' padded\t', 'a\r\nb', 'caf\u00e9', 'x\u0100', ''), fc.string({ maxLength: 8 }))
+    // Plain objects of simple headers are recorded without a Headers object: weighted up.
+    const simpleName = fc.constantFrom('content-type', 'Content-Type', 'x-a', 'X-A', 'set-cookie', 'status', 'etag', 'cache-control', 'x-z!#')
+    const simpleValue = fc.constantFrom('v', 'text/html', 'a=1; Path=/', '', 'no-store', 'in ner\ttab')
     const headers = fc.oneof(
       fc.constant(undefined),
+      { arbitrary: fc.dictionary(simpleName, simpleValue, { maxKeys: 5 }), weight: 3 },
       fc.dictionary(name, value, { maxKeys: 4 }),
       fc.array(fc.tuple(name, value), { maxLength: 4 }),
       fc.array(fc.tuple(name, value), { maxLength: 4 }).map((pairs) => { try { return new Headers(pairs) } catch { return undefined } })
@@ -249,6 +257,8 @@ describe('light Response: the global', () => {
     )
     let lightOnes = 0
     await fc.assert(fc.asyncProperty(body, init, async (b, i) => {
+      // Sent before anything reads it (recorded headers go out without a Headers object).
+      const untouched = outcome(() => new Response(b as BodyInit, i as ResponseInit))
       const light = outcome(() => new Response(b as BodyInit, i as ResponseInit))
       const real = outcome(() => new NativeResponse(b as BodyInit, i as ResponseInit))
       if ('error' in real) {
@@ -259,6 +269,8 @@ describe('light Response: the global', () => {
       assert.deepEqual(members(light.response), members(real.response))
       const again = new Response(b as BodyInit, i as ResponseInit)
       const expected = await slowOutput(real.response)
+      assert.ok('response' in untouched)
+      if (isLightResponse(untouched.response)) assert.deepEqual(fastOutput(untouched.response), expected)
       if (isLightResponse(light.response)) {
         lightOnes++
         assert.deepEqual(fastOutput(light.response), expected)
@@ -268,6 +280,7 @@ describe('light Response: the global', () => {
       assert.equal(await again.text(), decoder.decode(new Uint8Array(expected.body)))
     }), { numRuns: 400 })
     assert.ok(lightOnes > 40, `${lightOnes} of the 400 runs were light`)
+    assert.ok(sentFromPairs > 5, `${sentFromPairs} of the 400 runs were sent from recorded header pairs`)
   })
 
   it('encodes long strings (past the scratch buffer) and lone surrogates as undici does', async () => {

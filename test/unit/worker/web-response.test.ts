@@ -327,13 +327,16 @@ describe('ResponseSender', () => {
 
 describe('a light Response: head from the record, bytes without a stream', () => {
   it('serializeLightHead writes what serializeHead writes for the same Response', () => {
-    assert.equal(serializeLightHead({ status: 200, statusText: '', headers: null, contentType: 'text/plain;charset=UTF-8', body: 'x' }),
+    assert.equal(serializeLightHead({ status: 200, statusText: '', headers: null, headerPairs: null, contentType: 'text/plain;charset=UTF-8', body: 'x' }),
       serializeHead(new Response('x')))
-    assert.equal(serializeLightHead({ status: 404, statusText: '', headers: null, contentType: null, body: null }),
+    assert.equal(serializeLightHead({ status: 404, statusText: '', headers: null, headerPairs: null, contentType: null, body: null }),
       serializeHead(new Response(null, { status: 404 })))
     const headers = new Headers([['set-cookie', 'a=1'], ['set-cookie', 'b=2'], ['status', '500'], ['content-type', 'text/html']])
-    assert.equal(serializeLightHead({ status: 201, statusText: 'Made', headers, contentType: 'text/plain;charset=UTF-8', body: 'x' }),
+    assert.equal(serializeLightHead({ status: 201, statusText: 'Made', headers, headerPairs: null, contentType: 'text/plain;charset=UTF-8', body: 'x' }),
       serializeHead(new Response('x', { status: 201, statusText: 'Made', headers })))
+    const pairs = ['content-type', 'text/html', 'set-cookie', 'a=1', 'status', '500', 'x-b', '2']
+    assert.equal(serializeLightHead({ status: 201, statusText: 'Made', headers: null, headerPairs: pairs, contentType: 'text/plain;charset=UTF-8', body: 'x' }),
+      serializeHead(new Response('x', { status: 201, statusText: 'Made', headers: { 'X-B': '2', Status: '500', 'set-cookie': 'a=1', 'content-type': 'text/html' } })))
   })
 
   it('lightBodyBytes: exact buffers, UTF-8 as undici encodes, null when empty', () => {
