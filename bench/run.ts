@@ -90,6 +90,7 @@ interface BenchOptions {
   full?: boolean
   vs?: string
   ioConcurrency?: number
+  rate?: number
   codec?: boolean
   json?: boolean
 }
@@ -380,6 +381,7 @@ async function main (): Promise<void> {
     .option('--full', 'the whole matrix: --connections 1,16,64 --keep-conn yes,no (unless given)')
     .option('--vs <server>', "reference server: 'php-fpm' (default when it is installed) or 'none'")
     .option('--io-concurrency <n>', 'add pm.thread_concurrency = n to the sleep pool (needs that directive in node-fpm)', positiveInt('--io-concurrency'))
+    .option('--rate <req/s>', 'open loop: every run offers this many requests per second (latency at the same load for both servers, from the scheduled time)', positiveInt('--rate'))
     .option('--codec', 'also run the codec micro-benchmark (bench/micro/codec.ts) and keep its figures')
     .option('--json', 'print the result file instead of the table')
     .addHelpText('after', '\nExit status: 0 no errors, 1 some run had errors, 2 the bench could not run.\nSee bench/README.md for what each figure means.')
@@ -463,6 +465,7 @@ async function main (): Promise<void> {
                   keepConn,
                   expectStatus: 200
                 }
+                if (opts.rate !== undefined) lo.rate = opts.rate
                 if (sc.expect === 'echo') lo.expectEcho = true
                 else lo.expectBody = sc.expect
                 if (sc.dataSize > 0) lo.dataSize = sc.dataSize
@@ -509,7 +512,8 @@ async function main (): Promise<void> {
       duration: opts.duration,
       warmup: opts.warmup,
       vs,
-      ioConcurrency: opts.ioConcurrency ?? null
+      ioConcurrency: opts.ioConcurrency ?? null,
+      rate: opts.rate ?? null
     },
     env: {
       node: process.version,
@@ -548,7 +552,8 @@ async function main (): Promise<void> {
     const multiWorkers = opts.workers.length > 1
     const out = ['', `${opts.duration} s per run after ${opts.warmup} s of warm-up, ${opts.rounds} round${opts.rounds > 1 ? 's' : ''} (medians), ` +
       `${multiWorkers ? `workers ${opts.workers.join(',')}` : `${opts.workers[0]} workers`} per server (pm = static), ` +
-      `Node ${process.version}, ${os.cpus().length} CPUs`, '', table(cellSummaries, multiWorkers)]
+      `Node ${process.version}, ${os.cpus().length} CPUs` +
+      (opts.rate !== undefined ? `, open loop at ${opts.rate} req/s (latency from the scheduled time)` : ''), '', table(cellSummaries, multiWorkers)]
     const starved = cellSummaries.flatMap(c => c.servers.filter(s => s.server === 'php-fpm' && s.keepConn && s.connectionsServed < s.connections))
     if (starved.length > 0) {
       out.push('', 'note: php-fpm ties a kept connection to one worker until the client closes it, so with keep-conn it serves only as ' +
