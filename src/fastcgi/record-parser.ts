@@ -24,6 +24,9 @@ export interface RecordSink {
 
 // Content of empty records (PARAMS/STDIN terminators): shared, never written, so no allocation per record.
 const EMPTY = Buffer.alloc(0)
+// A header split across chunks is gathered here and read at once: never handed out, never kept
+// between calls, so every parser shares it (no allocation per connection).
+const HEADER_SCRATCH = Buffer.alloc(HEADER_LEN)
 
 const S_HEADER = 0
 const S_CONTENT = 1
@@ -41,8 +44,6 @@ export class RecordParser {
   #state = S_HEADER
   readonly #header: RecordHeader = { version: 0, type: 0, requestId: 0, contentLength: 0, paddingLength: 0 }
   #padLeft = 0
-  // A header split across chunks is gathered here; it is never handed out, so reusing it is safe.
-  readonly #scratch = Buffer.alloc(HEADER_LEN)
   #running = false
   #epoch = 0
   #failure: { error: unknown } | null = null
@@ -102,8 +103,8 @@ export class RecordParser {
           readHeader(chunk, this.#offset, header)
           this.#skip(HEADER_LEN)
         } else {
-          this.#copyOut(this.#scratch, HEADER_LEN)
-          readHeader(this.#scratch, 0, header)
+          this.#copyOut(HEADER_SCRATCH, HEADER_LEN)
+          readHeader(HEADER_SCRATCH, 0, header)
         }
         // Spec §3.3: FCGI_VERSION_1 is the only version. php-fpm accepts any version >= 1; we are strict.
         if (header.version !== FCGI_VERSION_1) {
