@@ -164,9 +164,6 @@ export function lightBodyBytes (body: string | Uint8Array | null): Uint8Array | 
   return scratch.slice(0, encoder.encodeInto(body, scratch).written)
 }
 
-// eslint-disable-next-line no-control-regex
-const NON_ASCII = /[^\x00-\x7f]/
-
 /**
  * A light Response's body as the task result carries it when small (TEXT_BODY_MAX_BYTES): latin1
  * text, one char per byte of its UTF-8 (an ASCII string is its own text: no encoding at all); ''
@@ -175,7 +172,8 @@ const NON_ASCII = /[^\x00-\x7f]/
 export function lightBodyText (body: string | Uint8Array | null): string | null {
   if (body === null || body.length === 0) return ''
   if (typeof body === 'string') {
-    if (body.length <= TEXT_BODY_MAX_BYTES && !NON_ASCII.test(body)) return body
+    // As many UTF-8 bytes as UTF-16 units: every char is ASCII (a native scan, ~4x a regex's speed).
+    if (body.length <= TEXT_BODY_MAX_BYTES && Buffer.byteLength(body, 'utf8') === body.length) return body
     if (body.length > TEXT_BODY_MAX_BYTES) return null
     const bytes = lightBodyBytes(body) as Uint8Array
     return bytes.byteLength <= TEXT_BODY_MAX_BYTES ? latin1Text(bytes) : null
