@@ -170,4 +170,15 @@ describe('eight threads, sustained quick requests from 32 connections', () => {
     // Measured here (2 CPUs): 0.95-1; 0.42-0.44 when a thread took at most 5 at a time.
     assert.ok(share >= 0.7, `the busiest ${hot} threads served ${(share * 100).toFixed(0)}% (${served.join(' ')})`)
   })
+
+  test('a request that turns slow (1 s busy loop) under that load: the requests piled behind it are taken back', async () => {
+    const load = runLoad({ address: `127.0.0.1:${fpm.port}`, uri: '/hello.mjs', root: APPS, connections: 32, duration: 2, warmup: 0.5, expectBody: 'hello' })
+    await new Promise((resolve) => setTimeout(resolve, 1000))
+    const slow = await get(fpm, 'slow.mjs', 'ms=1000')
+    const res = await load
+    assert.equal(slow.status, 200)
+    assert.equal(res.errors.total, 0)
+    // Without take-back, up to 32 requests would wait the whole second behind it.
+    assert.ok(res.latency.max < 500, `slowest quick request: ${res.latency.max} ms`)
+  })
 })
