@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { cachedHandler, describeValue, handlerFromModule, loadHandler } from '../../../src/worker/app-loader.ts'
+import fc from 'fast-check'
 import { buildEnv, HandlerContext, serializeError } from '../../../src/worker/handler-context.ts'
 import type { RequestState } from '../../../src/worker/handler-context.ts'
 
@@ -86,6 +87,26 @@ describe('buildEnv', () => {
     assert.notEqual(env, pool)
     assert.equal(Object.getPrototypeOf(env), Object.prototype)
     assert.equal(Object.getOwnPropertyDescriptor(env, '__proto__')?.value, 'x')
+  })
+
+  it('is the plain object of the params whatever came before (names remembered from request to request)', () => {
+    // Sequences of param lists that share, reorder, repeat and drop names, '__proto__' included,
+    // and lists longer than the remembered names: each env equals the one built from scratch.
+    const name = fc.constantFrom('REQUEST_URI', 'HTTP_HOST', 'SHARED', '__proto__', 'QUERY_STRING', 'X', 'x', '')
+    const list = fc.oneof(
+      fc.array(fc.tuple(name, fc.string({ maxLength: 4 })), { maxLength: 12 }),
+      fc.array(fc.tuple(fc.string({ maxLength: 6 }), fc.string({ maxLength: 4 })), { minLength: 120, maxLength: 140 })
+    )
+    fc.assert(fc.property(fc.array(list, { minLength: 1, maxLength: 6 }), (lists) => {
+      for (const pairs of lists) {
+        const params = pairs.flat()
+        const expected: Record<string, string> = { SHARED: 'pool' }
+        for (const [k, v] of pairs) Object.defineProperty(expected, k, { value: v, enumerable: true, writable: true, configurable: true })
+        const env = buildEnv(params, { SHARED: 'pool' })
+        assert.deepEqual(Object.entries(env), Object.entries(expected))
+        assert.equal(Object.getPrototypeOf(env), Object.prototype)
+      }
+    }), { numRuns: 300 })
   })
 })
 
