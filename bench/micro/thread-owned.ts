@@ -33,7 +33,7 @@ async function serveOwned ({ port, script }: OwnedData): Promise<void> {
   const { installResponseGlobal, takeLightResponse } = await import('../../src/worker/light-response.ts')
   const { serializeLightHead, lightBodyText } = await import('../../src/worker/web-response.ts')
   const { cgiRequestParts, createRequest } = await import('../../src/worker/cgi-request.ts')
-  const { buildEnv } = await import('../../src/worker/handler-context.ts')
+  const { buildEnv } = await import('../../src/worker/env.ts')
   installRequestGlobals()
   installResponseGlobal()
   const app = (await import(script) as { default: { fetch: (r: Request, env: unknown, ctx: unknown) => Response } }).default

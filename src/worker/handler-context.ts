@@ -17,6 +17,7 @@ import { decodeParamsText } from '../fastcgi/params.ts'
 import { cachedHandler, describeValue, loadHandler } from './app-loader.ts'
 import type { FetchHandler } from './app-loader.ts'
 import { cgiRequestParts, createRequest, RequestBodyStream } from './cgi-request.ts'
+import { buildEnv } from './env.ts'
 import { lightBodyBytes, lightBodyText, resultBody, ResponseSender, SendOutcome, serializeHead, serializeLightHead } from './web-response.ts'
 import type { FastPathGate } from './web-response.ts'
 import { installRequestGlobals } from './light-request.ts'
@@ -29,29 +30,6 @@ if (!isMainThread) {
   installResponseGlobal()
 }
 
-/**
- * The param names of the request before, as property keys. A web server sends the same names in
- * the same order request after request; a name equal to the one at its place last time is replaced
- * by that string, already a property key (internalized), so the property is added without hashing
- * and looking up a fresh copy of the name.
- */
-const knownNames: string[] = []
-
-/** The handler's `env`: the pool's env, then every FastCGI param (params win, like php's $_SERVER). */
-export function buildEnv (params: readonly string[], poolEnv: Readonly<Record<string, string>>): Record<string, string> {
-  const env: Record<string, string> = { ...poolEnv }
-  const last = params.length - 1
-  for (let i = 0, k = 0; i < last; i += 2, k++) {
-    let name = params[i] as string
-    const known = knownNames[k]
-    if (known === name) name = known
-    else if (k < KNOWN_NAMES_MAX) knownNames[k] = name
-    if (name === '__proto__') Object.defineProperty(env, name, { value: params[i + 1], enumerable: true, writable: true, configurable: true })
-    else env[name] = params[i + 1] as string
-  }
-  return env
-}
-const KNOWN_NAMES_MAX = 128
 
 /** The PARAMS text the server sends, decoded (the server already validated it). */
 function decodeParamsOf (text: string): string[] {

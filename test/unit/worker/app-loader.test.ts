@@ -2,13 +2,15 @@
 
 import { after, describe, it } from 'node:test'
 import assert from 'node:assert/strict'
+import { execFileSync } from 'node:child_process'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { cachedHandler, describeValue, handlerFromModule, loadHandler } from '../../../src/worker/app-loader.ts'
 import fc from 'fast-check'
-import { buildEnv, HandlerContext, serializeError } from '../../../src/worker/handler-context.ts'
+import { HandlerContext, serializeError } from '../../../src/worker/handler-context.ts'
+import { buildEnv } from '../../../src/worker/env.ts'
 import type { RequestState } from '../../../src/worker/handler-context.ts'
 
 const APPS = fileURLToPath(new URL('../../fixtures/apps/', import.meta.url))
@@ -89,24 +91,39 @@ describe('buildEnv', () => {
     assert.equal(Object.getOwnPropertyDescriptor(env, '__proto__')?.value, 'x')
   })
 
-  it('is the plain object of the params whatever came before (names remembered from request to request)', () => {
-    // Sequences of param lists that share, reorder, repeat and drop names, '__proto__' included,
-    // and lists longer than the remembered names: each env equals the one built from scratch.
-    const name = fc.constantFrom('REQUEST_URI', 'HTTP_HOST', 'SHARED', '__proto__', 'QUERY_STRING', 'X', 'x', '')
-    const list = fc.oneof(
-      fc.array(fc.tuple(name, fc.string({ maxLength: 4 })), { maxLength: 12 }),
-      fc.array(fc.tuple(fc.string({ maxLength: 6 }), fc.string({ maxLength: 4 })), { minLength: 120, maxLength: 140 })
-    )
-    fc.assert(fc.property(fc.array(list, { minLength: 1, maxLength: 6 }), (lists) => {
-      for (const pairs of lists) {
-        const params = pairs.flat()
-        const expected: Record<string, string> = { SHARED: 'pool' }
-        for (const [k, v] of pairs) Object.defineProperty(expected, k, { value: v, enumerable: true, writable: true, configurable: true })
-        const env = buildEnv(params, { SHARED: 'pool' })
-        assert.deepEqual(Object.entries(env), Object.entries(expected))
-        assert.equal(Object.getPrototypeOf(env), Object.prototype)
+  it('is the object the params make, whatever the names and however often they come (compiled shapes)', () => {
+    // The same pool env object, as in a thread; names with quotes, backslashes, line separators, lone
+    // surrogates, '__proto__' and integer-like names; each list comes three times with other values,
+    // so that its shape is compiled; some lists are longer than the shapes kept.
+    const pool = Object.freeze({ SHARED: 'pool', 7: 'seven', 'quote"\\': 'q' })
+    const name = fc.oneof(
+      fc.constantFrom('REQUEST_URI', 'HTTP_HOST', 'SHARED', '__proto__', 'QUERY_STRING', 'X', 'x', '', '7', '10', 'a"b', 'c\\d', 'l\u2028s', 'e\nf', '\ud800'),
+      fc.string({ maxLength: 6 }))
+    const names = fc.oneof(fc.array(name, { maxLength: 12 }), fc.array(name, { minLength: 30, maxLength: 40 }))
+    fc.assert(fc.property(fc.array(names, { minLength: 1, maxLength: 20 }), fc.string({ maxLength: 3 }), (lists, salt) => {
+      for (const list of lists) {
+        for (let round = 0; round < 3; round++) {
+          const pairs = list.map((n, i): [string, string] => [n, `${salt}${round}:${i}`])
+          const expected: Record<string, string> = {}
+          for (const [k, v] of [...Object.entries(pool), ...pairs]) Object.defineProperty(expected, k, { value: v, enumerable: true, writable: true, configurable: true })
+          const env = buildEnv(pairs.flat(), pool)
+          assert.deepEqual(Object.entries(env), Object.entries(expected))
+          assert.equal(Object.getPrototypeOf(env), Object.prototype)
+          assert.ok(Object.isExtensible(env) && !Object.isFrozen(env))
+        }
       }
-    }), { numRuns: 300 })
+    }), { numRuns: 200 })
+  })
+
+  it('works where code cannot be generated from strings (--disallow-code-generation-from-strings)', () => {
+    const envModule = fileURLToPath(new URL('../../../src/worker/env.ts', import.meta.url))
+    const code = `import { buildEnv } from ${JSON.stringify(envModule)}
+const pool = { A: '1' }
+const out = []
+for (let i = 0; i < 3; i++) out.push(buildEnv(['X', String(i), '__proto__', 'p'], pool))
+console.log(JSON.stringify(out.map((e) => Object.entries(e))))`
+    const stdout = execFileSync(process.execPath, ['--disallow-code-generation-from-strings', '--input-type=module', '-e', code], { encoding: 'utf8' })
+    assert.deepEqual(JSON.parse(stdout), [0, 1, 2].map((i) => [['A', '1'], ['X', String(i)], ['__proto__', 'p']]))
   })
 })
 
