@@ -288,7 +288,7 @@ const MAX_DISPATCH_ATTEMPTS = 3
 const DEFAULT_HEAP_LIMIT_MAX_MB = 2047
 const HEARTBEAT_MS = 1000
 /** Initial threads that boot at once (each costs ~30 ms of CPU, node-runtime.md): one per CPU, at least 2. */
-const STARTUP_BATCH = Math.max(2, availableParallelism())
+const STARTUP_BATCH = Math.max(2, CPUS)
 /**
  * A thread terminated for request_terminate_timeout that has not exited this long after is stuck
  * in a blocking system call. Measured exits take 2-10 ms (node-runtime.md §2): 2 s leaves ample
@@ -1111,16 +1111,11 @@ export class Pool {
   #checkStarted (): void {
     if (this.#initialPending && this.#startingCount() === 0) {
       this.#initialPending = false
-      let ready = 0
-      for (const t of this.#threads.values()) if (t.ready && !t.gone) ready++
+      const ready = this.#readyThreads()
       if (ready > 0) this.log.info({ threads: ready, ms: Math.round(performance.now() - this.#createdAtMs) }, `${ready} initial threads ready`)
     }
     if (this.#onStarted === null) return
-    if (this.#startingCount() > 0) {
-      let ready = 0
-      for (const t of this.#threads.values()) if (t.ready && !t.gone) ready++
-      if (ready < this.#servingAt) return
-    }
+    if (this.#startingCount() > 0 && this.#readyThreads() < this.#servingAt) return
     this.#onStarted()
     this.#onStarted = null
   }
@@ -1435,6 +1430,12 @@ export class Pool {
   /** Counted as one of the pool's threads: not leaving, not replaced (pm.max_requests), alive. */
   #counted (t: Thread): boolean {
     return t.leaving === null && !t.due && !t.gone
+  }
+
+  #readyThreads (): number {
+    let ready = 0
+    for (const t of this.#threads.values()) if (t.ready && !t.gone) ready++
+    return ready
   }
 
   /** Threads asked for that cannot take requests yet. */
