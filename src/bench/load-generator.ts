@@ -228,6 +228,8 @@ class Run {
   #qHead = 0
   queued = 0
   readonly #idle: LoadConn[] = []
+  /** Open loop, once the schedule started: sends every request already due (see the runner). */
+  catchUp: (() => void) | null = null
 
   constructor (target: ClientAddress, request: Buffer, keepConn: boolean, expectStatus: number, expectBody: Buffer | null,
     timeoutMs: number, rate: number, maxOutstanding: number) {
@@ -254,7 +256,11 @@ class Run {
     if (this.phase >= PHASE_DRAIN) return
     if (this.rate === 0) {
       conn.start(performance.now())
-    } else if (this.queued > 0) {
+      return
+    }
+    // A response just ended: requests due since the last timer go out now, not at the next one.
+    this.catchUp?.()
+    if (this.queued > 0) {
       const t = this.#queue[this.#qHead]!
       this.#qHead = (this.#qHead + 1) % this.#queue.length
       this.queued--
@@ -638,20 +644,26 @@ export async function runLoad (opts: LoadOptions): Promise<LoadResult> {
     if (run.queued > 0) run.expireQueued(limit)
   }, Math.max(10, Math.min(250, timeoutMs / 4)))
 
-  // Open loop: request k is due at tStart + k / rate. Each tick sends every request already due
-  // (with its due time as its start: a late tick is counted as latency, as a late server would be).
+  // Open loop: request k is due at tStart + k / rate. Every timer tick, and every response that
+  // ends, sends the requests already due (with their due time as their start: a late send is
+  // counted as latency, as a late server would be). Node's timers fire at best every millisecond;
+  // at the rates that matter responses end far more often, so requests go out close to their time.
   let scheduleTimer: NodeJS.Timeout | null = null
   let tStart = 0
   let seq = 0
   const interval = rate > 0 ? 1000 / rate : 0
-  const tick = (): void => {
-    scheduleTimer = null
+  const catchUp = (): void => {
     if (run.phase >= PHASE_DRAIN) return
     const now = performance.now()
     for (let due = tStart + seq * interval; due <= now; due = tStart + seq * interval) {
       seq++
       run.schedule(due)
     }
+  }
+  const tick = (): void => {
+    scheduleTimer = null
+    if (run.phase >= PHASE_DRAIN) return
+    catchUp()
     scheduleTimer = setTimeout(tick, Math.max(0, tStart + seq * interval - performance.now()))
   }
 
@@ -692,6 +704,7 @@ export async function runLoad (opts: LoadOptions): Promise<LoadResult> {
     for (const c of conns) run.connIdle(c)
     if (rate > 0) {
       tStart = performance.now()
+      run.catchUp = catchUp
       tick()
     }
     if (warmupS > 0) await pause(warmupS * 1000, signal)
