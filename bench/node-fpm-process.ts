@@ -21,7 +21,7 @@ export const APPS_DIR = fileURLToPath(new URL('./apps/', import.meta.url)).repla
 const MAIN = fileURLToPath(new URL('../bin/node-fpm.js', import.meta.url))
 const READY_LINE = 'ready to handle connections'
 /** The pool's line once all its initial threads are up (they boot a few at a time, after the ready line). */
-export const THREADS_READY_LINE = /^\d+ initial threads ready$/
+export const THREADS_READY_LINE = /^\d+ initial threads ready in \d+ ms$/
 const START_TIMEOUT_MS = 30_000
 
 export interface NodeFpmOptions {

@@ -200,7 +200,7 @@ async function startNodeFpm (scenarios: Scenario[], workers: number, ioConcurren
       cleanup()
       throw new Error(`node-fpm exited during start-up (code ${child.exitCode}, signal ${child.signalCode}):\n${text}\n--- ${conf} ---\n${nodeFpmConfig(dir, scenarios, workers, ioConcurrency)}`)
     }
-    const threadsUp = logs().split('\n').filter(line => /"msg":"\d+ initial threads ready"/.test(line)).length >= scenarios.length
+    const threadsUp = logs().split('\n').filter(line => /"msg":"\d+ initial threads ready in \d+ ms"/.test(line)).length >= scenarios.length
     if (threadsUp && (await Promise.all(sockets.map(canConnect))).every(Boolean)) break
     if (Date.now() > deadline) {
       const text = logs()

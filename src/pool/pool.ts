@@ -1112,7 +1112,7 @@ export class Pool {
     if (this.#initialPending && this.#startingCount() === 0) {
       this.#initialPending = false
       const ready = this.#readyThreads()
-      if (ready > 0) this.log.info({ threads: ready, ms: Math.round(performance.now() - this.#createdAtMs) }, `${ready} initial threads ready`)
+      if (ready > 0) this.log.info(`${ready} initial threads ready in ${Math.round(performance.now() - this.#createdAtMs)} ms`)
     }
     if (this.#onStarted === null) return
     if (this.#startingCount() > 0 && this.#readyThreads() < this.#servingAt) return
