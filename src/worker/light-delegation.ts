@@ -151,3 +151,27 @@ export function replaceGlobal (name: string, value: unknown, enumerable: boolean
   Reflect.deleteProperty(globalThis, name)
   Object.defineProperty(globalThis, name, { value, writable: true, enumerable, configurable: true })
 }
+
+/** A token (RFC 9110 §5.6.2): what a method and a header name must be ('' passes: callers check). */
+export function isToken (value: string): boolean {
+  for (let i = 0; i < value.length; i++) {
+    const c = value.charCodeAt(i)
+    // tchar (RFC 9110 §5.6.2): ALPHA / DIGIT / "!#$%&'*+-.^_`|~"
+    if ((c >= 0x61 && c <= 0x7a) || (c >= 0x41 && c <= 0x5a) || (c >= 0x30 && c <= 0x39)) continue
+    if (c === 0x21 || (c >= 0x23 && c <= 0x27) || c === 0x2a || c === 0x2b || c === 0x2d || c === 0x2e ||
+      c === 0x5e || c === 0x5f || c === 0x60 || c === 0x7c || c === 0x7e) continue
+    return false
+  }
+  return true
+}
+
+/** A pair Headers refuses (NUL/CR/LF in the value, a name that is not a token) is skipped. */
+export function appendPairs (headers: Headers, pairs: readonly string[]): Headers {
+  const last = pairs.length - 1
+  for (let i = 0; i < last; i += 2) {
+    try {
+      headers.append(pairs[i] as string, pairs[i + 1] as string)
+    } catch {}
+  }
+  return headers
+}

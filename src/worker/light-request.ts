@@ -17,7 +17,7 @@
 // - `signal` is the request's own AbortSignal, also on the real Request and on clones (as an own
 //   property: undici's fetch(request) does not follow it, pass { signal: request.signal }).
 
-import { installLightClass, lightPrototype, realTarget, replaceGlobal, withHeaders } from './light-delegation.ts'
+import { appendPairs, installLightClass, isToken, lightPrototype, realTarget, replaceGlobal, withHeaders } from './light-delegation.ts'
 import { undici } from './undici-classes.ts'
 
 type RequestBody = Uint8Array | ReadableStream<Uint8Array> | null
@@ -130,28 +130,6 @@ export function normalizeMethod (method: string): string | null {
   return method
 }
 
-function isToken (value: string): boolean {
-  for (let i = 0; i < value.length; i++) {
-    const c = value.charCodeAt(i)
-    // tchar (RFC 9110 §5.6.2): ALPHA / DIGIT / "!#$%&'*+-.^_`|~"
-    if ((c >= 0x61 && c <= 0x7a) || (c >= 0x41 && c <= 0x5a) || (c >= 0x30 && c <= 0x39)) continue
-    if (c === 0x21 || (c >= 0x23 && c <= 0x27) || c === 0x2a || c === 0x2b || c === 0x2d || c === 0x2e ||
-      c === 0x5e || c === 0x5f || c === 0x60 || c === 0x7c || c === 0x7e) continue
-    return false
-  }
-  return true
-}
-
-/** A pair Headers refuses (NUL/CR/LF in the value, a name that is not a token) is skipped. */
-function appendPairs (headers: Headers, pairs: readonly string[]): Headers {
-  const last = pairs.length - 1
-  for (let i = 0; i < last; i += 2) {
-    try {
-      headers.append(pairs[i] as string, pairs[i + 1] as string)
-    } catch {}
-  }
-  return headers
-}
 
 // ---------------------------------------------------------------------------------------------
 // The thread's global Request and fetch

@@ -25,7 +25,7 @@
 // - Once the sender has taken the body, the Response looks as it does after the sender read a real
 //   one: bodyUsed true, body locked (cancelled for HEAD), text() and clone() fail.
 
-import { installLightClass, lightPrototype, realTarget, withHeaders } from './light-delegation.ts'
+import { appendPairs, installLightClass, isToken, lightPrototype, realTarget, withHeaders } from './light-delegation.ts'
 import { undici } from './undici-classes.ts'
 const TEXT_PLAIN = 'text/plain;charset=UTF-8'
 const JSON_TYPE = 'application/json'
@@ -125,12 +125,8 @@ export class LightResponse {
         headers = this.#real.headers
       } else {
         headers = new Headers()
-        const pairs = this.#pairs
-        if (pairs !== null) {
-          for (let i = 0; i < pairs.length; i += 2) headers.append(pairs[i] as string, pairs[i + 1] as string)
-        } else if (this.#contentType !== null) {
-          headers.append('content-type', this.#contentType)
-        }
+        if (this.#pairs !== null) appendPairs(headers, this.#pairs)
+        else if (this.#contentType !== null) headers.append('content-type', this.#contentType)
       }
       this.#headers = headers
     }
@@ -163,7 +159,7 @@ export class LightResponse {
     if (real === null) {
       let headers: Headers | Array<[string, string]> | undefined
       if (this.#headers !== null) headers = this.#headers
-      else if (this.#pairs !== null) headers = pairTuples(this.#pairs)
+      else if (this.#pairs !== null) headers = appendPairs(new Headers(), this.#pairs)
       else if (this.#contentType !== null) headers = [['content-type', this.#contentType]]
       const init: ResponseInit = { status: this.#status, statusText: this.#statusText, headers }
       let body = this.#body
@@ -291,10 +287,6 @@ function recordInit (raw: RawInit, hasBody: boolean, contentType: string | null)
   return { status, statusText, headers, pairs }
 }
 
-const TOKEN_CHARS = "!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-const IS_TOKEN_CHAR = new Uint8Array(128)
-for (let i = 0; i < TOKEN_CHARS.length; i++) IS_TOKEN_CHAR[TOKEN_CHARS.charCodeAt(i)] = 1
-
 /**
  * A plain object of headers that Headers would take unchanged, as lowercase name, value pairs
  * sorted by name (Headers' iteration order), with `contentType` added when it has no content-type.
@@ -313,7 +305,7 @@ function plainHeaderPairs (init: unknown, contentType: string | null): string[] 
   for (let k = 0; k < names.length; k++) {
     const key = names[k] as string
     const value = record[key]
-    if (typeof value !== 'string' || !isTokenName(key) || !isPlainValue(value)) return null
+    if (typeof value !== 'string' || key === '' || !isToken(key) || !isPlainValue(value)) return null
     const name = key.toLowerCase()
     for (let i = 0; i < pairs.length; i += 2) if (pairs[i] === name) return null
     if (name === 'content-type') hasContentType = true
@@ -329,15 +321,6 @@ function insertSorted (pairs: string[], name: string, value: string): void {
   pairs.splice(at, 0, name, value)
 }
 
-function isTokenName (name: string): boolean {
-  if (name.length === 0) return false
-  for (let i = 0; i < name.length; i++) {
-    const c = name.charCodeAt(i)
-    if (c >= 128 || IS_TOKEN_CHAR[c] === 0) return false
-  }
-  return true
-}
-
 /** Printable ASCII and tabs, not starting or ending with a space or tab (Headers would trim those). */
 function isPlainValue (value: string): boolean {
   const n = value.length
@@ -351,13 +334,6 @@ function isPlainValue (value: string): boolean {
     if ((c < 0x20 && c !== 0x09) || c > 0x7e) return false
   }
   return true
-}
-
-/** Flat pairs as the [name, value] tuples a HeadersInit takes. */
-function pairTuples (pairs: readonly string[]): Array<[string, string]> {
-  const out: Array<[string, string]> = []
-  for (let i = 0; i < pairs.length; i += 2) out.push([pairs[i] as string, pairs[i + 1] as string])
-  return out
 }
 
 /** HTAB, SP and VCHAR only (undici also takes obs-text; that goes to undici). */
