@@ -323,17 +323,10 @@ function insertSorted (pairs: string[], name: string, value: string): void {
 
 /** Printable ASCII and tabs, not starting or ending with a space or tab (Headers would trim those). */
 function isPlainValue (value: string): boolean {
-  const n = value.length
-  if (n === 0) return true
-  let c = value.charCodeAt(0)
-  if (c === 0x20 || c === 0x09) return false
-  c = value.charCodeAt(n - 1)
-  if (c === 0x20 || c === 0x09) return false
-  for (let i = 0; i < n; i++) {
-    c = value.charCodeAt(i)
-    if ((c < 0x20 && c !== 0x09) || c > 0x7e) return false
-  }
-  return true
+  if (value === '') return true
+  const first = value.charCodeAt(0)
+  const last = value.charCodeAt(value.length - 1)
+  return first !== 0x20 && first !== 0x09 && last !== 0x20 && last !== 0x09 && isPlainReason(value)
 }
 
 /** HTAB, SP and VCHAR only (undici also takes obs-text; that goes to undici). */
