@@ -12,6 +12,12 @@ export function wholeNumber (name: string, min: number) {
   }
 }
 
+/** A commander option parser: comma-separated whole numbers >= `min`, duplicates dropped. */
+export function wholeNumberList (name: string, min: number) {
+  const one = wholeNumber(name, min)
+  return (v: string): number[] => [...new Set(v.split(',').map(s => one(s)))]
+}
+
 /**
  * Parses process.argv with `program` (set up with exitOverride()); null when commander already
  * answered (help: exit status 0; a bad option: 2, the bench could not run).

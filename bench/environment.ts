@@ -6,6 +6,8 @@ import os from 'node:os'
 import { fileURLToPath } from 'node:url'
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url))
+/** Where every bench writes its results file (bench/results/). */
+export const RESULTS_DIR = fileURLToPath(new URL('./results/', import.meta.url))
 
 export interface BenchEnvironment {
   node: string

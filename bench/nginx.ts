@@ -25,7 +25,6 @@
 //
 // See bench/README.md.
 
-import { spawnSync } from 'node:child_process'
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
 import net from 'node:net'
@@ -33,19 +32,18 @@ import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { Command, InvalidArgumentError } from 'commander'
-import { parseOptions, wholeNumber } from './cli-options.ts'
-import { benchEnvironment, fileStamp } from './environment.ts'
+import { parseOptions, wholeNumber, wholeNumberList } from './cli-options.ts'
+import { benchEnvironment, fileStamp, RESULTS_DIR } from './environment.ts'
 import { formatTable, median, round } from './figures.ts'
 import { forget, hasExited, sleep, spawnManaged, stopManaged, stopper } from './managed-process.ts'
 import { findNginx, nginxVersion, startFront } from './nginx-front.ts'
 import type { FrontHandle } from './nginx-front.ts'
 import { APPS_DIR, startNodeFpm } from './node-fpm-process.ts'
-import { findPhpFpm, startPhpFpm } from './php-fpm.ts'
+import { findPhpFpm, phpFpmVersion, startPhpFpm } from './php-fpm.ts'
 import { findWrk, runningWrk, runWrk, wrkVersion } from './wrk.ts'
 import type { WrkResult } from './wrk.ts'
 
 const BENCH_DIR = fileURLToPath(new URL('./', import.meta.url)).replace(/\/$/, '')
-const RESULTS_DIR = path.join(BENCH_DIR, 'results')
 const NODE_HTTP_APP = path.join(BENCH_DIR, 'apps', 'node-http.ts')
 /** Warm-up of a target's first run of each scenario, at least (its JIT has not seen the code yet). */
 const FIRST_WARMUP_S = 2
@@ -106,9 +104,6 @@ interface Options {
   json?: boolean
 }
 
-function intList (name: string) {
-  return (v: string): number[] => [...new Set(v.split(',').map(s => wholeNumber(name, 1)(s)))]
-}
 
 function scenarioList (v: string): string[] {
   const names = v === 'all' ? SCENARIOS.map(s => s.name) : v.split(',').map(s => s.trim())
@@ -198,10 +193,6 @@ async function startBackend (server: ServerName, workers: number): Promise<Backe
   return await startNodeHttp()
 }
 
-function phpVersion (bin: string): string {
-  const r = spawnSync(bin, ['-v'], { stdio: ['ignore', 'pipe', 'ignore'], encoding: 'utf8' })
-  return (r.stdout ?? '').split('\n')[0] ?? '?'
-}
 
 // ---- clean shutdown -------------------------------------------------------------------------------
 
@@ -349,11 +340,11 @@ function ratioTable (cells: CellSummary[], multiWorkers: boolean): string {
 async function main (): Promise<void> {
   const program = new Command('bench:nginx')
     .description('node-fpm, php-fpm and a plain node:http server, each through a real nginx (new upstream connection per request, and upstream keepalive), measured with wrk; interleaved rounds, medians.')
-    .option('--workers <list>', 'threads of node-fpm and processes of php-fpm (pm = static), comma-separated, e.g. 2,8', intList('--workers'), [2])
+    .option('--workers <list>', 'threads of node-fpm and processes of php-fpm (pm = static), comma-separated, e.g. 2,8', wholeNumberList('--workers', 1), [2])
     .option('--rounds <n>', 'runs per target and cell, interleaved; the table shows medians', wholeNumber('--rounds', 1), 3)
     .option('--duration <s>', 'measured seconds per run (whole seconds: wrk -d)', wholeNumber('--duration', 1), 5)
     .option('--warmup <s>', `unmeasured wrk seconds before each run (a target's first run of a scenario: at least ${FIRST_WARMUP_S})`, wholeNumber('--warmup', 0), 1)
-    .option('--connections <list>', 'wrk connections (-c), comma-separated', intList('--connections'), [16])
+    .option('--connections <list>', 'wrk connections (-c), comma-separated', wholeNumberList('--connections', 1), [16])
     .option('--threads <n>', 'wrk threads (-t; at most the connections)', wholeNumber('--threads', 1), 2)
     .option('--scenarios <list>', `comma-separated: ${SCENARIOS.map(s => s.name).join(',')}`, scenarioList, SCENARIOS.map(s => s.name))
     .option('--servers <list>', 'comma-separated: node-fpm,php-fpm,node-http', serverList, SERVER_NAMES)
@@ -468,7 +459,7 @@ async function main (): Promise<void> {
       loadAvgEnd: os.loadavg().map(x => round(x, 2)),
       nginx: nginxVersion(nginxBin),
       wrk: wrkVersion(wrkBin),
-      phpFpm: phpBin !== null && servers.includes('php-fpm') ? `${phpBin}: ${phpVersion(phpBin)}` : null
+      phpFpm: phpBin !== null && servers.includes('php-fpm') ? `${phpBin}: ${phpFpmVersion(phpBin) ?? '?'}` : null
     },
     servers: servers.map(s => ({
       server: s,

@@ -13,6 +13,7 @@
 // is killed; on a normal exit a process 'exit' hook SIGKILLs the whole group and removes the
 // temp dirs.
 
+import { spawnSync } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
@@ -161,4 +162,10 @@ function canConnect (address: string): Promise<boolean> {
 
 function readText (file: string): string {
   try { return readFileSync(file, 'utf8') } catch { return '' }
+}
+
+/** The first line of `php-fpm -v` (null when it cannot run). */
+export function phpFpmVersion (bin: string): string | null {
+  const r = spawnSync(bin, ['-v'], { stdio: ['ignore', 'pipe', 'ignore'], encoding: 'utf8' })
+  return r.status === 0 ? (r.stdout.split('\n')[0] ?? null) : null
 }

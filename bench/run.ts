@@ -27,12 +27,15 @@ import { Command, CommanderError, InvalidArgumentError } from 'commander'
 import { runLoad } from '../src/bench/load-generator.ts'
 import type { LoadOptions, LoadResult } from '../src/bench/load-generator.ts'
 import { renderResultsChart } from './chart.ts'
-import { findPhpFpm, startPhpFpm } from './php-fpm.ts'
+import { wholeNumber, wholeNumberList } from './cli-options.ts'
+import { benchEnvironment, fileStamp, RESULTS_DIR } from './environment.ts'
+import { formatTable, median, round } from './figures.ts'
+import { sleep } from './managed-process.ts'
+import { APPS_DIR } from './node-fpm-process.ts'
+import { findPhpFpm, phpFpmVersion, startPhpFpm } from './php-fpm.ts'
 import type { PhpFpmHandle } from './php-fpm.ts'
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url)).replace(/\/$/, '')
-const APPS_DIR = path.join(ROOT, 'bench', 'apps')
-const RESULTS_DIR = path.join(ROOT, 'bench', 'results')
 const START_TIMEOUT_MS = 15_000
 /** Warm-up of a server's first run of each scenario, at least. */
 const FIRST_WARMUP_S = 2
@@ -93,21 +96,6 @@ interface BenchOptions {
   rate?: number
   codec?: boolean
   json?: boolean
-}
-
-function positiveInt (name: string) {
-  return (v: string): number => {
-    const n = Number(v)
-    if (!/^\d+$/.test(v.trim()) || !Number.isSafeInteger(n) || n < 1) throw new InvalidArgumentError(`${name} must be a positive integer`)
-    return n
-  }
-}
-
-function intList (name: string) {
-  return (v: string): number[] => {
-    const list = v.split(',').map(s => positiveInt(name)(s))
-    return [...new Set(list)]
-  }
 }
 
 function seconds (name: string, min: number) {
@@ -248,22 +236,7 @@ function canConnect (socketPath: string): Promise<boolean> {
   })
 }
 
-function sleep (ms: number): Promise<void> {
-  return new Promise(resolve => { setTimeout(resolve, ms) })
-}
-
 // ---- figures --------------------------------------------------------------------------------------
-
-function median (xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b)
-  const mid = s.length >> 1
-  return s.length === 0 ? 0 : s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2
-}
-
-function round (x: number, digits: number): number {
-  const f = 10 ** digits
-  return Math.round(x * f) / f
-}
 
 interface Cell {
   workers: number
@@ -338,26 +311,7 @@ function table (cells: CellSummary[], multiWorkers: boolean): string {
       ])
     })
   }
-  const widths = head.map((h, i) => Math.max(h.length, ...rows.map(row => row[i]!.length)))
-  const left = new Set(['workers', 'scenario', 'keep-conn', 'server', 'errors', 'req/s per round'])
-  const line = (cells: string[]): string => cells.map((c, i) => left.has(head[i]!) ? c.padEnd(widths[i]!) : c.padStart(widths[i]!)).join('  ').trimEnd()
-  return [line(head), ...rows.map(line)].join('\n')
-}
-
-function git (args: string[]): string | null {
-  try {
-    return execFileSync('git', args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim()
-  } catch {
-    return null
-  }
-}
-
-function phpVersion (bin: string): string | null {
-  try {
-    return execFileSync(bin, ['-v'], { stdio: ['ignore', 'pipe', 'ignore'] }).toString().split('\n')[0] ?? null
-  } catch {
-    return null
-  }
+  return formatTable(head, rows, ['workers', 'scenario', 'keep-conn', 'server', 'errors', 'req/s per round'])
 }
 
 /** bench/micro/codec.ts --json, in a child process (one core, no sockets). */
@@ -372,16 +326,16 @@ async function main (): Promise<void> {
   const program = new Command('bench')
     .description('node-fpm and php-fpm (same workers, same load, same answers) on a matrix of scenarios; interleaved rounds, medians.')
     .option('--scenarios <list>', `comma-separated: ${SCENARIOS.map(s => s.name).join(',')} (or all)`, scenarioList, SCENARIOS.map(s => s.name))
-    .option('--connections <list>', 'concurrent FastCGI connections, comma-separated (e.g. 1,16,64)', intList('--connections'), [16])
+    .option('--connections <list>', 'concurrent FastCGI connections, comma-separated (e.g. 1,16,64)', wholeNumberList('--connections', 1), [16])
     .option('--keep-conn <list>', 'yes (FCGI_KEEP_CONN), no (a new connection per request, nginx\'s default), or yes,no', keepConnList, [true, false])
-    .option('--workers <list>', 'workers of each server (pm = static, pm.max_children), comma-separated', intList('--workers'), [2])
-    .option('--rounds <n>', 'runs per server and cell, interleaved; the table shows medians', positiveInt('--rounds'), 3)
+    .option('--workers <list>', 'workers of each server (pm = static, pm.max_children), comma-separated', wholeNumberList('--workers', 1), [2])
+    .option('--rounds <n>', 'runs per server and cell, interleaved; the table shows medians', wholeNumber('--rounds', 1), 3)
     .option('--duration <s>', 'measured seconds per run', seconds('--duration', 0.1), 2)
     .option('--warmup <s>', 'warm-up seconds before each run', seconds('--warmup', 0), 0.5)
     .option('--full', 'the whole matrix: --connections 1,16,64 --keep-conn yes,no (unless given)')
     .option('--vs <server>', "reference server: 'php-fpm' (default when it is installed) or 'none'")
-    .option('--io-concurrency <n>', 'add pm.thread_concurrency = n to the sleep pool (needs that directive in node-fpm)', positiveInt('--io-concurrency'))
-    .option('--rate <req/s>', 'open loop: every run offers this many requests per second (latency at the same load for both servers, from the scheduled time)', positiveInt('--rate'))
+    .option('--io-concurrency <n>', 'add pm.thread_concurrency = n to the sleep pool (needs that directive in node-fpm)', wholeNumber('--io-concurrency', 1))
+    .option('--rate <req/s>', 'open loop: every run offers this many requests per second (latency at the same load for both servers, from the scheduled time)', wholeNumber('--rate', 1))
     .option('--codec', 'also run the codec micro-benchmark (bench/micro/codec.ts) and keep its figures')
     .option('--json', 'print the result file instead of the table')
     .addHelpText('after', '\nExit status: 0 no errors, 1 some run had errors, 2 the bench could not run.\nSee bench/README.md for what each figure means.')
@@ -416,6 +370,7 @@ async function main (): Promise<void> {
   say(`${runCount} runs of ${opts.warmup} + ${opts.duration} s: about ${Math.ceil(estimate / 60)} min`)
 
   const started = new Date()
+  const env = benchEnvironment()
   const cellSummaries: CellSummary[] = []
   const allRuns: Array<Cell & { server: string, round: number, result: LoadResult }> = []
   const pools: unknown[] = []
@@ -500,7 +455,6 @@ async function main (): Promise<void> {
     codec = runCodec()
   }
 
-  const commit = git(['rev-parse', 'HEAD'])
   const result = {
     date: started.toISOString(),
     options: {
@@ -516,15 +470,9 @@ async function main (): Promise<void> {
       rate: opts.rate ?? null
     },
     env: {
-      node: process.version,
-      cpus: os.cpus().length,
-      cpuModel: os.cpus()[0]?.model ?? null,
-      platform: `${os.platform()} ${os.release()} ${os.arch()}`,
-      totalMemoryMiB: Math.round(os.totalmem() / 1048576),
-      commit,
-      /** Uncommitted changes in the work tree when the bench ran. */
-      dirty: commit === null ? null : git(['status', '--porcelain', '--untracked-files=no']) !== '',
-      phpFpm: phpBin !== null && vs === 'php-fpm' ? phpVersion(phpBin) : null
+      ...env,
+      loadAvgEnd: os.loadavg().map(x => round(x, 2)),
+      phpFpm: phpBin !== null && vs === 'php-fpm' ? phpFpmVersion(phpBin) : null
     },
     scenarios: scenarios.map(s => ({
       name: s.name,
@@ -540,7 +488,7 @@ async function main (): Promise<void> {
     runs: allRuns
   }
   mkdirSync(RESULTS_DIR, { recursive: true })
-  const stamp = started.toISOString().replace(/[:.]/g, '-')
+  const stamp = fileStamp(started)
   const file = path.join(RESULTS_DIR, `${stamp}.json`)
   const svgFile = path.join(RESULTS_DIR, `${stamp}.svg`)
   writeFileSync(file, JSON.stringify(result, null, 2) + '\n')

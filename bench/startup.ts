@@ -26,17 +26,15 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { Command, InvalidArgumentError } from 'commander'
 import { parseOptions, wholeNumber } from './cli-options.ts'
 import { buildCgiParams, fcgiRequest } from '../src/client/fcgi-client.ts'
-import { benchEnvironment, fileStamp } from './environment.ts'
+import { benchEnvironment, fileStamp, RESULTS_DIR } from './environment.ts'
 import { formatTable, median, round } from './figures.ts'
 import { sleep } from './managed-process.ts'
 import { readyLineTime, serverPid, spawnNodeFpm, threadsReadyLineTime } from './node-fpm-process.ts'
 import type { NodeFpmHandle } from './node-fpm-process.ts'
 
-const RESULTS_DIR = fileURLToPath(new URL('./results/', import.meta.url))
 const START_DEADLINE_MS = 30_000
 const MAX_SPREAD_BATCHES = 100
 /** The issue's targets (issue 5). */
