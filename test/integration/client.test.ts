@@ -293,6 +293,34 @@ describe('client against raw FastCGI servers', () => {
     }
   })
 
+  test('load generator: what the warm-up saw (errors, a slow start) is not in the report', async () => {
+    // 503 and 40 ms per response until 250 ms after the first request, then 200 at once: the warm-up
+    // (600 ms) gets both, and the measure must report neither (the warm-up counts into the same
+    // counters, which the measure's start resets).
+    let firstAtMs = 0
+    const srv = await rawServer((sock, r) => {
+      if (r.type !== RecordType.STDIN || r.content.length > 0) return
+      firstAtMs ||= performance.now()
+      const early = performance.now() - firstAtMs < 250
+      const answer = (): void => {
+        sock.write(Buffer.concat([stdout(r.id, early ? 'Status: 503 Busy\r\n\r\nlater' : 'Content-Type: text/plain\r\n\r\nok'), buildEndRequest(r.id, 0, 0)]))
+      }
+      if (early) setTimeout(answer, 40)
+      else answer()
+    })
+    try {
+      const r = await runLoad({ address: srv.address, uri: '/', root: '/srv', connections: 2, warmup: 0.6, duration: 0.3, check: false, expectBody: 'ok' })
+      assert.equal(r.errors.total, 0, JSON.stringify(r.errorSamples))
+      assert.deepEqual(r.errorSamples, {})
+      assert.ok(r.requests > 10, `${r.requests} requests`)
+      assert.equal(r.connectionsServed, 2)
+      assert.ok(r.latency.max < 40, `max latency ${r.latency.max} ms: a warm-up response was counted`)
+      assert.equal(r.stdoutBytes % Buffer.byteLength('Content-Type: text/plain\r\n\r\nok'), 0)
+    } finally {
+      await srv.close()
+    }
+  })
+
   test('a server that closes before END_REQUEST: FPM_ERR_CLIENT with a clear message', async () => {
     const srv = await rawServer((sock, r) => {
       if (r.type === RecordType.STDIN && r.content.length === 0) {
