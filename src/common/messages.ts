@@ -38,7 +38,7 @@ export interface WorkerTask {
   readonly claim: number
 }
 
-/** Worker -> main: a task's result, in a RESULTS batch. The task settles when the handler and its waitUntil work end. */
+/** Worker -> main: a task's result, in a RESULTS message. The task settles when the handler and its waitUntil work end. */
 export interface WorkerResult {
   /**
    * Fast path: the whole response, when nothing was sent on the channel for this request.
@@ -150,7 +150,8 @@ export interface FaultMessage {
 }
 /**
  * Tasks that ended, flat: entry i of each array is about task `ids[i]` (resultAt() rebuilds its
- * WorkerResult). Flat arrays of strings clone at about a third of the cost of one object per result
+ * WorkerResult). A thread sends each result as soon as its task ends, one per message, before it
+ * starts another task (worker/scheduler.ts says why); the main thread takes any number. Flat arrays of strings clone at about a third of the cost of one object per result
  * (node bench/micro/clone.ts). `errors`, `usages` and `failures` are null when every entry would be.
  * A `failures[i]` that is not null means the task's promise rejected: a bug in node-fpm, not a
  * handler error.

@@ -8,8 +8,8 @@
 //   a thread on its own channel, never through piscina.run(). The pool chooses the thread (a free
 //   one, else, for a prefetchable request, a busy one that is churning through quick requests,
 //   see PREFETCH_*) and puts the task in that thread's outbox; the outboxes leave once per turn
-//   of the event loop, one TASKS message per thread, and the results come back in RESULTS
-//   batches. piscina's own per-task message, Atomics wake-up and result message cost more
+//   of the event loop, one TASKS message per thread, and each result comes back in a RESULTS
+//   message as soon as its task ends. piscina's own per-task message, Atomics wake-up and result message cost more
 //   main-thread time than a small request itself (node-runtime.md §4; waking a sleeping thread
 //   costs the poster 15-25 µs here), so a batch pays one wake-up for all it holds. So
 //   request.queue_max and request.queue_timeout bound the wait, and the start time of a request

@@ -10,7 +10,7 @@
 
 import { MessageChannel, parentPort, threadId, workerData } from 'node:worker_threads'
 import { Msg, taskAt } from '../common/messages.ts'
-import type { HelloMessage, MainMessage, RequestUsage, ResultsMessage, SerializedError, WorkerData, WorkerResult, WorkerTask } from '../common/messages.ts'
+import type { HelloMessage, MainMessage, ResultsMessage, WorkerData, WorkerResult, WorkerTask } from '../common/messages.ts'
 import { RequestState, serializeError } from './handler-context.ts'
 import { Scheduler } from './scheduler.ts'
 import { captureConsole } from './console-capture.ts'
@@ -22,7 +22,7 @@ const EARLY_ABORTS_MAX = 64
 
 const data = workerData as WorkerData | undefined
 const poolEnv: Readonly<Record<string, string>> = data?.env ?? {}
-const scheduler = new Scheduler(Math.max(1, data?.threadConcurrency ?? 1), runTask, { measureHeap: data?.measureHeap === true, measureUsage: data?.measureUsage === true })
+const scheduler = new Scheduler(Math.max(1, data?.threadConcurrency ?? 1), runTask, deliverResult, { measureHeap: data?.measureHeap === true, measureUsage: data?.measureUsage === true })
 const active = new Map<number, RequestState>()
 const earlyAborts = new Map<number, string>()
 
@@ -63,59 +63,28 @@ function rememberAbort (id: number, reason: string): void {
   earlyAborts.set(id, reason)
 }
 
-// Results of the current turn, sent together (one message, one wake-up of the main thread), flat
-// (ResultsMessage).
-let outIds: number[] = []
-let outHeads: Array<string | null> = []
-let outBodies: Array<Uint8Array | string | null> = []
-let outErrors: Array<SerializedError | null> | null = null
-let outUsages: Array<RequestUsage | null> | null = null
-let outFailures: Array<SerializedError | null> | null = null
-let flushScheduled = false
-
 /** Requests beyond the thread's concurrency wait in the scheduler. */
 function submitTask (task: WorkerTask): void {
-  const id = task.id
-  scheduler.submit(task).then(
-    // null: the main thread took it back before it started (it runs elsewhere): nothing to say.
-    (result) => { if (result !== null) addResult(id, result, null) },
-    // Not a handler error (those are in the result): node-fpm's own bug. The request gets 502.
-    (err: unknown) => { addResult(id, null, serializeError(err)) })
+  scheduler.submit(task)
 }
 
-function addResult (id: number, result: WorkerResult | null, failure: SerializedError | null): void {
-  const i = outIds.length
-  outIds.push(id)
-  outHeads.push(result?.response?.head ?? null)
-  outBodies.push(result?.response?.body ?? null)
-  outErrors = addSparse(outErrors, i, result?.error ?? null)
-  outUsages = addSparse(outUsages, i, result?.usage ?? null)
-  outFailures = addSparse(outFailures, i, failure)
-  if (flushScheduled) return
-  flushScheduled = true
-  queueMicrotask(flushResults)
-}
-
-/** Entry `i` of a column that stays null while all its entries are (ResultsMessage). */
-function addSparse<T> (column: Array<T | null> | null, i: number, value: T | null): Array<T | null> | null {
-  if (value === null) {
-    column?.push(null)
-    return column
+/**
+ * A task's outcome, posted at once in a RESULTS message of its own: it cannot wait for others on
+ * this thread (scheduler.ts says why). `failure`: node-fpm's own bug, not a handler error (those are
+ * in the result); the request gets 502.
+ */
+function deliverResult (id: number, result: WorkerResult | null, failure: unknown): void {
+  const error = result?.error ?? null
+  const usage = result?.usage ?? null
+  const msg: ResultsMessage = {
+    t: Msg.RESULTS,
+    ids: [id],
+    heads: [result?.response?.head ?? null],
+    bodies: [result?.response?.body ?? null],
+    errors: error === null ? null : [error],
+    usages: usage === null ? null : [usage],
+    failures: failure === null ? null : [serializeError(failure)]
   }
-  const filled = column ?? new Array<T | null>(i).fill(null)
-  filled.push(value)
-  return filled
-}
-
-function flushResults (): void {
-  flushScheduled = false
-  const msg: ResultsMessage = { t: Msg.RESULTS, ids: outIds, heads: outHeads, bodies: outBodies, errors: outErrors, usages: outUsages, failures: outFailures }
-  outIds = []
-  outHeads = []
-  outBodies = []
-  outErrors = null
-  outUsages = null
-  outFailures = null
   port1.postMessage(msg)
 }
 

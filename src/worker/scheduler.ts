@@ -9,6 +9,11 @@
 // With pm.heap_soft_limit, the thread's heap in use is published there too when each request ends
 // (v8.getHeapStatistics(): about 0.3 µs), before the task's result leaves: the pool reads it when
 // the result arrives, without a message of its own.
+//
+// A task's result is delivered (posted to the main thread) before its slot is freed and before the
+// next task starts: a next task that never yields (a busy loop, then request_terminate_timeout) would
+// otherwise keep the result on the thread, and the pool, which finds the ended task in no slot, would
+// take it for one that never started and run it again elsewhere.
 
 import { getHeapStatistics } from 'node:v8'
 import type { WorkerResult, WorkerTask } from '../common/messages.ts'
@@ -40,13 +45,14 @@ export function createRunningSlots (concurrency: number): RunningSlots {
   }
 }
 
-interface Waiting {
-  readonly task: WorkerTask
-  readonly resolve: (r: WorkerResult | null) => void
-  readonly reject: (e: unknown) => void
-}
-
 const NOT_RUN: WorkerResult = { response: null, error: null }
+
+/**
+ * Hands a task's outcome to the main thread, synchronously: `result`, or `failure` when running it
+ * threw (node-fpm's own bug; handler errors are in the result). Not called for a task the main
+ * thread took back (it runs elsewhere).
+ */
+export type Deliver = (id: number, result: WorkerResult | null, failure: unknown) => void
 
 /** process.threadCpuUsage: Node 23.9 / 22.19; before, the process's CPU time (all threads) is the best there is. */
 const threadCpuUsage: (previous?: NodeJS.CpuUsage) => NodeJS.CpuUsage =
@@ -55,54 +61,61 @@ const threadCpuUsage: (previous?: NodeJS.CpuUsage) => NodeJS.CpuUsage =
 export class Scheduler {
   readonly slots: RunningSlots
   readonly #run: (task: WorkerTask) => Promise<WorkerResult>
+  readonly #deliver: Deliver
   readonly #measureHeap: boolean
   readonly #measureUsage: boolean
-  readonly #waiting: Waiting[] = []
+  readonly #waiting: WorkerTask[] = []
   #running = 0
 
-  constructor (concurrency: number, run: (task: WorkerTask) => Promise<WorkerResult>, opts: { measureHeap?: boolean, measureUsage?: boolean } = {}) {
+  constructor (concurrency: number, run: (task: WorkerTask) => Promise<WorkerResult>, deliver: Deliver, opts: { measureHeap?: boolean, measureUsage?: boolean } = {}) {
     this.slots = createRunningSlots(concurrency)
     this.#run = run
+    this.#deliver = deliver
     this.#measureHeap = opts.measureHeap === true
     this.#measureUsage = opts.measureUsage === true
   }
 
-  /** Resolves with the task's result, or null when the main thread took the task back before it started. */
-  submit (task: WorkerTask): Promise<WorkerResult | null> {
-    if (this.#running < this.slots.ids.length) return this.#startClaimed(task)
-    return new Promise((resolve, reject) => { this.#waiting.push({ task, resolve, reject }) })
+  /** Runs the task now, or once a slot is free (its outcome goes to `deliver`). */
+  submit (task: WorkerTask): void {
+    if (this.#running < this.slots.ids.length) this.#startClaimed(task)
+    else this.#waiting.push(task)
   }
 
-  #startClaimed (task: WorkerTask): Promise<WorkerResult | null> {
-    if (task.claim >= 0 && Atomics.compareExchange(this.slots.claims, task.claim, task.id, 0) !== task.id) return Promise.resolve(null)
-    return this.#start(task)
+  #startClaimed (task: WorkerTask): void {
+    // Its claim is gone: the main thread took it back before it started (it runs elsewhere).
+    if (task.claim >= 0 && Atomics.compareExchange(this.slots.claims, task.claim, task.id, 0) !== task.id) return
+    void this.#start(task)
   }
 
   /** An ABORT for a request still waiting here: it is dropped without running its handler. */
   dropWaiting (id: number): boolean {
-    const i = this.#waiting.findIndex((w) => w.task.id === id)
+    const i = this.#waiting.findIndex((task) => task.id === id)
     if (i === -1) return false
-    const [w] = this.#waiting.splice(i, 1)
-    w?.resolve(NOT_RUN)
+    this.#waiting.splice(i, 1)
+    this.#deliver(id, NOT_RUN, null)
     return true
   }
 
-  async #start (task: WorkerTask): Promise<WorkerResult> {
+  async #start (task: WorkerTask): Promise<void> {
     const { ids, startedAtMs } = this.slots
     const slot = ids.indexOf(0)
     this.#running++
     // Published before any handler code runs: a thread that dies from here on was running it.
     startedAtMs[slot] = performance.timeOrigin + performance.now()
     Atomics.store(ids, slot, task.id)
+    let result: WorkerResult | null = null
+    let failure: unknown = null
     try {
-      if (this.#measureUsage) return await this.#runMeasured(task)
-      return await this.#run(task)
-    } finally {
-      Atomics.store(ids, slot, 0)
-      if (this.#measureHeap) this.slots.heapUsed[0] = getHeapStatistics().used_heap_size
-      this.#running--
-      this.#next()
+      result = this.#measureUsage ? await this.#runMeasured(task) : await this.#run(task)
+    } catch (err) {
+      failure = err ?? new Error('a task failed without a reason')
     }
+    if (this.#measureHeap) this.slots.heapUsed[0] = getHeapStatistics().used_heap_size
+    // Out before the slot says it ended (see the top of this file).
+    this.#deliver(task.id, result, failure)
+    Atomics.store(ids, slot, 0)
+    this.#running--
+    this.#next()
   }
 
   /**
@@ -121,8 +134,7 @@ export class Scheduler {
 
   #next (): void {
     while (this.#running < this.slots.ids.length && this.#waiting.length > 0) {
-      const w = this.#waiting.shift() as Waiting
-      this.#startClaimed(w.task).then(w.resolve, w.reject)
+      this.#startClaimed(this.#waiting.shift() as WorkerTask)
     }
   }
 }

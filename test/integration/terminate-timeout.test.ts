@@ -6,6 +6,7 @@
 
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
+import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { FcgiConnection, buildCgiParams } from '../../src/client/fcgi-client.ts'
 import type { FcgiResponse } from '../../src/client/fcgi-client.ts'
@@ -175,6 +176,34 @@ describe('requests prefetched behind a request that times out', () => {
     // Handed to the thread with the loop, they came back to the pool: taken back once the loop had
     // run PREFETCH_MAX_AGE_MS (pool.ts #takeBack), or dispatched again when the thread ended.
     assert.ok(fpm.logs.some((l) => /dispatched again|taken back to the queue/.test(l.msg)), `the quick requests were waiting on the terminated thread; log:\n${fpm.rawStderr()}`)
+  })
+})
+
+describe('a request that ended just before a busy loop started on its thread', () => {
+  let fpm: FpmHandle
+  before(async () => {
+    fpm = await startFpm(timeoutConfig(['pm.max_children = 1', 'request_terminate_timeout = 1s', 'request_terminate_timeout_grace = 0', 'env[MARK] = {{DIR}}/runs']), { root: TIMEOUT_APPS })
+  })
+  after(async () => { await fpm.stop() })
+
+  test('its response is sent and it is not run again when the thread is terminated', async () => {
+    const batch = await connectRawBatch(fpm.port, TIMEOUT_APPS)
+    // Both modules loaded on the one thread first (a first run awaits its import, which lets the
+    // result before it leave), and the thread is then one that finished recently: the loop is
+    // handed to it behind the quick request, and starts as soon as that one ends.
+    assert.equal((await get(fpm, 'spin-if-asked.mjs')).status, 200)
+    assert.equal((await get(fpm, 'mark.mjs', 'id=warm')).status, 200)
+    batch.send([['mark.mjs', 'id=before-loop'], ['spin-if-asked.mjs', 'spin']])
+    const responses = await batch.responses(8000)
+    batch.close()
+    assert.equal(responses[0]?.status, 200)
+    assert.match(responses[0]?.body.toString() ?? '', /^ran before-loop on \d+$/)
+    assert.equal(responses[1]?.status, 504)
+    await fpm.waitForLog(timedOutLine('spin-if-asked.mjs'))
+    // The new thread serves, and the quick request ran once only (a result still on the thread
+    // when it was terminated made the pool take it for one that never started, and run it again).
+    assert.equal((await get(fpm, 'mark.mjs', 'id=after')).status, 200)
+    assert.deepEqual(readFileSync(join(fpm.dir, 'runs'), 'utf8').split('\n').filter(Boolean), ['warm', 'before-loop', 'after'])
   })
 })
 
