@@ -29,6 +29,8 @@ export interface PhpFpmHandle {
   /** Folder of the bench PHP scripts (bench/php): hello, json, sleep, big, echo, cpu. */
   readonly scriptDir: string
   readonly workers: number
+  /** The master's pid (its children are the workers). */
+  readonly pid: number
   /** The temp dir holding php-fpm.conf, the logs and the default socket; removed by stop(). */
   readonly dir: string
   readonly errorLog: string
@@ -126,6 +128,7 @@ ${opts.poolDirectives ?? ''}
     address,
     scriptDir: PHP_SCRIPT_DIR,
     workers: opts.workers,
+    pid: child.pid ?? 0,
     dir,
     errorLog,
     // SIGQUIT: workers finish their request; then SIGTERM; then SIGKILL to the group

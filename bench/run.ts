@@ -34,6 +34,8 @@ import { sleep } from './managed-process.ts'
 import { APPS_DIR } from './node-fpm-process.ts'
 import { findPhpFpm, phpFpmVersion, startPhpFpm } from './php-fpm.ts'
 import type { PhpFpmHandle } from './php-fpm.ts'
+import { processTreeCpu } from './process-cpu.ts'
+import type { CpuReader } from './process-cpu.ts'
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url)).replace(/\/$/, '')
 const START_TIMEOUT_MS = 15_000
@@ -131,6 +133,8 @@ interface Server {
   workers: number
   /** Address, URI and SCRIPT_FILENAME of each scenario. */
   target: (s: Scenario) => { address: string, uri: string, script: string }
+  /** CPU time (ms) of all the server's processes and threads so far; null off Linux. */
+  cpu: CpuReader | null
   stop: () => Promise<void>
 }
 
@@ -202,6 +206,8 @@ async function startNodeFpm (scenarios: Scenario[], workers: number, ioConcurren
     name: 'node-fpm',
     workers,
     target: (s) => ({ address: path.join(dir, `${s.name}.sock`), uri: `/${s.base}.mjs`, script: path.join(APPS_DIR, `${s.base}.mjs`) }),
+    // The supervisor and the server process it started (with its threads).
+    cpu: child.pid === undefined ? null : processTreeCpu(child.pid),
     stop: async () => {
       await stopChild(child)
       cleanup()
@@ -215,6 +221,7 @@ async function startPhp (workers: number): Promise<Server> {
     name: 'php-fpm',
     workers,
     target: (s) => ({ address: handle.address, uri: `/${s.base}.php`, script: path.join(handle.scriptDir, `${s.base}.php`) }),
+    cpu: processTreeCpu(handle.pid),
     stop: async () => { await handle.stop() }
   }
 }
@@ -262,7 +269,12 @@ interface Summary extends Cell {
   rpsPerRound: number[]
   /** Median of the generator's own CPU use, in cores. */
   clientCpu: number
+  /** Median CPU time of the server (all its processes and threads) per request measured, µs; null off Linux. */
+  serverCpuUs: number | null
 }
+
+/** One run against one server: the generator's result, and the server's CPU time per request measured (µs). */
+type ServerRun = LoadResult & { serverCpuUs: number | null }
 
 interface CellSummary extends Cell {
   servers: Summary[]
@@ -271,7 +283,7 @@ interface CellSummary extends Cell {
   ratioP99: number | null
 }
 
-function summarize (cell: Cell, server: string, runs: LoadResult[]): Summary {
+function summarize (cell: Cell, server: string, runs: ServerRun[]): Summary {
   const byKind: Record<string, number> = {}
   for (const r of runs) {
     for (const [k, v] of Object.entries(r.errors)) if (k !== 'total' && v > 0) byKind[k] = (byKind[k] ?? 0) + v
@@ -289,13 +301,14 @@ function summarize (cell: Cell, server: string, runs: LoadResult[]): Summary {
     errorsByKind: byKind,
     connectionsServed: Math.min(...runs.map(r => r.connectionsServed)),
     rpsPerRound: runs.map(r => r.rps),
-    clientCpu: round(median(runs.map(r => r.clientCpu)), 2)
+    clientCpu: round(median(runs.map(r => r.clientCpu)), 2),
+    serverCpuUs: runs.every(r => r.serverCpuUs !== null) ? round(median(runs.map(r => r.serverCpuUs ?? 0)), 1) : null
   }
 }
 
 function table (cells: CellSummary[], multiWorkers: boolean): string {
   const head = [...(multiWorkers ? ['workers'] : []), 'scenario', 'conns', 'keep-conn', 'server', 'req/s', 'p50 ms', 'p99 ms', 'errors',
-    'conns served', 'req/s per round', 'node/php req/s', 'node/php p99']
+    'conns served', 'req/s per round', 'CPU us/req', 'node/php req/s', 'node/php p99']
   const rows: string[][] = []
   for (const c of cells) {
     c.servers.forEach((s, i) => {
@@ -306,6 +319,7 @@ function table (cells: CellSummary[], multiWorkers: boolean): string {
         s.server, s.rps.toFixed(1), s.p50.toFixed(3), s.p99.toFixed(3),
         s.errors === 0 ? '0' : `${s.errors} (${Object.entries(s.errorsByKind).map(([k, v]) => `${k} ${v}`).join(', ')})`,
         `${s.connectionsServed}/${s.connections}`, s.rpsPerRound.map(x => x.toFixed(0)).join(' '),
+        s.serverCpuUs === null ? '-' : s.serverCpuUs.toFixed(1),
         first && c.ratioRps !== null ? `${c.ratioRps.toFixed(2)}x` : '',
         first && c.ratioP99 !== null ? `${c.ratioP99.toFixed(2)}x${c.servers.some(x => x.connectionsServed < x.connections) ? '*' : ''}` : ''
       ])
@@ -372,7 +386,7 @@ async function main (): Promise<void> {
   const started = new Date()
   const env = benchEnvironment()
   const cellSummaries: CellSummary[] = []
-  const allRuns: Array<Cell & { server: string, round: number, result: LoadResult }> = []
+  const allRuns: Array<Cell & { server: string, round: number, result: ServerRun }> = []
   const pools: unknown[] = []
   let done = 0
   for (const workers of opts.workers) {
@@ -400,7 +414,7 @@ async function main (): Promise<void> {
         for (const connections of opts.connections) {
           for (const keepConn of opts.keepConn) {
             const cell: Cell = { workers, scenario: sc.name, connections, keepConn }
-            const runs = new Map<Server, LoadResult[]>(servers.map(s => [s, []]))
+            const runs = new Map<Server, ServerRun[]>(servers.map(s => [s, []]))
             for (let r = 1; r <= opts.rounds; r++) {
               // Alternate which server goes first, so that neither always runs on a machine the other just heated.
               const order = r % 2 === 1 ? servers : [...servers].reverse()
@@ -424,11 +438,17 @@ async function main (): Promise<void> {
                 if (sc.expect === 'echo') lo.expectEcho = true
                 else lo.expectBody = sc.expect
                 if (sc.dataSize > 0) lo.dataSize = sc.dataSize
-                const res = await runLoad(lo)
+                let cpuAtStartMs = 0
+                let cpuMs: number | null = null
+                const cpu = srv.cpu
+                if (cpu !== null) lo.onMeasure = (edge) => { if (edge === 'start') cpuAtStartMs = cpu(); else cpuMs = cpu() - cpuAtStartMs }
+                const loadResult = await runLoad(lo)
+                const res: ServerRun = { ...loadResult, serverCpuUs: cpuMs !== null && loadResult.requests > 0 ? round(cpuMs * 1000 / loadResult.requests, 1) : null }
                 runs.get(srv)!.push(res)
                 allRuns.push({ ...cell, server: srv.name, round: r, result: res })
                 say(`[${done}/${runCount}] w${workers} ${sc.name} c${connections} ${keepConn ? 'keep' : 'new'} round ${r} ${srv.name}: ` +
                   `${res.rps.toFixed(1)} req/s, p99 ${res.latency.p99} ms, ${res.errors.total} errors` +
+                  (res.serverCpuUs !== null ? `, server CPU ${res.serverCpuUs} us/request` : '') +
                   (res.connectionsServed < res.connections ? `, ${res.connectionsServed}/${res.connections} connections served` : ''))
               }
             }

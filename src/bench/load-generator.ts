@@ -85,6 +85,8 @@ export interface LoadOptions {
   progressIntervalMs?: number
   /** Aborting ends the run early: the warm-up or the measure stops now, and the result covers what was measured. */
   signal?: AbortSignal
+  /** Called when the measure begins and when it ends (then the drain), synchronously: e.g. to read the server's CPU time. */
+  onMeasure?: (edge: 'start' | 'end') => void
 }
 
 export interface LoadProgress {
@@ -734,12 +736,14 @@ export async function runLoad (opts: LoadOptions): Promise<LoadResult> {
       tick()
     }
     if (warmupS > 0) await pause(warmupS * 1000, signal)
+    opts.onMeasure?.('start')
     run.beginMeasure(conns)
     t0 = phaseStart = performance.now()
     cpu0 = process.cpuUsage()
     await pause(durationS * 1000, signal)
     run.phase = PHASE_DRAIN
     t1 = phaseStart = performance.now()
+    opts.onMeasure?.('end')
     cpu1 = process.cpuUsage(cpu0)
     if (scheduleTimer !== null) clearTimeout(scheduleTimer)
     run.stopSchedule()
