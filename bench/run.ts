@@ -16,9 +16,8 @@
 //
 // See bench/README.md.
 
-import { execFileSync, spawn } from 'node:child_process'
-import type { ChildProcess } from 'node:child_process'
-import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { execFileSync } from 'node:child_process'
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
@@ -30,7 +29,7 @@ import { renderResultsChart } from './chart.ts'
 import { wholeNumber, wholeNumberList } from './cli-options.ts'
 import { benchEnvironment, fileStamp, RESULTS_DIR } from './environment.ts'
 import { formatTable, median, round } from './figures.ts'
-import { sleep } from './managed-process.ts'
+import { hasExited, sleep, spawnManaged, stopper } from './managed-process.ts'
 import { APPS_DIR } from './node-fpm-process.ts'
 import { findPhpFpm, phpFpmVersion, startPhpFpm } from './php-fpm.ts'
 import type { PhpFpmHandle } from './php-fpm.ts'
@@ -171,33 +170,27 @@ async function startNodeFpm (scenarios: Scenario[], workers: number, ioConcurren
   const errorLog = path.join(dir, 'node-fpm.log')
   const outLog = path.join(dir, 'stdout.log')
   writeFileSync(conf, nodeFpmConfig(dir, scenarios, workers, ioConcurrency))
-  const fd = openSync(outLog, 'a')
   // process.execPath: this script runs on the project's Node 24 (npm run puts node_modules/.bin first).
-  const child = spawn(process.execPath, [path.join(ROOT, 'bin/node-fpm.js'), '-y', conf], { stdio: ['ignore', fd, fd], cwd: ROOT })
-  closeSync(fd)
-  child.on('error', () => {}) // shows as an early exit
-  const killOnExit = (): void => { child.kill('SIGKILL') }
-  process.on('exit', killOnExit)
-  const cleanup = (): void => {
-    process.off('exit', killOnExit)
-    rmSync(dir, { recursive: true, force: true })
-  }
+  // Its own process group under setpriv --pdeathsig (managed-process.ts): it does not outlive the
+  // bench, however the bench ends (a SIGTERM to the bench left it running before).
+  const managed = spawnManaged(process.execPath, [path.join(ROOT, 'bin/node-fpm.js'), '-y', conf], outLog, { dir, group: true, deathSignal: 'SIGTERM' })
+  const child = managed.child
+  const stop = stopper(managed, ['SIGTERM'])
 
   const logs = (): string => [errorLog, outLog].map(f => { try { return readFileSync(f, 'utf8') } catch { return '' } }).join('')
   const deadline = Date.now() + START_TIMEOUT_MS
   const sockets = scenarios.map(s => path.join(dir, `${s.name}.sock`))
   for (;;) {
-    if (child.exitCode !== null || child.signalCode !== null) {
+    if (hasExited(child)) {
       const text = logs()
-      cleanup()
+      await stop()
       throw new Error(`node-fpm exited during start-up (code ${child.exitCode}, signal ${child.signalCode}):\n${text}\n--- ${conf} ---\n${nodeFpmConfig(dir, scenarios, workers, ioConcurrency)}`)
     }
     const threadsUp = logs().split('\n').filter(line => /"msg":"\d+ initial threads ready in \d+ ms"/.test(line)).length >= scenarios.length
     if (threadsUp && (await Promise.all(sockets.map(canConnect))).every(Boolean)) break
     if (Date.now() > deadline) {
       const text = logs()
-      child.kill('SIGKILL')
-      cleanup()
+      await stop()
       throw new Error(`node-fpm did not accept connections on ${dir}/*.sock within ${START_TIMEOUT_MS} ms:\n${text}`)
     }
     await sleep(20)
@@ -208,10 +201,7 @@ async function startNodeFpm (scenarios: Scenario[], workers: number, ioConcurren
     target: (s) => ({ address: path.join(dir, `${s.name}.sock`), uri: `/${s.base}.mjs`, script: path.join(APPS_DIR, `${s.base}.mjs`) }),
     // The supervisor and the server process it started (with its threads).
     cpu: child.pid === undefined ? null : processTreeCpu(child.pid),
-    stop: async () => {
-      await stopChild(child)
-      cleanup()
-    }
+    stop
   }
 }
 
@@ -224,15 +214,6 @@ async function startPhp (workers: number): Promise<Server> {
     cpu: processTreeCpu(handle.pid),
     stop: async () => { await handle.stop() }
   }
-}
-
-async function stopChild (child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return
-  const exited = new Promise<void>(resolve => child.once('exit', () => { resolve() }))
-  child.kill('SIGTERM')
-  const timer = setTimeout(() => child.kill('SIGKILL'), 5000)
-  await exited
-  clearTimeout(timer)
 }
 
 function canConnect (socketPath: string): Promise<boolean> {
@@ -383,6 +364,8 @@ async function main (): Promise<void> {
   const estimate = runCount * (opts.warmup + opts.duration + 0.2) + firstRuns * Math.max(0, FIRST_WARMUP_S - opts.warmup)
   say(`${runCount} runs of ${opts.warmup} + ${opts.duration} s: about ${Math.ceil(estimate / 60)} min`)
 
+  // A signal ends the run; the exit hook of managed-process.ts then kills the servers and removes their dirs.
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => { process.exit(130) })
   const started = new Date()
   const env = benchEnvironment()
   const cellSummaries: CellSummary[] = []
