@@ -111,11 +111,14 @@ export class Scheduler {
       failure = err ?? new Error('a task failed without a reason')
     }
     if (this.#measureHeap) this.slots.heapUsed[0] = getHeapStatistics().used_heap_size
-    // Out before the slot says it ended (see the top of this file).
-    this.#deliver(task.id, result, failure)
-    Atomics.store(ids, slot, 0)
-    this.#running--
-    this.#next()
+    try {
+      // Out before the slot says it ended (see the top of this file).
+      this.#deliver(task.id, result, failure)
+    } finally {
+      Atomics.store(ids, slot, 0)
+      this.#running--
+      this.#next()
+    }
   }
 
   /**
