@@ -38,7 +38,7 @@ export interface WorkerTask {
   readonly claim: number
 }
 
-/** Worker -> main: a task's result, in a RESULTS message. The task settles when the handler and its waitUntil work end. */
+/** Worker -> main: a task's result, in a RESULT message. The task settles when the handler and its waitUntil work end. */
 export interface WorkerResult {
   /**
    * Fast path: the whole response, when nothing was sent on the channel for this request.
@@ -89,7 +89,7 @@ export const Msg = {
   /** { t, id, kind, ... }: an error no handler caught (unhandled rejection, uncaught exception), from request `id` (0: unknown). */
   FAULT: 6,
   /** { t, ids, results }: tasks that ended, with their results (same order), batched per turn of the thread's event loop. */
-  RESULTS: 7,
+  RESULT: 7,
   // main -> worker
   /** { t, id, body, end, error }: request body bytes; `error` is an FpmErrorCode when the body failed. */
   BODY: 10,
@@ -149,39 +149,33 @@ export interface FaultMessage {
   readonly err: SerializedError
 }
 /**
- * Tasks that ended, flat: entry i of each array is about task `ids[i]` (resultAt() rebuilds its
- * WorkerResult). A thread sends each result as soon as its task ends, one per message, before it
- * starts another task (worker/scheduler.ts says why); the main thread takes any number. Flat arrays of strings clone at about a third of the cost of one object per result
- * (node bench/micro/clone.ts). `errors`, `usages` and `failures` are null when every entry would be.
- * A `failures[i]` that is not null means the task's promise rejected: a bug in node-fpm, not a
- * handler error.
+ * A task that ended, flat (resultOf() rebuilds its WorkerResult). A thread sends each one as soon as
+ * its task ends, before it starts another (worker/scheduler.ts says why). A `failure` means the
+ * task's promise rejected: a bug in node-fpm, not a handler error.
  */
-export interface ResultsMessage {
-  readonly t: typeof Msg.RESULTS
-  readonly ids: number[]
+export interface ResultMessage {
+  readonly t: typeof Msg.RESULT
+  readonly id: number
   /** The fast-path response's head; null: none (sent on the channel, aborted, or not run). */
-  readonly heads: Array<string | null>
-  readonly bodies: Array<Uint8Array | string | null>
-  readonly errors: Array<SerializedError | null> | null
-  readonly usages: Array<RequestUsage | null> | null
-  readonly failures: Array<SerializedError | null> | null
+  readonly head: string | null
+  readonly body: Uint8Array | string | null
+  readonly error: SerializedError | null
+  readonly usage: RequestUsage | null
+  readonly failure: SerializedError | null
 }
 
-/** The result of task i of a RESULTS message. */
-export function resultAt (m: ResultsMessage, i: number): WorkerResult {
-  const head = m.heads[i] ?? null
-  const response = head === null ? null : { head, body: m.bodies[i] ?? null }
-  const error = m.errors?.[i] ?? null
-  const usage = m.usages?.[i] ?? null
-  return usage === null ? { response, error } : { response, error, usage }
+/** The WorkerResult a RESULT message carries. */
+export function resultOf (m: ResultMessage): WorkerResult {
+  const response = m.head === null ? null : { head: m.head, body: m.body }
+  return m.usage === null ? { response, error: m.error } : { response, error: m.error, usage: m.usage }
 }
-export type WorkerMessage = HeadMessage | ChunkMessage | PullMessage | LogMessage | FaultMessage | ResultsMessage
+export type WorkerMessage = HeadMessage | ChunkMessage | PullMessage | LogMessage | FaultMessage | ResultMessage
 
 export interface BodyMessage { readonly t: typeof Msg.BODY, readonly id: number, readonly body: Uint8Array | null, readonly end: boolean, readonly error: string | null }
 export interface AckMessage { readonly t: typeof Msg.ACK, readonly id: number, readonly bytes: number }
 export interface AbortMessage { readonly t: typeof Msg.ABORT, readonly id: number, readonly reason: string }
 /**
- * Requests for a thread, flat as ResultsMessage is: entry i of each array is task `ids[i]`
+ * Requests for a thread, flat: entry i of each array is task `ids[i]`
  * (tasksMessage() builds it, taskAt() rebuilds a task). `bodies` is null when no task has one.
  */
 export interface TasksMessage {

@@ -8,7 +8,7 @@
 //   a thread on its own channel, never through piscina.run(). The pool chooses the thread (a free
 //   one, else, for a prefetchable request, a busy one that is churning through quick requests,
 //   see PREFETCH_*) and puts the task in that thread's outbox; the outboxes leave once per turn
-//   of the event loop, one TASKS message per thread, and each result comes back in a RESULTS
+//   of the event loop, one TASKS message per thread, and each result comes back in a RESULT
 //   message as soon as its task ends. piscina's own per-task message, Atomics wake-up and result message cost more
 //   main-thread time than a small request itself (node-runtime.md §4; waking a sleeping thread
 //   costs the poster 15-25 µs here), so a batch pays one wake-up for all it holds. So
@@ -68,12 +68,12 @@ import { randomInt } from 'node:crypto'
 import { availableParallelism } from 'node:os'
 import { fileURLToPath } from 'node:url'
 import { getHeapStatistics } from 'node:v8'
+import { receiveMessageOnPort, type MessagePort, type Worker } from 'node:worker_threads'
 import { Piscina } from 'piscina'
 import { LAZY_UNDICI_EXEC_ARGV } from '../worker/undici-classes.ts'
-import { receiveMessageOnPort, type MessagePort, type Worker } from 'node:worker_threads'
 import {
-  Msg, TRANSFER_MIN_BYTES, resultAt, tasksMessage, type WorkerTask, type WorkerResult, type WorkerMessage, type MainMessage, type WorkerData,
-  type SerializedError, type HelloMessage, type FaultMessage, type ResultsMessage
+  Msg, TRANSFER_MIN_BYTES, resultOf, tasksMessage, type WorkerTask, type WorkerResult, type WorkerMessage, type MainMessage, type WorkerData,
+  type SerializedError, type HelloMessage, type FaultMessage, type ResultMessage
 } from '../common/messages.ts'
 import { FpmError } from '../common/errors.ts'
 import type { PoolConfig } from '../config/types.ts'
@@ -283,9 +283,9 @@ const QUICK_SERVICE_MS = 0.25
 const SERVICE_EWMA_WEIGHT = 0.02
 const SERVICE_SAMPLE_MAX_MS = 10 * QUICK_SERVICE_MS
 const MAX_DISPATCH_ATTEMPTS = 3
-/** php's maintenance heartbeat (FPM_IDLE_SERVER_MAINTENANCE_HEARTBEAT). */
 /** The highest default V8 heap cap of a thread (threadHeapLimitMb): under 2 GiB. */
 const DEFAULT_HEAP_LIMIT_MAX_MB = 2047
+/** php's maintenance heartbeat (FPM_IDLE_SERVER_MAINTENANCE_HEARTBEAT). */
 const HEARTBEAT_MS = 1000
 /** Initial threads that boot at once (each costs ~30 ms of CPU, node-runtime.md): one per CPU, at least 2. */
 const STARTUP_BATCH = Math.max(2, CPUS)
@@ -1505,8 +1505,8 @@ export class Pool {
   }
 
   #onWorkerMessage (m: WorkerMessage, threadId: number): void {
-    if (m.t === Msg.RESULTS) {
-      this.#onResults(m, threadId)
+    if (m.t === Msg.RESULT) {
+      this.#onResultMessage(m, threadId)
       return
     }
     if (m.t === Msg.FAULT) {
@@ -1533,19 +1533,16 @@ export class Pool {
     }
   }
 
-  #onResults (m: ResultsMessage, threadId: number): void {
-    const { ids, failures } = m
-    for (let i = 0; i < ids.length; i++) {
-      const job = this.#jobs.get(ids[i]!)
-      if (job === undefined || job.thread?.id !== threadId) continue // answered already (its thread got stuck)
-      const failure = failures?.[i]
-      if (failure == null) {
-        this.#onResult(job, resultAt(m, i))
-      } else {
-        const err = new FpmError('FPM_ERR_WORKER_DIED', `thread ${threadId} failed to run the request: ${failure.message}`)
-        err.stack = failure.stack
-        this.#onFailure(job, err)
-      }
+  #onResultMessage (m: ResultMessage, threadId: number): void {
+    const job = this.#jobs.get(m.id)
+    if (job === undefined || job.thread?.id !== threadId) return // answered already (its thread got stuck)
+    const failure = m.failure
+    if (failure === null) {
+      this.#onResult(job, resultOf(m))
+    } else {
+      const err = new FpmError('FPM_ERR_WORKER_DIED', `thread ${threadId} failed to run the request: ${failure.message}`)
+      err.stack = failure.stack
+      this.#onFailure(job, err)
     }
   }
 
@@ -1585,7 +1582,6 @@ export class Pool {
   }
 }
 
-/** The environment of the pool's threads: php's clear_env (default yes) keeps only env[...]. */
 /**
  * A thread's V8 old-generation cap: pm.heap_limit, else V8's default for this machine (the same as
  * the main thread's, which --max-old-space-size sets) but at most DEFAULT_HEAP_LIMIT_MAX_MB: a V8
@@ -1599,6 +1595,7 @@ function threadHeapLimitMb (heapLimitMb: number): number {
   return Math.min(DEFAULT_HEAP_LIMIT_MAX_MB, Math.floor(totalBytes / (1024 * 1024)))
 }
 
+/** The environment of the pool's threads: php's clear_env (default yes) keeps only env[...]. */
 function workerEnv (config: PoolConfig): Record<string, string> {
   const base: Record<string, string> = {}
   if (!config.clearEnv) {

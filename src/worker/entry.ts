@@ -10,7 +10,7 @@
 
 import { MessageChannel, parentPort, threadId, workerData } from 'node:worker_threads'
 import { Msg, taskAt } from '../common/messages.ts'
-import type { HelloMessage, MainMessage, ResultsMessage, WorkerData, WorkerResult, WorkerTask } from '../common/messages.ts'
+import type { HelloMessage, MainMessage, ResultMessage, WorkerData, WorkerResult, WorkerTask } from '../common/messages.ts'
 import { RequestState, serializeError } from './handler-context.ts'
 import { Scheduler } from './scheduler.ts'
 import { captureConsole } from './console-capture.ts'
@@ -69,21 +69,19 @@ function submitTask (task: WorkerTask): void {
 }
 
 /**
- * A task's outcome, posted at once in a RESULTS message of its own: it cannot wait for others on
- * this thread (scheduler.ts says why). `failure`: node-fpm's own bug, not a handler error (those are
- * in the result); the request gets 502.
+ * A task's outcome, posted at once in a RESULT message: it cannot wait for others on this thread
+ * (scheduler.ts says why). `failure`: node-fpm's own bug, not a handler error (those are in the
+ * result); the request gets 502.
  */
 function deliverResult (id: number, result: WorkerResult | null, failure: unknown): void {
-  const error = result?.error ?? null
-  const usage = result?.usage ?? null
-  const msg: ResultsMessage = {
-    t: Msg.RESULTS,
-    ids: [id],
-    heads: [result?.response?.head ?? null],
-    bodies: [result?.response?.body ?? null],
-    errors: error === null ? null : [error],
-    usages: usage === null ? null : [usage],
-    failures: failure === null ? null : [serializeError(failure)]
+  const msg: ResultMessage = {
+    t: Msg.RESULT,
+    id,
+    head: result?.response?.head ?? null,
+    body: result?.response?.body ?? null,
+    error: result?.error ?? null,
+    usage: result?.usage ?? null,
+    failure: failure === null ? null : serializeError(failure)
   }
   port1.postMessage(msg)
 }

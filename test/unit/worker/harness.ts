@@ -1,11 +1,11 @@
 // Plays the main thread's role for the worker tests: a real Piscina pool running
 // src/worker/entry.ts (atomics 'async'), the HELLO ports, tasks sent in TASKS messages and their
-// RESULTS, and per-request message queues.
+// RESULTs, and per-request message queues.
 
 import { Piscina } from 'piscina'
 import { fileURLToPath } from 'node:url'
 import type { MessagePort } from 'node:worker_threads'
-import { Msg, resultAt, tasksMessage } from '../../../src/common/messages.ts'
+import { Msg, resultOf, tasksMessage } from '../../../src/common/messages.ts'
 import type { AbortMessage, AckMessage, BodyMessage, HelloMessage, LogMessage, MainMessage, WorkerData, WorkerMessage, WorkerResult, WorkerTask } from '../../../src/common/messages.ts'
 
 export const ENTRY = fileURLToPath(new URL('../../../src/worker/entry.ts', import.meta.url))
@@ -146,16 +146,12 @@ export class Harness {
   }
 
   #route (msg: WorkerMessage, port: MessagePort): void {
-    if (msg.t === Msg.RESULTS) {
-      for (let i = 0; i < msg.ids.length; i++) {
-        const id = msg.ids[i]!
-        const waiting = this.#results.get(id)
-        if (waiting === undefined) continue
-        this.#results.delete(id)
-        const failure = msg.failures?.[i]
-        if (failure != null) waiting.reject(Object.assign(new Error(failure.message), failure))
-        else waiting.resolve(resultAt(msg, i))
-      }
+    if (msg.t === Msg.RESULT) {
+      const waiting = this.#results.get(msg.id)
+      if (waiting === undefined) return
+      this.#results.delete(msg.id)
+      if (msg.failure !== null) waiting.reject(Object.assign(new Error(msg.failure.message), msg.failure))
+      else waiting.resolve(resultOf(msg))
       return
     }
     this.#logFor(msg.id).push(msg, port)
