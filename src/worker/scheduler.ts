@@ -81,18 +81,24 @@ export class Scheduler {
     else this.#waiting.push(task)
   }
 
+  /**
+   * Takes the task's claim word (which frees the word for later tasks): false when the main thread
+   * took the task back first (it runs elsewhere; nothing is said of it here).
+   */
+  #claim (task: WorkerTask): boolean {
+    return task.claim < 0 || Atomics.compareExchange(this.slots.claims, task.claim, task.id, 0) === task.id
+  }
+
   #startClaimed (task: WorkerTask): void {
-    // Its claim is gone: the main thread took it back before it started (it runs elsewhere).
-    if (task.claim >= 0 && Atomics.compareExchange(this.slots.claims, task.claim, task.id, 0) !== task.id) return
-    void this.#start(task)
+    if (this.#claim(task)) void this.#start(task)
   }
 
   /** An ABORT for a request still waiting here: it is dropped without running its handler. */
   dropWaiting (id: number): boolean {
     const i = this.#waiting.findIndex((task) => task.id === id)
     if (i === -1) return false
-    this.#waiting.splice(i, 1)
-    this.#deliver(id, NOT_RUN, null)
+    const task = this.#waiting.splice(i, 1)[0] as WorkerTask
+    if (this.#claim(task)) this.#deliver(id, NOT_RUN, null)
     return true
   }
 
