@@ -44,7 +44,6 @@ export interface FrontHandle {
   stop (): Promise<void>
 }
 
-
 /** `nginx -v`, e.g. 'nginx/1.22.1'; null when it cannot run. */
 export function nginxVersion (bin: string): string | null {
   // nginx -v prints on stderr

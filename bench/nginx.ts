@@ -104,7 +104,6 @@ interface Options {
   json?: boolean
 }
 
-
 function scenarioList (v: string): string[] {
   const names = v === 'all' ? SCENARIOS.map(s => s.name) : v.split(',').map(s => s.trim())
   for (const n of names) {
@@ -192,7 +191,6 @@ async function startBackend (server: ServerName, workers: number): Promise<Backe
   }
   return await startNodeHttp()
 }
-
 
 // ---- clean shutdown -------------------------------------------------------------------------------
 

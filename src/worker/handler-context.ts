@@ -30,7 +30,6 @@ if (!isMainThread) {
   installResponseGlobal()
 }
 
-
 /** The PARAMS text the server sends, decoded (the server already validated it). */
 function decodeParamsOf (text: string): string[] {
   const out: string[] = []

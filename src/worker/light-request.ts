@@ -130,7 +130,6 @@ export function normalizeMethod (method: string): string | null {
   return method
 }
 
-
 // ---------------------------------------------------------------------------------------------
 // The thread's global Request and fetch
 
