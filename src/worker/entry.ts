@@ -40,7 +40,8 @@ installFaultHandlers(port1)
 
 function onMainMessage (msg: MainMessage): void {
   if (msg.t === Msg.TASKS) {
-    for (let i = 0; i < msg.ids.length; i++) submitTask(taskAt(msg, i))
+    // Beyond the thread's concurrency, requests wait in the scheduler.
+    for (let i = 0; i < msg.ids.length; i++) scheduler.submit(taskAt(msg, i))
     return
   }
   const state = active.get(msg.id)
@@ -61,11 +62,6 @@ function rememberAbort (id: number, reason: string): void {
     if (oldest.done !== true) earlyAborts.delete(oldest.value)
   }
   earlyAborts.set(id, reason)
-}
-
-/** Requests beyond the thread's concurrency wait in the scheduler. */
-function submitTask (task: WorkerTask): void {
-  scheduler.submit(task)
 }
 
 /**
