@@ -49,13 +49,13 @@ export interface WorkerResult {
   readonly response: { readonly head: string, readonly body: Uint8Array | string | null } | null
   /** The handler threw or rejected (before or after responding): main logs it with pool, script and URI. */
   readonly error: SerializedError | null
-  /** Only when WorkerData.measureUsage: the thread's numbers for this request (access.format %C, %M). */
+  /** Only when WorkerData.measureUsage says so: the thread's numbers for this request (access.format %C, %M; the status page's last request cpu and memory). */
   readonly usage?: RequestUsage
 }
 
 /**
- * What a request cost its thread (worker/scheduler.ts), for the access log: three numbers, measured
- * only when the pool's access.format asks for %C or %M.
+ * What a request cost its thread (worker/scheduler.ts), for the access log and the status page:
+ * three numbers, measured only when asked for (WorkerData.measureUsage).
  */
 export interface RequestUsage {
   /** CPU time of the thread from the request's start to its end (process.threadCpuUsage), µs. */
@@ -236,6 +236,9 @@ export interface WorkerData {
   readonly threadConcurrency: number
   /** pm.heap_soft_limit is on: the thread measures its heap after each request (HelloMessage.heapUsed). */
   readonly measureHeap: boolean
-  /** The access log's format has %C or %M: each WorkerResult carries its `usage` (absent: off). */
-  readonly measureUsage?: boolean
+  /**
+   * One shared word: 1 when each WorkerResult must carry its `usage`: from the start when the access
+   * log's format has %C or %M, else from the first `full` status page on (absent or 0: off).
+   */
+  readonly measureUsage?: Int32Array
 }

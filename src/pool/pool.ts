@@ -73,7 +73,7 @@ import { Piscina } from 'piscina'
 import { LAZY_UNDICI_EXEC_ARGV } from '../worker/undici-classes.ts'
 import {
   Msg, TRANSFER_MIN_BYTES, resultOf, tasksMessage, type WorkerTask, type WorkerResult, type WorkerMessage, type MainMessage, type WorkerData,
-  type SerializedError, type HelloMessage, type FaultMessage, type ResultMessage
+  type SerializedError, type RequestUsage, type HelloMessage, type FaultMessage, type ResultMessage
 } from '../common/messages.ts'
 import { FpmError } from '../common/errors.ts'
 import type { PoolConfig } from '../config/types.ts'
@@ -330,6 +330,8 @@ export class Pool {
   #initialPending = true
   readonly #createdAtMs = performance.now()
   readonly #stats = new PoolStats()
+  /** WorkerData.measureUsage: shared with every thread of the pool. */
+  readonly #measureUsage = new Int32Array(new SharedArrayBuffer(4))
   readonly #pm: PmSettings
   #pmMemory: PmMemory = PM_START
   /** piscina's maxThreads. */
@@ -390,6 +392,10 @@ export class Pool {
     this.#concurrency = pm.threadConcurrency
     this.#pm = pm
     this.#maxThreads = 3 * pm.maxChildren
+    // What each request costs its thread (about 3 µs a request): the access log's %C and %M need it
+    // from the start; the status page's last request cpu and memory from the first `full` view on
+    // (threadsSnapshot), so that a pool whose page is only scraped for its counters does not pay it.
+    if (accessLogMeasuresUsage(config.access)) this.#measureUsage[0] = 1
     const workerData: WorkerData = {
       poolName: config.name,
       env: config.env,
@@ -397,7 +403,7 @@ export class Pool {
       phpAdminValues: config.phpAdminValues,
       threadConcurrency: pm.threadConcurrency,
       measureHeap: config.heapSoftLimitBytes > 0,
-      measureUsage: accessLogMeasuresUsage(config.access)
+      measureUsage: this.#measureUsage
     }
     this.#piscina = new Piscina({
       filename: workerEntry,
@@ -452,6 +458,7 @@ export class Pool {
 
   /** Each thread with the request it runs or ran last: the status page's `full` view (thread-snapshot.ts). */
   threadsSnapshot (): ThreadSnapshot[] {
+    this.#measureUsage[0] = 1
     const nowMs = performance.now()
     return [...this.#threads.values()].map((t) => describeThread(t, this.#channels.get(t.id), nowMs))
   }
@@ -683,7 +690,7 @@ export class Pool {
     }
     this.#settle(job, result, null)
     if (thread !== null) {
-      this.#released(thread, job)
+      this.#released(thread, job, result.usage ?? null)
       this.#checkHeap(thread)
     }
     this.#pump()
@@ -1151,8 +1158,8 @@ export class Pool {
     thread.worker.terminate().catch(() => {})
   }
 
-  /** `job` of `thread` settled. */
-  #released (thread: Thread, job: Job): void {
+  /** `job` of `thread` settled (`usage`: what it cost the thread, when measured). */
+  #released (thread: Thread, job: Job, usage: RequestUsage | null = null): void {
     if (!thread.jobs.delete(job)) return
     if (job.timedOutAtMs !== 0) {
       thread.timingOut--
@@ -1162,7 +1169,7 @@ export class Pool {
       }
     }
     thread.lastActiveMs = thread.lastDoneMs = performance.now()
-    thread.last = lastRequestOf(job, thread.lastDoneMs)
+    thread.last = lastRequestOf(job, thread.lastDoneMs, usage)
     this.#oneLess(thread)
   }
 

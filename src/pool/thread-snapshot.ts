@@ -4,6 +4,8 @@
 // only when a `full` status page is asked for; the one cost on the request path is `lastRequestOf`,
 // one small object per finished request. Formatting (labels, units, `-`) is status/report.ts's.
 
+import type { RequestUsage } from '../common/messages.ts'
+
 /** A request as the status page describes it. */
 export interface ThreadRequest {
   /** The FastCGI params as the thread got them (the PARAMS text, or decoded flat [name, value, ...]). */
@@ -15,6 +17,9 @@ export interface ThreadRequest {
   readonly uri: string
   /** Running: since it started on the thread; done: how long it ran. */
   readonly durationMs: number
+  /** Done and measured: its CPU time (µs) and memory (bytes), see LastRequest; else -1. */
+  readonly cpuUs: number
+  readonly memoryBytes: number
 }
 
 export interface ThreadSnapshot {
@@ -39,6 +44,10 @@ export interface LastRequest {
   readonly method: string
   readonly uri: string
   readonly durationMs: number
+  /** CPU time (user + system) the thread spent on it, µs; -1: not measured. */
+  readonly cpuUs: number
+  /** The larger of the thread's heap in use at its start and end, bytes; -1: not measured. */
+  readonly memoryBytes: number
 }
 
 /** The parts of the pool's Job that are read here. */
@@ -66,14 +75,16 @@ interface SlotsView {
   readonly heapUsed: Float64Array | null
 }
 
-/** `job` just settled on its thread (`nowMs`: performance.now()). */
-export function lastRequestOf (job: JobView, nowMs: number): LastRequest {
+/** `job` just settled on its thread (`nowMs`: performance.now(); `usage`: its cost, when the thread measured it). */
+export function lastRequestOf (job: JobView, nowMs: number, usage: RequestUsage | null): LastRequest {
   return {
     params: job.task.params,
     script: job.task.script,
     method: job.req.method,
     uri: job.req.uri,
-    durationMs: job.req.startedAtMs > 0 ? nowMs - job.req.startedAtMs : 0
+    durationMs: job.req.startedAtMs > 0 ? nowMs - job.req.startedAtMs : 0,
+    cpuUs: usage === null ? -1 : usage.cpuUserUs + usage.cpuSystemUs,
+    memoryBytes: usage === null ? -1 : usage.heapBytes
   }
 }
 
@@ -106,6 +117,6 @@ export function describeThread (thread: ThreadView, slots: SlotsView | undefined
   return {
     ...base,
     state: current.responseEnded ? 'Finishing' : 'Running',
-    request: { params: current.task.params, script: current.task.script, method: current.req.method, uri: current.req.uri, durationMs }
+    request: { params: current.task.params, script: current.task.script, method: current.req.method, uri: current.req.uri, durationMs, cpuUs: -1, memoryBytes: -1 }
   }
 }

@@ -9,8 +9,12 @@
 //   queue; here connections are accepted at once and requests wait in the pool instead, so this is
 //   the figure that means "requests waiting for a worker".
 // - active processes never includes the status request: it is answered on the main thread.
-// - per process: pid is the thread id; last request cpu is not measured (0.00); last request memory
-//   is the thread's heap in use after its last request when pm.heap_soft_limit measures it, else 0.
+// - per process: pid is the thread id. last request cpu is the thread's CPU time over its last
+//   request (process.threadCpuUsage, user + system) divided by that request's duration, in %, as php
+//   computes it; last request memory is the larger of the thread's V8 heap in use at that request's
+//   start and end (php: the request's peak, in whole 2 MiB chunks). Both are measured on the thread
+//   from the first `full` page on (pool.ts says why), 0 before; with pm.thread_concurrency > 1,
+//   requests that overlap share them.
 
 import { decodeParamsText } from '../fastcgi/index.ts'
 import { ACCESS_FIELD_LIMITS } from '../log/access-format.ts'
@@ -101,9 +105,15 @@ function processReport (t: ThreadSnapshot, nowSec: number): ProcessReport {
     user: req?.user ?? '-',
     script: req?.script ?? '-',
     // php: 0 unless the process is Idle (the figures are those of the finished request).
-    lastRequestCpu: 0,
-    lastRequestMemory: idle && t.request !== null ? t.heapUsedBytes : 0
+    lastRequestCpu: idle && t.request !== null ? cpuPercent(t.request) : 0,
+    lastRequestMemory: idle && t.request !== null ? (t.request.memoryBytes >= 0 ? t.request.memoryBytes : t.heapUsedBytes) : 0
   }
+}
+
+/** php: (user + system) CPU / wall time of the request, in %. */
+function cpuPercent (req: ThreadRequest): number {
+  if (req.cpuUs < 0 || req.durationMs <= 0) return 0
+  return req.cpuUs / 1000 / req.durationMs * 100
 }
 
 interface RequestFields {

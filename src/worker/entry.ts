@@ -22,7 +22,7 @@ const EARLY_ABORTS_MAX = 64
 
 const data = workerData as WorkerData | undefined
 const poolEnv: Readonly<Record<string, string>> = data?.env ?? {}
-const scheduler = new Scheduler(Math.max(1, data?.threadConcurrency ?? 1), runTask, deliverResult, { measureHeap: data?.measureHeap === true, measureUsage: data?.measureUsage === true })
+const scheduler = new Scheduler(Math.max(1, data?.threadConcurrency ?? 1), runTask, deliverResult, { measureHeap: data?.measureHeap === true, measureUsage: data?.measureUsage })
 const active = new Map<number, RequestState>()
 const earlyAborts = new Map<number, string>()
 

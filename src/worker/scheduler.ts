@@ -63,16 +63,16 @@ export class Scheduler {
   readonly #run: (task: WorkerTask) => Promise<WorkerResult>
   readonly #deliver: Deliver
   readonly #measureHeap: boolean
-  readonly #measureUsage: boolean
+  readonly #measureUsage: Int32Array | null
   readonly #waiting: WorkerTask[] = []
   #running = 0
 
-  constructor (concurrency: number, run: (task: WorkerTask) => Promise<WorkerResult>, deliver: Deliver, opts: { measureHeap?: boolean, measureUsage?: boolean } = {}) {
+  constructor (concurrency: number, run: (task: WorkerTask) => Promise<WorkerResult>, deliver: Deliver, opts: { measureHeap?: boolean, measureUsage?: Int32Array } = {}) {
     this.slots = createRunningSlots(concurrency)
     this.#run = run
     this.#deliver = deliver
     this.#measureHeap = opts.measureHeap === true
-    this.#measureUsage = opts.measureUsage === true
+    this.#measureUsage = opts.measureUsage ?? null
   }
 
   /** Runs the task now, or once a slot is free (its outcome goes to `deliver`). */
@@ -112,7 +112,7 @@ export class Scheduler {
     let result: WorkerResult | null = null
     let failure: unknown = null
     try {
-      result = this.#measureUsage ? await this.#runMeasured(task) : await this.#run(task)
+      result = this.#measureUsage !== null && this.#measureUsage[0] === 1 ? await this.#runMeasured(task) : await this.#run(task)
     } catch (err) {
       failure = err ?? new Error('a task failed without a reason')
     }
@@ -128,9 +128,10 @@ export class Scheduler {
   }
 
   /**
-   * The access log's %C and %M (about 1 µs per request, only when the format has them): the thread's
-   * CPU time over the request and the larger of its heap in use at the start and at the end. With
-   * pm.thread_concurrency > 1 requests that overlap on the thread share these numbers.
+   * The access log's %C and %M, the status page's last request cpu and memory (about 3 µs per request,
+   * only when asked for: WorkerData.measureUsage): the thread's CPU time over the request and the
+   * larger of its heap in use at the start and at the end. With pm.thread_concurrency > 1 requests
+   * that overlap on the thread share these numbers.
    */
   async #runMeasured (task: WorkerTask): Promise<WorkerResult> {
     const cpu0 = threadCpuUsage()

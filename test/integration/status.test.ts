@@ -163,7 +163,12 @@ describe('status page: formats and figures on a fresh pool', () => {
     // text full, xml full, html full: the same threads
     const textFull = parseText((await request(fpm.port, '/status?full')).body.toString())
     assert.deepEqual(textFull.processes.map((p) => num(p, 'pid')).sort(), procs.map((p) => p.pid as number).sort())
-    assert.deepEqual(textFull.processes.map((p) => p.get('last request cpu')), ['0.00', '0.00'])
+    // CPU over wall time of each thread's last request (measured: the pool has a status page); none yet: 0.00
+    for (const p of textFull.processes) {
+      const cpu = p.get('last request cpu') ?? ''
+      if (num(p, 'requests') === 0) assert.equal(cpu, '0.00')
+      else assert.match(cpu, /^\d+\.\d\d$/)
+    }
     const xmlFull = parseXml((await request(fpm.port, '/status?xml&full')).body.toString())
     const xmlProcs = xmlFull.children.find((c) => c.name === 'processes')?.children ?? []
     assert.deepEqual(xmlProcs.map((p) => p.name), ['process', 'process'])
@@ -272,6 +277,47 @@ describe('status page while every thread is busy', () => {
     // each thread shows the last request it ran; the queued ones (3 to 5) ran after the first two
     for (const p of procs) assert.match(p['request uri'] as string, /^\/gate\.mjs\?gate=.*&n=[1-5]$/)
     assert.ok(procs.some((p) => /&n=[3-5]$/.test(p['request uri'] as string)), JSON.stringify(procs))
+  })
+})
+
+describe('status page: what the last request cost its thread', () => {
+  let fpm: FpmHandle
+  before(async () => { fpm = await startFpm(CONFIG.replace('pm.max_children = 2', 'pm.max_children = 1'), { root: APPS, args: ['--no-supervisor'] }) })
+  after(async () => { await fpm.stop() })
+
+  /** The one thread, once idle, as the full JSON page shows it. */
+  async function thread (): Promise<Record<string, unknown>> {
+    await idle(fpm)
+    const procs = (await json(fpm.port2, 'json&full')).processes ?? []
+    assert.equal(procs.length, 1)
+    return procs[0]!
+  }
+
+  test('last request cpu: CPU time over wall time, in %; last request memory: the heap it held', async () => {
+    // Measured from the first full view on: a request before it has no figures
+    assert.equal((await request(fpm.port, '/cost.mjs?spin=150', root)).status, 200)
+    const unmeasured = await thread()
+    assert.deepEqual([unmeasured['request uri'], unmeasured['last request cpu'], unmeasured['last request memory']], ['/cost.mjs?spin=150', 0, 0])
+
+    // 150 ms of busy loop: the thread's CPU all along (php's figure counts user + system time)
+    assert.equal((await request(fpm.port, '/cost.mjs?spin=150', root)).status, 200)
+    const busy = await thread()
+    assert.equal(busy['request uri'], '/cost.mjs?spin=150')
+    assert.ok((busy['last request cpu'] as number) >= 50 && (busy['last request cpu'] as number) <= 110, JSON.stringify(busy))
+
+    // 150 ms on a timer: almost no CPU
+    assert.equal((await request(fpm.port, '/cost.mjs?wait=150', root)).status, 200)
+    const waiting = await thread()
+    assert.equal(waiting['request uri'], '/cost.mjs?wait=150')
+    assert.ok((waiting['last request cpu'] as number) < 25, JSON.stringify(waiting))
+
+    // 32 MiB held on the heap at the request's end: at least that much, and it was not before
+    const before = (await thread())['last request memory'] as number
+    assert.ok(before > 0 && before < 32 * 1024 * 1024, `${before}`)
+    assert.equal((await request(fpm.port, '/cost.mjs?holdMiB=32', root)).body.toString(), String(32 * 131072))
+    const holding = await thread()
+    assert.ok((holding['last request memory'] as number) >= 32 * 1024 * 1024, JSON.stringify(holding))
+    assert.equal((await request(fpm.port, '/cost.mjs?holdMiB=0', root)).body.toString(), '0')
   })
 })
 

@@ -23,8 +23,11 @@ describe('thread snapshot', () => {
   test('an idle thread: no request yet, then its last one', () => {
     const thread = { id: 1, startedAtMs: 100, served: 0, jobs: [], last: null }
     assert.deepEqual(describeThread(thread, undefined, 500), { id: 1, startedAtMs: origin + 100, requests: 0, heapUsedBytes: 0, state: 'Idle', request: null })
-    const last = lastRequestOf(job(7, '/a.mjs', 200), 230)
-    assert.deepEqual(last, { params: ['SCRIPT_NAME', '/a.mjs'], script: '/srv/a.mjs', method: 'GET', uri: '/a.mjs', durationMs: 30 })
+    const last = lastRequestOf(job(7, '/a.mjs', 200), 230, null)
+    assert.deepEqual(last, { params: ['SCRIPT_NAME', '/a.mjs'], script: '/srv/a.mjs', method: 'GET', uri: '/a.mjs', durationMs: 30, cpuUs: -1, memoryBytes: -1 })
+    const measured = lastRequestOf(job(7, '/a.mjs', 200), 230, { cpuUserUs: 400, cpuSystemUs: 100, heapBytes: 9000 })
+    assert.equal(measured.cpuUs, 500)
+    assert.equal(measured.memoryBytes, 9000)
     const idle = describeThread({ ...thread, served: 1, last }, slots([], 4096), 500)
     assert.equal(idle.state, 'Idle')
     assert.equal(idle.request, last)

@@ -99,7 +99,9 @@ describe('status report', () => {
           script: '/srv/api/upload.mjs',
           method: 'POST',
           uri: '/upload?x=1',
-          durationMs: 12.3456
+          durationMs: 12.3456,
+          cpuUs: -1,
+          memoryBytes: -1
         }
       },
       {
@@ -109,7 +111,7 @@ describe('status report', () => {
         requests: 1,
         heapUsedBytes: 0,
         // decoded flat params, a method longer than php's 15 characters, and no SCRIPT_NAME: REQUEST_URI's path
-        request: { params: ['REQUEST_URI', '/front?q=1', 'QUERY_STRING', 'q=1'], script: '/srv/front.mjs', method: 'PROPFINDPROPFINDX', uri: '/front?q=1', durationMs: 1 }
+        request: { params: ['REQUEST_URI', '/front?q=1', 'QUERY_STRING', 'q=1'], script: '/srv/front.mjs', method: 'PROPFINDPROPFINDX', uri: '/front?q=1', durationMs: 1, cpuUs: -1, memoryBytes: -1 }
       },
       {
         id: 5,
@@ -117,9 +119,19 @@ describe('status report', () => {
         startedAtMs: 1_700_000_099_999,
         requests: 2,
         heapUsedBytes: 3_145_728,
-        request: { params: params({ SCRIPT_NAME: '/' + 'a'.repeat(200), HTTP_AUTHORIZATION: 'Bearer xyz' }), script: '/srv/a.mjs', method: 'GET', uri: '/', durationMs: 0.5 }
+        // measured (the pool has a status page): 0.125 ms of CPU over 0.5 ms
+        request: { params: params({ SCRIPT_NAME: '/' + 'a'.repeat(200), HTTP_AUTHORIZATION: 'Bearer xyz' }), script: '/srv/a.mjs', method: 'GET', uri: '/', durationMs: 0.5, cpuUs: 125, memoryBytes: 4_200_000 }
       },
-      { id: 6, state: 'Idle', startedAtMs: 1_700_000_100_000, requests: 0, heapUsedBytes: 0, request: null }
+      { id: 6, state: 'Idle', startedAtMs: 1_700_000_100_000, requests: 0, heapUsedBytes: 0, request: null },
+      {
+        id: 7,
+        state: 'Idle',
+        startedAtMs: 1_700_000_100_000,
+        requests: 1,
+        heapUsedBytes: 3_145_728,
+        // not measured: the heap pm.heap_soft_limit measured, no CPU figure
+        request: { params: params({ SCRIPT_NAME: '/b.mjs' }), script: '/srv/b.mjs', method: 'GET', uri: '/b.mjs', durationMs: 2, cpuUs: -1, memoryBytes: -1 }
+      }
     ]
     const r = buildReport({ name: 'www', mode: 'static' }, stats(), threads, NOW_MS)
     assert.deepEqual(r.processes, [
@@ -165,8 +177,8 @@ describe('status report', () => {
         contentLength: 0,
         user: '-',
         script: '/srv/a.mjs',
-        lastRequestCpu: 0,
-        lastRequestMemory: 3_145_728
+        lastRequestCpu: 25,
+        lastRequestMemory: 4_200_000
       },
       {
         pid: 6,
@@ -182,6 +194,21 @@ describe('status report', () => {
         script: '-',
         lastRequestCpu: 0,
         lastRequestMemory: 0
+      },
+      {
+        pid: 7,
+        state: 'Idle',
+        startTime: 1_700_000_100,
+        startSince: 0,
+        requests: 1,
+        requestDuration: 2000,
+        requestMethod: 'GET',
+        requestUri: '/b.mjs',
+        contentLength: 0,
+        user: '-',
+        script: '/srv/b.mjs',
+        lastRequestCpu: 0,
+        lastRequestMemory: 3_145_728
       }
     ])
   })
