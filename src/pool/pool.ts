@@ -7,7 +7,7 @@
 // - Requests wait here, never in piscina: piscina starts and ends threads, and the requests go to
 //   a thread on its own channel, never through piscina.run(). The pool chooses the thread (a free
 //   one, else, for a prefetchable request, a busy one that is churning through quick requests,
-//   see PREFETCH_*) and puts the task in that thread's outbox; the outboxes leave once per turn
+//   dispatch-policy.ts) and puts the task in that thread's outbox; the outboxes leave once per turn
 //   of the event loop, one TASKS message per thread, and each result comes back in a RESULT
 //   message as soon as its task ends. piscina's own per-task message, Atomics wake-up and result message cost more
 //   main-thread time than a small request itself (node-runtime.md §4; waking a sleeping thread
@@ -68,11 +68,11 @@ import { randomInt } from 'node:crypto'
 import { availableParallelism } from 'node:os'
 import { fileURLToPath } from 'node:url'
 import { getHeapStatistics } from 'node:v8'
-import { receiveMessageOnPort, type MessagePort, type Worker } from 'node:worker_threads'
+import { receiveMessageOnPort, type Worker } from 'node:worker_threads'
 import { Piscina } from 'piscina'
 import { LAZY_UNDICI_EXEC_ARGV } from '../worker/undici-classes.ts'
 import {
-  Msg, TRANSFER_MIN_BYTES, resultOf, tasksMessage, type WorkerTask, type WorkerResult, type WorkerMessage, type MainMessage, type WorkerData,
+  Msg, TRANSFER_MIN_BYTES, resultOf, tasksMessage, type WorkerResult, type WorkerMessage, type MainMessage, type WorkerData,
   type SerializedError, type RequestUsage, type HelloMessage, type FaultMessage, type ResultMessage
 } from '../common/messages.ts'
 import { FpmError } from '../common/errors.ts'
@@ -82,158 +82,14 @@ import type { Logger } from '../log/logger.ts'
 import { accessLogMeasuresUsage } from '../log/access-log.ts'
 import { PM_START, initialThreads, maintain, onWaiting, type PmDecision, type PmMemory, type PmSettings, type PmThread, type PmView } from './pm.ts'
 import { PoolStats, type PoolGauges, type PoolStatsSnapshot } from './pool-stats.ts'
-import { describeThread, lastRequestOf, type LastRequest, type ThreadSnapshot } from './thread-snapshot.ts'
-import { RequestQueue, type QueueEntry } from './request-queue.ts'
+import { describeThread, lastRequestOf, type ThreadSnapshot } from './thread-snapshot.ts'
+import { RequestQueue } from './request-queue.ts'
 import { Slowlog, type RunningRequest } from './slowlog.ts'
+import { claimWord, newChannel, type Channel, type Job, type Thread } from './pool-thread.ts'
+import { PREFETCH_MAX_AGE_MS, freeThread, isQuick, nextServiceMs, prefetchThread } from './dispatch-policy.ts'
+import type { PoolRequest, TaskFields } from './pool-request.ts'
 
 export type { PoolStatsSnapshot } from './pool-stats.ts'
-
-/** What the pool needs from a request it runs. Implemented by server/exchange.ts. */
-export interface PoolRequest {
-  /** Assigned by the pool at dispatch. */
-  poolId: number
-  /** The thread that runs it (0 while it waits in the pool's queue). */
-  threadId: number
-  /** performance.now() when a thread took it (0 while queued). */
-  startedAtMs: number
-  onHead (head: string, body: Uint8Array | null, end: boolean): void
-  onChunk (body: Uint8Array | null, end: boolean, failed: boolean): void
-  onPull (bytes: number): void
-  onWorkerLog (level: 'debug' | 'info' | 'warn' | 'error', msg: string, err: SerializedError | null): void
-  /** The request's method and REQUEST_URI, for log lines. */
-  readonly method: string
-  readonly uri: string
-  /**
-   * It ran longer than request_terminate_timeout (the pool logged it; its handler is aborted, and
-   * its thread terminated after the grace): answer 504 now. onSettled still follows.
-   */
-  onTimedOut (): void
-  /**
-   * The request is done with: `result` on success (response null: it never ran, its client went
-   * away), `error` when the thread died or the pool refused it (code FPM_ERR_QUEUE_FULL,
-   * FPM_ERR_QUEUE_TIMEOUT, FPM_ERR_POOL_CLOSED: answer 503).
-   */
-  onSettled (result: WorkerResult | null, error: Error | null): void
-}
-
-interface Channel {
-  port: MessagePort | null
-  /** The thread's execution slots in shared memory (scheduler.ts), known from its HELLO. */
-  runningIds: Int32Array | null
-  runningStartedAtMs: Float64Array | null
-  /** The thread's heap in use when its last request ended (pm.heap_soft_limit), in shared memory. */
-  heapUsed: Float64Array | null
-  /** The claim words of the tasks it may be asked to give back (#takeBack), known from its HELLO. */
-  claims: Int32Array | null
-  /** Messages for a thread whose HELLO has not arrived yet. */
-  pending: Array<{ msg: MainMessage, transfer: ArrayBuffer[] | undefined }>
-  /** Tasks handed to the thread in this turn of the event loop, sent in one TASKS message (#flushTasks). */
-  outbox: WorkerTask[]
-  outboxTransfer: ArrayBuffer[]
-}
-
-function newChannel (): Channel {
-  return { port: null, runningIds: null, runningStartedAtMs: null, heapUsed: null, claims: null, pending: [], outbox: [], outboxTransfer: [] }
-}
-
-/** A thread of the pool, from piscina's `workerCreate` to its exit. */
-interface Thread {
-  readonly id: number
-  readonly worker: Worker
-  /** performance.now() at start: the oldest idle thread is the one the process manager retires. */
-  readonly startedAtMs: number
-  /** pm.max_requests for this thread (with its jitter); Infinity: no limit. */
-  readonly maxRequests: number
-  /** Can take requests (a microtask after workerCreate, once piscina lists it as ready). */
-  ready: boolean
-  /** Requests handed to it and not settled (running, or waiting in its scheduler). */
-  readonly jobs: Set<Job>
-  inflight: number
-  /** Requests handed to it so far. */
-  served: number
-  /** performance.now() when it last took or finished a request (or started). */
-  lastActiveMs: number
-  /** performance.now() when a request it ran last settled (-Infinity: none yet). */
-  lastDoneMs: number
-  /** performance.now() when it was last handed a request, and the recent time between two (NaN: unknown). */
-  lastHandedMs: number
-  handedEveryMs: number
-  /** Nearing pm.max_requests: its replacement has been asked for; it no longer counts as one of the pool's threads. */
-  due: boolean
-  /**
-   * Takes no more requests, and ends once it has none: recycled (pm.max_requests), retired by the
-   * process manager, over pm.heap_soft_limit, after an uncaught exception, or by an emergency restart.
-   */
-  leaving: 'recycle' | 'retire' | 'heap' | 'fault' | 'restart' | null
-  /** An emergency restart replaces it: it serves until a new thread is ready, then leaves. */
-  restarting: boolean
-  /** An uncaught exception came from its code: its requests stay under request_terminate_timeout after their response. */
-  faulted: boolean
-  /** piscina dropped it (it failed) or terminate() was called: its exit is on the way. */
-  gone: boolean
-  /** The pool called terminate() on it: its exit is not a death. */
-  endedByPool: boolean
-  /** The error its Worker reported before it exited (ERR_WORKER_OUT_OF_MEMORY...). */
-  exitError: (Error & { code?: unknown }) | null
-  /** Its requests past request_terminate_timeout, in their grace: it takes no request meanwhile (it may be terminated). */
-  timingOut: number
-  /** performance.now() when it was terminated for request_terminate_timeout; 0: it was not. */
-  terminatedAtMs: number
-  /** Terminated, and not exited THREAD_EXIT_BOUND_MS later: stuck in a blocking system call. */
-  stuck: boolean
-  /** Fires THREAD_EXIT_BOUND_MS after it was terminated for request_terminate_timeout. */
-  exitTimer: NodeJS.Timeout | null
-  /** The last request it finished, for the status page (thread-snapshot.ts). */
-  last: LastRequest | null
-}
-
-/** One request in the pool. */
-interface Job extends QueueEntry {
-  readonly id: number
-  readonly req: PoolRequest
-  readonly task: TaskFields
-  /** May wait in a busy thread's scheduler (prefetch): only when it can be dispatched again. */
-  readonly prefetchable: boolean
-  /** Dispatches so far (a request that never started on a thread that died is dispatched again). */
-  readonly attempt: number
-  /** The thread it was handed to; null while queued. */
-  thread: Thread | null
-  /** That thread's execution slots (null: unknown). */
-  slots: Int32Array | null
-  /** Its claim word on that thread (worker/scheduler.ts RunningSlots.claims); -1: none, it cannot be taken back. */
-  claim: number
-  /** Its client went away while it had no thread yet, or between two threads. */
-  aborted: boolean
-  /** The thread ended its response on the channel (finishRequest, or waitUntil work goes on): php's Finishing state. */
-  responseEnded: boolean
-  /** performance.now() when it exceeded request_terminate_timeout; 0: it has not. */
-  timedOutAtMs: number
-  /** The end of its request_terminate_timeout_grace. */
-  graceTimer: NodeJS.Timeout | null
-  /**
-   * It got 500 because an uncaught exception came from its code, and its handler did not end within
-   * request_terminate_timeout_grace after that: its thread ends as soon as it runs nothing else.
-   */
-  abandoned: boolean
-  /** The end of that grace. */
-  abandonTimer: NodeJS.Timeout | null
-}
-
-/** A free claim word of `channel`'s thread, now holding `jobId`; -1: none (the task cannot be taken back). */
-function claimWord (channel: Channel, jobId: number): number {
-  const words = channel.claims
-  if (words === null) return -1
-  for (let i = 0; i < words.length; i++) {
-    if (Atomics.load(words, i) === 0) {
-      Atomics.store(words, i, jobId)
-      return i
-    }
-  }
-  return -1
-}
-
-/** What the server says of a request; the pool adds the id and the claim word (WorkerTask). */
-export type TaskFields = Omit<WorkerTask, 'id' | 'claim'>
 
 /** The task that makes piscina start a thread. */
 interface WarmUp { readonly warmUp: true }
@@ -242,53 +98,13 @@ type LoadBalancer = NonNullable<NonNullable<ConstructorParameters<typeof Piscina
 type BalancedTask = Parameters<LoadBalancer>[0]
 type BalancedWorker = Parameters<LoadBalancer>[1][number]
 
-/**
- * Tasks a thread may hold beyond the ones it runs, so the next request is already there when one
- * ends (no round trip through the main thread in between). Only onto a thread that is churning
- * through requests: it finished one less than PREFETCH_RECENT_DONE_MS ago, and the requests it
- * holds were all handed to it less than PREFETCH_MAX_AGE_MS ago (so they started even more
- * recently, if at all). A slow request does not collect a queue behind it while another thread
- * could free up first, nor does a thread that has not shown it is quick (a fresh one, or one that
- * was idle: a burst that arrives while threads start is not piled onto the first request), nor one
- * that is slow to take up what it was given. Never while a thread is starting: it takes the
- * waiting requests as soon as it is ready.
- */
-const PREFETCH_PER_THREAD = 4
-/**
- * Quick requests (QUICK_SERVICE_MS) go to the busiest thread, which may hold up to the pool's
- * requests / CPUS of them (at least PREFETCH_PER_THREAD, at most this): about one thread per CPU
- * does the work. With 4 each, 16 requests in flight kept 4 threads of 8 busy on 2 CPUs, each
- * sleeping and waking more (8 threads, json page, 16 kept conns: 26.7k -> 30.6k req/s).
- * Requests that wait behind a slow one are still taken back after PREFETCH_MAX_AGE_MS.
- */
-const PREFETCH_QUICK_MAX = 32
-const CPUS = availableParallelism()
-const PREFETCH_MAX_AGE_MS = 5
-const PREFETCH_RECENT_DONE_MS = 100
-/**
- * While the pool's requests take a thread less than this on average (#serviceMs), a request goes
- * to a thread that is already busy with quick requests (prefetch) rather than to an idle one: an
- * idle thread sleeps, and waking it costs the main thread 15-25 µs and the request a scheduling
- * delay (bench/micro/wake.ts), more than waiting behind a few quick requests. Measured with 8
- * threads on 2 CPUs: hello world 22k -> 34k req/s. A request that has not started
- * PREFETCH_MAX_AGE_MS after it was handed to a thread is taken back (#takeBack), so a request that
- * turns out slow holds no queue behind it.
- */
-const QUICK_SERVICE_MS = 0.25
-/**
- * Weight of the newest request in #serviceMs, whose time counts up to SERVICE_SAMPLE_MAX_MS: a GC
- * pause or one slow request does not flip the pool's choice (a pool of slow requests crosses
- * QUICK_SERVICE_MS within a few requests).
- */
-const SERVICE_EWMA_WEIGHT = 0.02
-const SERVICE_SAMPLE_MAX_MS = 10 * QUICK_SERVICE_MS
 const MAX_DISPATCH_ATTEMPTS = 3
 /** The highest default V8 heap cap of a thread (threadHeapLimitMb): under 2 GiB. */
 const DEFAULT_HEAP_LIMIT_MAX_MB = 2047
 /** php's maintenance heartbeat (FPM_IDLE_SERVER_MAINTENANCE_HEARTBEAT). */
 const HEARTBEAT_MS = 1000
 /** Initial threads that boot at once (each costs ~30 ms of CPU, node-runtime.md): one per CPU, at least 2. */
-const STARTUP_BATCH = Math.max(2, CPUS)
+const STARTUP_BATCH = Math.max(2, availableParallelism())
 /**
  * A thread terminated for request_terminate_timeout that has not exited this long after is stuck
  * in a blocking system call. Measured exits take 2-10 ms (node-runtime.md §2): 2 s leaves ample
@@ -591,14 +407,14 @@ export class Pool {
 
   /** Hands `job` to a thread if one can take it now. */
   #place (job: Job): boolean {
-    if (job.prefetchable && this.#serviceMs <= QUICK_SERVICE_MS && this.#startingCount() === 0) {
-      const awake = this.#prefetchThread(true)
+    if (job.prefetchable && isQuick(this.#serviceMs) && this.#startingCount() === 0) {
+      const awake = prefetchThread(this.#threads.values(), this.#concurrency, this.#jobs.size, true)
       if (awake !== null) {
         this.#submit(job, awake)
         return true
       }
     }
-    const free = this.#freeThread()
+    const free = freeThread(this.#threads.values(), this.#concurrency)
     if (free !== null) {
       this.#submit(job, free)
       return true
@@ -606,7 +422,7 @@ export class Pool {
     if (!job.prefetchable || this.#startingCount() > 0) return false
     // ondemand starts a thread for a request that finds none free: it waits for that one.
     if (this.#pm.mode === 'ondemand' && this.#countedThreads() < this.#pm.maxChildren) return false
-    const busy = this.#prefetchThread()
+    const busy = prefetchThread(this.#threads.values(), this.#concurrency, this.#jobs.size, false)
     if (busy === null) return false
     this.#submit(job, busy)
     return true
@@ -685,8 +501,7 @@ export class Pool {
     }
     if (thread !== null) {
       // From its start on the thread (it may have waited there behind others) to its result.
-      const sampleMs = Math.min(SERVICE_SAMPLE_MAX_MS, performance.now() - Math.max(job.req.startedAtMs, thread.lastDoneMs))
-      this.#serviceMs = this.#serviceMs === Infinity ? sampleMs : this.#serviceMs + (sampleMs - this.#serviceMs) * SERVICE_EWMA_WEIGHT
+      this.#serviceMs = nextServiceMs(this.#serviceMs, performance.now() - Math.max(job.req.startedAtMs, thread.lastDoneMs))
     }
     this.#settle(job, result, null)
     if (thread !== null) {
@@ -1260,38 +1075,6 @@ export class Pool {
     if (this.#closed && !this.#destroyed && this.#queue.size > 0 && this.#countedThreads() === 0) this.#spawn(1)
   }
 
-  /** A thread with a free execution slot: the least busy, the oldest among equals. */
-  #freeThread (): Thread | null {
-    let best: Thread | null = null
-    let usage = this.#concurrency
-    for (const t of this.#threads.values()) {
-      if (!t.ready || t.leaving !== null || t.gone || t.timingOut > 0 || t.inflight >= usage) continue
-      best = t
-      usage = t.inflight
-      if (usage === 0) break
-    }
-    return best
-  }
-
-  /**
-   * For a prefetchable request: a thread with room whose requests are all young (see PREFETCH_*), the
-   * least busy one; with `busiest`, the busiest one that already has a request (see QUICK_SERVICE_MS).
-   */
-  #prefetchThread (busiest = false): Thread | null {
-    const nowMs = performance.now()
-    // Quick requests: as many on a thread as keeps about one busy thread per CPU.
-    const depth = busiest ? Math.min(PREFETCH_QUICK_MAX, Math.max(PREFETCH_PER_THREAD, Math.ceil(this.#jobs.size / CPUS))) : PREFETCH_PER_THREAD
-    const max = this.#concurrency + depth
-    let best: Thread | null = null
-    for (const t of this.#threads.values()) {
-      if (t.inflight >= max || (busiest && t.inflight === 0)) continue
-      if (best !== null && (busiest ? t.inflight <= best.inflight : t.inflight >= best.inflight)) continue
-      if (!t.ready || t.leaving !== null || t.gone || t.timingOut > 0 || !this.#holdsOnlyYoungRequests(t, nowMs)) continue
-      best = t
-    }
-    return best
-  }
-
   #armTakeBack (): void {
     if (this.#takeBackTimer === null) this.#takeBackTimer = setTimeout(this.#takeBack, PREFETCH_MAX_AGE_MS).unref()
   }
@@ -1347,14 +1130,6 @@ export class Pool {
     job.req.threadId = 0
     job.req.startedAtMs = 0
     this.#oneLess(thread)
-  }
-
-  #holdsOnlyYoungRequests (thread: Thread, nowMs: number): boolean {
-    if (nowMs - thread.lastDoneMs > PREFETCH_RECENT_DONE_MS) return false
-    for (const job of thread.jobs) {
-      if (nowMs - job.req.startedAtMs > PREFETCH_MAX_AGE_MS) return false
-    }
-    return true
   }
 
   /**

@@ -6,7 +6,7 @@
 
 import { decodeParamsText, paramsText } from '../fastcgi/index.ts'
 import { Msg, TRANSFER_MIN_BYTES, type WorkerResult, type SerializedError } from '../common/messages.ts'
-import type { PoolRequest } from '../pool/pool.ts'
+import type { PoolRequest } from '../pool/pool-request.ts'
 import { formatTime } from '../config/values.ts'
 import { serverResponse, type ServerResponseKind } from './responder.ts'
 import { ownPage, type OwnPage } from '../status/pages.ts'

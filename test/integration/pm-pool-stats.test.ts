@@ -13,7 +13,7 @@ import { loadConfig } from '../../src/config/load.ts'
 import type { PoolConfig } from '../../src/config/types.ts'
 import { silentLogger } from '../../src/log/logger.ts'
 import { Pool } from '../../src/pool/pool.ts'
-import type { PoolRequest, TaskFields } from '../../src/pool/pool.ts'
+import type { PoolRequest, TaskFields } from '../../src/pool/pool-request.ts'
 import { REPO } from '../helpers/fpm-tester.ts'
 
 const APPS = join(REPO, 'test/fixtures/pm-apps')
