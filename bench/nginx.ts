@@ -100,6 +100,8 @@ interface Options {
   servers: ServerName[]
   keepalive: boolean[]
   nginxWorkers: number | 'auto'
+  /** node-fpm's pm.accept. */
+  accept: 'main' | 'threads'
   timeout: number
   json?: boolean
 }
@@ -180,9 +182,9 @@ function canConnect (socketPath: string): Promise<boolean> {
   })
 }
 
-async function startBackend (server: ServerName, workers: number): Promise<Backend> {
+async function startBackend (server: ServerName, workers: number, accept: 'main' | 'threads'): Promise<Backend> {
   if (server === 'node-fpm') {
-    const h = await startNodeFpm({ workers })
+    const h = await startNodeFpm({ workers, poolDirectives: accept === 'threads' ? 'pm.accept = threads' : undefined })
     return { server, socket: h.address, protocol: 'fastcgi', documentRoot: h.appsDir, path: (s) => `/${s.base}.mjs`, stop: () => h.stop() }
   }
   if (server === 'php-fpm') {
@@ -348,6 +350,10 @@ async function main (): Promise<void> {
     .option('--servers <list>', 'comma-separated: node-fpm,php-fpm,node-http', serverList, SERVER_NAMES)
     .option('--keepalive <list>', 'nginx to backend: no (a new connection per request, nginx\'s default), yes (upstream keepalive), or yes,no', keepaliveList, [false, true])
     .option('--nginx-workers <n>', "nginx's worker_processes: a number or auto", nginxWorkers, 1)
+    .option('--accept <who>', "node-fpm's pm.accept: main or threads", (v: string) => {
+      if (v === 'main' || v === 'threads') return v
+      throw new InvalidArgumentError(`--accept takes main or threads; got '${v}'`)
+    }, 'main')
     .option('--timeout <s>', "wrk's --timeout: a response later than this counts as a timeout error", wholeNumber('--timeout', 1), 2)
     .option('--json', 'print the results file instead of the tables')
     .addHelpText('after', '\nExit status: 0 no errors, 1 some run had errors, 2 the bench could not run.\nSee bench/README.md.')
@@ -388,7 +394,7 @@ async function main (): Promise<void> {
     try {
       for (const server of servers) {
         say(`starting ${server}${server === 'node:http' ? ' (one process)' : ` (${workers} ${server === 'node-fpm' ? 'threads' : 'processes'}, pm = static)`}...`)
-        backends.set(server, track(await startBackend(server, workers)))
+        backends.set(server, track(await startBackend(server, workers, opts.accept)))
       }
       const warmed = new Set<string>()
       for (const sc of scenarios) {
@@ -465,6 +471,7 @@ async function main (): Promise<void> {
       app: s === 'node-fpm' ? 'bench/apps/{hello,json}.mjs' : s === 'php-fpm' ? 'bench/php/{hello,json}.php' : 'bench/apps/node-http.ts'
     })),
     nginx: { workerProcesses: opts.nginxWorkers, upstreamKeepalive: UPSTREAM_KEEPALIVE, accessLog: 'off', configs: nginxConfigs },
+    nodeFpmAccept: opts.accept,
     summary: cells,
     runs
   }

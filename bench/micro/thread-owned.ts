@@ -1,8 +1,9 @@
 // What the hop between the main thread and a worker costs, end to end: the same hello handler, the
-// same codec and light Response, served (a) by node-fpm (the main thread owns the connections and
-// hands requests to worker threads) and (b) by a prototype in which each worker thread accepts on
-// the pool's listening socket and answers on the connection itself, as php-fpm's processes do. Both
-// on a unix socket, same thread count. Measured two ways:
+// same codec and light Response, served (a) by node-fpm as it runs by default (the main thread owns
+// the connections and hands requests to worker threads), (b) by node-fpm with pm.accept = threads
+// (each thread accepts and serves its connections, README "Threads that accept their own
+// connections"), and (c) by a bare prototype of (b): threads that only parse, call the handler and
+// frame the response, nothing else. All on a unix socket, same thread count. Measured two ways:
 // - direct: node-fpm bench's load generator, 16 connections, kept and a new one per request;
 // - `--nginx`: through a real nginx with wrk (bench/nginx-front.ts, bench/wrk.ts), upstream
 //   keepalive and not, beside a plain node:http server behind proxy_pass (bench/apps/node-http.ts),
@@ -11,9 +12,8 @@
 // The prototype is a measurement, not a server: one request at a time per connection, no status,
 // no timeouts, no recycling. Its process's main thread binds the socket, hands the descriptor to
 // its threads and then blocks for good (Atomics.wait), so that only the threads accept; the
-// threads all listen on that one descriptor, which the first thread to end would close for all.
-// A real mode needs a descriptor per thread (duplicated by the supervisor over IPC) and the pool's
-// limits (bench/README.md).
+// threads all listen on that one descriptor, which the first thread to end would close for all
+// (node-fpm gives each thread a copy of its own: worker/thread-server.ts).
 //
 //   node bench/micro/thread-owned.ts [--threads 2] [--connections 16] [--duration 4] [--nginx] [--rounds 2]
 
@@ -159,12 +159,14 @@ async function main (): Promise<void> {
   const owned = spawn(process.execPath, [SELF, '--serve', ownedSocket, String(threads)], { stdio: ['ignore', 'inherit', 'inherit'] })
   const http = values.nginx ? spawn(process.execPath, [path.join(APPS, 'node-http.ts'), httpSocket], { stdio: 'ignore' }) : null
   const fpm = await startNodeFpm({ workers: threads })
+  const fpmThreads = await startNodeFpm({ workers: threads, poolDirectives: 'pm.accept = threads' })
   try {
     await waitForSocket(ownedSocket, owned)
     if (http !== null) await waitForSocket(httpSocket, http)
     const targets: Target[] = [
       { name: `node-fpm (${threads})`, protocol: 'fastcgi', socket: fpm.address, uri: '/hello.mjs' },
-      { name: `thread-owned (${threads})`, protocol: 'fastcgi', socket: ownedSocket, uri: '/hello.mjs' }
+      { name: `thread-owned (${threads})`, protocol: 'fastcgi', socket: ownedSocket, uri: '/hello.mjs' },
+      { name: `accept=threads (${threads})`, protocol: 'fastcgi', socket: fpmThreads.address, uri: '/hello.mjs' }
     ]
     if (values.nginx) {
       targets.push({ name: 'node:http', protocol: 'http', socket: httpSocket, uri: '/hello' })
@@ -176,6 +178,7 @@ async function main (): Promise<void> {
     owned.kill('SIGKILL') // its main thread is blocked: no signal handler runs there
     http?.kill()
     await fpm.stop()
+    await fpmThreads.stop()
     rmSync(dir, { recursive: true, force: true })
   }
 }

@@ -6,6 +6,7 @@
 
 import { Buffer } from 'node:buffer'
 import type { MessagePort } from 'node:worker_threads'
+import type { PoolConfig } from '../config/types.ts'
 
 export const TRANSFER_MIN_BYTES = 16 * 1024
 /** Fast-path response bodies up to this size cross as latin1 text (WorkerResult.response). */
@@ -90,6 +91,16 @@ export const Msg = {
   FAULT: 6,
   /** { t, ids, results }: tasks that ended, with their results (same order), batched per turn of the thread's event loop. */
   RESULT: 7,
+  /** pm.accept = threads, { t, why }: the thread stopped accepting (pm.max_requests reached, or asked by STOP); its connections close once idle. */
+  LEAVING: 8,
+  /** pm.accept = threads, { t }: the thread that was LEAVING has no connection left: it may be terminated. */
+  LEFT: 9,
+  /** pm.accept = threads, { t, seq, query, isHead }: a status request came to the thread: the main thread renders the page. */
+  STATUS: 15,
+  /** pm.accept = threads, { t }: the thread listens on its copy of the socket: it counts as ready. */
+  ACCEPTING: 18,
+  /** pm.accept = threads, { t }: the thread's heap in use after a request is over pm.heap_soft_limit (HelloMessage.heapUsed says how much). */
+  OVER_HEAP: 19,
   // main -> worker
   /** { t, id, body, end, error }: request body bytes; `error` is an FpmErrorCode when the body failed. */
   BODY: 10,
@@ -98,7 +109,13 @@ export const Msg = {
   /** { t, id, reason }: the web server aborted the request or the connection dropped. */
   ABORT: 12,
   /** { t, tasks }: requests for the thread, batched per turn of the main event loop (one message, one wake-up). */
-  TASKS: 13
+  TASKS: 13,
+  /** pm.accept = threads, { t }: stop accepting, close the connections once idle, then say LEFT. */
+  STOP: 14,
+  /** pm.accept = threads, { t, seq, head, body }: the status page a thread asked for. */
+  STATUS_PAGE: 16,
+  /** pm.accept = threads, { t }: SIGUSR1: reopen the thread's access log. */
+  REOPEN: 17
 } as const
 
 /**
@@ -121,6 +138,10 @@ export interface HelloMessage {
   readonly heapUsed: Float64Array
   /** Shared memory: the claim words of the tasks the main thread may take back (worker/scheduler.ts RunningSlots.claims). */
   readonly claims: Int32Array
+  /** pm.accept = threads: the requests the thread took, described (common/request-texts.ts); null otherwise. */
+  readonly requestTexts: Uint8Array | null
+  /** pm.accept = threads: the thread's counts (common/accept-counters.ts); null otherwise. */
+  readonly acceptCounts: Float64Array | null
 }
 export interface HeadMessage { readonly t: typeof Msg.HEAD, readonly id: number, readonly head: string, readonly body: Uint8Array | null, readonly end: boolean }
 export interface ChunkMessage { readonly t: typeof Msg.CHUNK, readonly id: number, readonly body: Uint8Array | null, readonly end: boolean, readonly failed: boolean }
@@ -131,6 +152,8 @@ export interface LogMessage {
   readonly level: 'debug' | 'info' | 'warn' | 'error'
   readonly msg: string
   readonly err: SerializedError | null
+  /** A line of the server's own code on a thread (pm.accept = threads, id 0): its fields. */
+  readonly fields?: Readonly<Record<string, unknown>>
 }
 /**
  * An error no code of the thread caught: a promise rejection nobody handled, or an exception thrown
@@ -169,7 +192,19 @@ export function resultOf (m: ResultMessage): WorkerResult {
   const response = m.head === null ? null : { head: m.head, body: m.body }
   return m.usage === null ? { response, error: m.error } : { response, error: m.error, usage: m.usage }
 }
+export interface LeavingMessage { readonly t: typeof Msg.LEAVING, readonly why: 'recycle' | 'asked' }
+export interface LeftMessage { readonly t: typeof Msg.LEFT }
+export interface StopMessage { readonly t: typeof Msg.STOP }
+export interface StatusMessage { readonly t: typeof Msg.STATUS, readonly seq: number, readonly query: string, readonly isHead: boolean }
+export interface StatusPageMessage { readonly t: typeof Msg.STATUS_PAGE, readonly seq: number, readonly head: string, readonly body: Uint8Array | null }
 export type WorkerMessage = HeadMessage | ChunkMessage | PullMessage | LogMessage | FaultMessage | ResultMessage
+/** pm.accept = threads: a thread's own comings and goings (worker/thread-server.ts). */
+export interface AcceptingMessage { readonly t: typeof Msg.ACCEPTING }
+export interface OverHeapMessage { readonly t: typeof Msg.OVER_HEAP }
+export type AcceptMessage = LeavingMessage | LeftMessage | StatusMessage | AcceptingMessage | OverHeapMessage
+/** pm.accept = threads: the main thread's messages about the thread itself. */
+export interface ReopenMessage { readonly t: typeof Msg.REOPEN }
+export type AcceptReply = StopMessage | StatusPageMessage | ReopenMessage
 
 export interface BodyMessage { readonly t: typeof Msg.BODY, readonly id: number, readonly body: Uint8Array | null, readonly end: boolean, readonly error: string | null }
 export interface AckMessage { readonly t: typeof Msg.ACK, readonly id: number, readonly bytes: number }
@@ -241,4 +276,15 @@ export interface WorkerData {
    * log's format has %C or %M, else from the first `full` status page on (absent or 0: off).
    */
   readonly measureUsage?: Int32Array
+  /**
+   * pm.accept = threads: the pool's bound socket (a descriptor of the process, shared) and the pool's
+   * config: the thread gets a descriptor of its own and serves its connections (thread-server.ts).
+   */
+  readonly accept?: {
+    readonly fd: number
+    readonly config: PoolConfig
+    readonly logLevel: 'debug' | 'info' | 'warn' | 'error'
+    /** Pool-wide, shared: common/accept-counters.ts. */
+    readonly activeThreads: Int32Array
+  }
 }

@@ -202,6 +202,11 @@ export const DIRECTIVES: readonly Directive[] = [
     field: 'pm.threadConcurrency',
     doc: 'Requests one thread runs at once. 1 (php-fpm\'s model): a timeout or crash ends exactly one request. N > 1 suits I/O-bound handlers: more requests per thread, but a crash or kill ends all N.'
   }), 1),
+  enumOf(P({
+    name: 'pm.accept',
+    field: 'pm.accept',
+    doc: "Who accepts the pool's connections: main (the main thread; requests wait in the pool and go to any free thread) or threads (each thread accepts on the socket and serves its connections itself, as php-fpm's children do: no hop between threads, but a connection stays on the thread that accepted it)."
+  }), 'main', ['main', 'threads'], 'invalid value (main or threads)'),
   size(P({
     name: 'pm.heap_limit',
     field: 'heapLimitMb',

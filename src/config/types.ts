@@ -68,6 +68,8 @@ export interface PmConfig {
   readonly maxRequestsJitter: number
   /** Requests one thread runs at once (1: php-fpm's model). */
   readonly threadConcurrency: number
+  /** pm.accept: the main thread accepts and dispatches (main), or each thread accepts and serves its own connections (threads). */
+  readonly accept: 'main' | 'threads'
   /** pm.status_path: served by status/pages.ts. */
   readonly statusPath: string | null
   /** pm.status_listen: the address as written (checked at load); status/status-listener.ts serves it. */

@@ -62,6 +62,7 @@ export function validatePool (p: PoolDraft, facts: ScopeFacts, issues: Issues): 
     checkDynamic(p, error, notice)
   }
   if (p.pm.mode === 'ondemand' && usable('pm.process_idle_timeout', 'listen.backlog')) checkOndemand(p, error, notice)
+  if (p.pm.accept === 'threads' && usable('pm.accept', 'pm', 'listen')) checkThreadsAccept(p, error)
   checkStatusAndPing(p, error)
   if (p.access.log !== null && p.access.log !== '' && p.access.format === null) p.access.format = DEFAULT_ACCESS_FORMAT
   checkAccessFormat(p, error, notice)
@@ -151,6 +152,16 @@ function checkHeapSoftLimit (p: PoolDraft, error: (m: string) => void): void {
   } else if (hardBytes > 0 && soft >= hardBytes) {
     error(`pm.heap_soft_limit(${formatSize(soft)}) must be less than pm.heap_limit(${formatSize(hardBytes)})`)
   }
+}
+
+/**
+ * pm.accept = threads: each thread listens on a descriptor of its own of the pool's socket, which
+ * Windows named pipes cannot give. The pool's own decisions that need requests waiting in the pool
+ * (dynamic, ondemand) do not apply: requests wait in the kernel's backlog, unseen.
+ */
+function checkThreadsAccept (p: PoolDraft, error: (m: string) => void): void {
+  if (p.listen.target.kind === 'pipe' || process.platform === 'win32') error('pm.accept = threads is not available on Windows (a named pipe cannot be shared by threads): use pm.accept = main')
+  if (p.pm.mode !== 'static') error(`pm.accept = threads needs pm = static: ${p.pm.mode} starts threads for requests that wait in the pool, and with threads accepting they wait in the kernel's backlog, unseen`)
 }
 
 function checkStatusAndPing (p: PoolDraft, error: (m: string) => void): void {

@@ -29,11 +29,21 @@ export function installReopenSignal (log: Logger, opts: { quiet?: boolean } = {}
   return () => { process.off('SIGUSR1', onSignal) }
 }
 
+/** Log files opened elsewhere than on this thread (pm.accept = threads: each thread's access log). */
+const elsewhere = new Set<() => void>()
+
+/** `reopen` runs on each SIGUSR1, after this thread's files; the returned function removes it. */
+export function onReopenLogs (reopen: () => void): () => void {
+  elsewhere.add(reopen)
+  return () => { elsewhere.delete(reopen) }
+}
+
 /** Reopens every log file of this process and says so, as php-fpm's master does on SIGUSR1. */
 export function reopenLogs (log: Logger, opts: { quiet?: boolean } = {}): void {
   const level = opts.quiet === true ? 'debug' : 'info'
   log.debug('received SIGUSR1')
   const outcomes = reopenLogFiles()
+  for (const reopen of elsewhere) reopen()
   let accessLogs = 0
   let accessFailed = false
   // The error log first: the lines that follow go to the new file.

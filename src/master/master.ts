@@ -8,14 +8,18 @@ import type { Logger } from '../log/logger.ts'
 import { AccessLog } from '../log/access-log.ts'
 import { Pool } from '../pool/pool.ts'
 import { ScriptResolver } from '../pool/script-resolver.ts'
-import { Listener } from '../server/listener.ts'
+import { FpmError } from '../common/errors.ts'
+import { Listener, bindListenSocket, type BoundSocket } from '../server/listener.ts'
 import { createStatusListener, statusListenKey } from '../status/status-listener.ts'
 
 const THREAD_START_WAIT_MS = 10_000
 
 export interface RunningPool {
   readonly pool: Pool
-  readonly listener: Listener
+  /** The main thread's listener; null with pm.accept = threads (the pool's threads listen). */
+  readonly listener: Listener | null
+  /** pm.accept = threads, unsupervised: the socket this process bound for its threads (closed last). */
+  readonly bound: BoundSocket | null
   /** pm.status_listen: the status page on an address of its own (status/status-listener.ts). */
   readonly statusListener: Listener | null
   /** access.log (log/access-log.ts): opened before the pool starts, as php's master opens it. */
@@ -45,15 +49,21 @@ export class Master {
         const log = this.log.child({ pool: poolConfig.name })
         const g = this.config.global
         const accessLog = AccessLog.open(poolConfig, log)
-        const pool = new Pool(poolConfig, log, { emergencyRestartThreshold: g.emergencyRestartThreshold, emergencyRestartIntervalMs: g.emergencyRestartIntervalMs })
-        const ctx = { pool, resolver: new ScriptResolver(poolConfig), log, accessLog }
-        const listener = new Listener(poolConfig, ctx)
-        const statusListener = createStatusListener(poolConfig, ctx)
-        this.pools.push({ pool, listener, statusListener, accessLog })
         const fd = opts.listenFds?.[poolConfig.name]
-        await listener.listen(fd === undefined ? {} : { fd })
+        const threadsAccept = poolConfig.pm.accept === 'threads'
+        // pm.accept = threads: the socket is bound (by the supervisor, else here) but never listened
+        // on by this thread; each pool thread listens on a descriptor of its own (worker/thread-server.ts).
+        const bound = threadsAccept && fd === undefined ? await bindListenSocket(poolConfig) : null
+        const acceptFd = threadsAccept ? fd ?? bound?.fd : undefined
+        if (threadsAccept && acceptFd === undefined) throw new FpmError('FPM_ERR_LISTEN_BIND', `[pool ${poolConfig.name}] pm.accept = threads: cannot bind '${poolConfig.listen.address}' for the threads to share`)
+        const pool = new Pool(poolConfig, log, { emergencyRestartThreshold: g.emergencyRestartThreshold, emergencyRestartIntervalMs: g.emergencyRestartIntervalMs, acceptFd })
+        const ctx = { pool, resolver: new ScriptResolver(poolConfig), log, accessLog }
+        const listener = threadsAccept ? null : new Listener(poolConfig, ctx)
+        const statusListener = createStatusListener(poolConfig, ctx)
+        this.pools.push({ pool, listener, bound, statusListener, accessLog })
+        if (listener !== null) await listener.listen(fd === undefined ? {} : { fd })
         if (fd !== undefined) log.debug(`using inherited socket fd=${fd}, "${poolConfig.listen.address}"`)
-        log.debug(`listening on ${listener.boundAddress} (pm ${poolConfig.pm.mode}, ${poolConfig.pm.maxChildren} threads)`)
+        log.debug(`${listener === null ? 'threads accept' : 'listening'} on ${listener?.boundAddress ?? poolConfig.listen.address} (pm ${poolConfig.pm.mode}, ${poolConfig.pm.maxChildren} threads)`)
         if (statusListener !== null) {
           const statusFd = opts.listenFds?.[statusListenKey(poolConfig.name)]
           await statusListener.listen(statusFd === undefined ? {} : { fd: statusFd })
@@ -132,13 +142,14 @@ export class Master {
   }
 
   async #teardown (graceful: boolean): Promise<void> {
-    const listeners = this.pools.flatMap(({ listener, statusListener }) => statusListener === null ? [listener] : [listener, statusListener])
+    const listeners = this.pools.flatMap(({ listener, statusListener }) => [listener, statusListener].filter((l): l is Listener => l !== null))
     for (const listener of listeners) listener.close()
     if (!graceful) for (const listener of listeners) listener.closeConnections(false)
     await Promise.allSettled(this.pools.map(async ({ pool }) => { await (graceful ? pool.close() : pool.destroy()) }))
     // Graceful: every task has settled and its response was written; let the bytes leave, then drop
     // the kept-alive connections.
     if (graceful) for (const listener of listeners) listener.closeConnections(true)
+    for (const { bound } of this.pools) bound?.close()
     // Every request has had its line by now: write them out.
     await Promise.allSettled(this.pools.map(async ({ accessLog }) => { await accessLog?.close() }))
     if (this.#pidFile !== null) {

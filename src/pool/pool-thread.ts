@@ -19,6 +19,10 @@ export interface Channel {
   heapUsed: Float64Array | null
   /** The claim words of the tasks it may be asked to give back (#takeBack), known from its HELLO. */
   claims: Int32Array | null
+  /** pm.accept = threads: the requests it took, described (common/request-texts.ts), known from its HELLO. */
+  requestTexts: Uint8Array | null
+  /** pm.accept = threads: its counts (common/accept-counters.ts), known from its HELLO. */
+  acceptCounts: Float64Array | null
   /** Messages for a thread whose HELLO has not arrived yet. */
   pending: Array<{ msg: MainMessage, transfer: ArrayBuffer[] | undefined }>
   /** Tasks handed to the thread in this turn of the event loop, sent in one TASKS message (#flushTasks). */
@@ -27,7 +31,7 @@ export interface Channel {
 }
 
 export function newChannel (): Channel {
-  return { port: null, runningIds: null, runningStartedAtMs: null, heapUsed: null, claims: null, pending: [], outbox: [], outboxTransfer: [] }
+  return { port: null, runningIds: null, runningStartedAtMs: null, heapUsed: null, claims: null, requestTexts: null, acceptCounts: null, pending: [], outbox: [], outboxTransfer: [] }
 }
 
 /** A thread of the pool, from piscina's `workerCreate` to its exit. */
@@ -58,7 +62,7 @@ export interface Thread {
    * Takes no more requests, and ends once it has none: recycled (pm.max_requests), retired by the
    * process manager, over pm.heap_soft_limit, after an uncaught exception, or by an emergency restart.
    */
-  leaving: 'recycle' | 'retire' | 'heap' | 'fault' | 'restart' | null
+  leaving: 'recycle' | 'retire' | 'heap' | 'fault' | 'restart' | 'timeout' | null
   /** An emergency restart replaces it: it serves until a new thread is ready, then leaves. */
   restarting: boolean
   /** An uncaught exception came from its code: its requests stay under request_terminate_timeout after their response. */
@@ -79,6 +83,11 @@ export interface Thread {
   exitTimer: NodeJS.Timeout | null
   /** The last request it finished, for the status page (thread-snapshot.ts). */
   last: LastRequest | null
+  /**
+   * pm.accept = threads: its requests (by the thread's own ids) seen past request_terminate_timeout in
+   * its shared slots, each with its request_terminate_timeout_grace timer (null: none, or over).
+   */
+  readonly timedOut: Map<number, NodeJS.Timeout | null>
 }
 
 /** One request in the pool. */

@@ -73,7 +73,7 @@ import { Piscina } from 'piscina'
 import { LAZY_UNDICI_EXEC_ARGV } from '../worker/undici-classes.ts'
 import {
   Msg, TRANSFER_MIN_BYTES, resultOf, tasksMessage, type WorkerResult, type WorkerMessage, type MainMessage, type WorkerData,
-  type SerializedError, type RequestUsage, type HelloMessage, type FaultMessage, type ResultMessage
+  type SerializedError, type RequestUsage, type HelloMessage, type FaultMessage, type ResultMessage, type AcceptMessage, type AcceptReply, type StopMessage, type StatusPageMessage
 } from '../common/messages.ts'
 import { FpmError } from '../common/errors.ts'
 import type { PoolConfig } from '../config/types.ts'
@@ -86,6 +86,10 @@ import { describeThread, lastRequestOf, type ThreadSnapshot } from './thread-sna
 import { RequestQueue } from './request-queue.ts'
 import { Slowlog, type RunningRequest } from './slowlog.ts'
 import { claimWord, newChannel, type Channel, type Job, type Thread } from './pool-thread.ts'
+import { readRequestText } from '../common/request-texts.ts'
+import { statusPage } from '../status/pages.ts'
+import { onReopenLogs } from '../log/reopen-signal.ts'
+import { ACCEPTED, COMPLETED, createActiveThreads, maxActiveThreads, threadIdle } from '../common/accept-counters.ts'
 import { PREFETCH_MAX_AGE_MS, freeThread, isQuick, nextServiceMs, prefetchThread } from './dispatch-policy.ts'
 import type { PoolRequest, TaskFields } from './pool-request.ts'
 
@@ -122,6 +126,8 @@ export interface PoolOptions {
   /** emergency_restart_threshold and emergency_restart_interval: both > 0 turn it on. */
   readonly emergencyRestartThreshold?: number
   readonly emergencyRestartIntervalMs?: number
+  /** pm.accept = threads: the pool's bound socket, of which each thread listens on a descriptor of its own. */
+  readonly acceptFd?: number
 }
 
 export class Pool {
@@ -146,6 +152,12 @@ export class Pool {
   #initialPending = true
   readonly #createdAtMs = performance.now()
   readonly #stats = new PoolStats()
+  /** pm.accept = threads: removes the SIGUSR1 hook that reaches the threads' access logs. */
+  #stopReopening: () => void = () => {}
+  /** pm.accept = threads: threads running a request, shared (common/accept-counters.ts). */
+  readonly #acceptActive = createActiveThreads()
+  /** pm.accept = threads: the counts of the threads that have ended. */
+  readonly #acceptEnded = { accepted: 0, completed: 0 }
   /** WorkerData.measureUsage: shared with every thread of the pool. */
   readonly #measureUsage = new Int32Array(new SharedArrayBuffer(4))
   readonly #pm: PmSettings
@@ -154,6 +166,8 @@ export class Pool {
   readonly #maxThreads: number
   /** pm.thread_concurrency: requests one thread runs at once. */
   readonly #concurrency: number
+  /** pm.accept = threads: the threads accept and serve; no request passes through here. */
+  readonly #threadsAccept: boolean
   #activeThreads = 0
   #nextId = 1
   #closed = false
@@ -206,6 +220,7 @@ export class Pool {
     this.#emergencyIntervalMs = intervalMs
     const pm = config.pm
     this.#concurrency = pm.threadConcurrency
+    this.#threadsAccept = opts.acceptFd !== undefined
     this.#pm = pm
     this.#maxThreads = 3 * pm.maxChildren
     // What each request costs its thread (about 3 µs a request): the access log's %C and %M need it
@@ -219,7 +234,8 @@ export class Pool {
       phpAdminValues: config.phpAdminValues,
       threadConcurrency: pm.threadConcurrency,
       measureHeap: config.heapSoftLimitBytes > 0,
-      measureUsage: this.#measureUsage
+      measureUsage: this.#measureUsage,
+      accept: opts.acceptFd === undefined ? undefined : { fd: opts.acceptFd, config, logLevel: threadLogLevel(log), activeThreads: this.#acceptActive }
     }
     this.#piscina = new Piscina({
       filename: workerEntry,
@@ -262,21 +278,52 @@ export class Pool {
     this.#deferredStarts = initial - this.#servingAt
     this.#spawn(this.#servingAt)
     this.#checkStarted()
-    this.#heartbeat = setInterval(() => { this.#tick() }, HEARTBEAT_MS).unref()
+    this.#heartbeat = setInterval(() => { this.#tick() }, HEARTBEAT_MS)
+    // The main thread's listener keeps the process alive; with pm.accept = threads it has none, and
+    // the pool's threads do not count (piscina unrefs them): the heartbeat does, until close.
+    if (opts.acceptFd === undefined) this.#heartbeat.unref()
+    else this.#stopReopening = onReopenLogs(() => { this.#toThreads({ t: Msg.REOPEN }) })
     const timeoutMs = config.request.terminateTimeoutMs
     if (timeoutMs > 0) this.#timeoutTimer = setInterval(() => { this.#checkTimeouts() }, timeoutCheckEveryMs(timeoutMs)).unref()
   }
 
   /** Counters and gauges, for the status page. */
   get stats (): PoolStatsSnapshot {
-    return this.#stats.snapshot(this.#gauges())
+    const snapshot = this.#stats.snapshot(this.#gauges())
+    if (!this.#threadsAccept) return snapshot
+    // pm.accept = threads: the requests were counted by the threads (common/accept-counters.ts).
+    let { accepted, completed } = this.#acceptEnded
+    for (const channel of this.#channels.values()) {
+      accepted += channel.acceptCounts?.[ACCEPTED] ?? 0
+      completed += channel.acceptCounts?.[COMPLETED] ?? 0
+    }
+    return { ...snapshot, accepted: snapshot.accepted + accepted, completed: snapshot.completed + completed, maxActive: maxActiveThreads(this.#acceptActive) }
   }
 
   /** Each thread with the request it runs or ran last: the status page's `full` view (thread-snapshot.ts). */
   threadsSnapshot (): ThreadSnapshot[] {
     this.#measureUsage[0] = 1
     const nowMs = performance.now()
+    if (this.#threadsAccept) return [...this.#threads.values()].map((t) => this.#describeAcceptingThread(t, nowMs))
     return [...this.#threads.values()].map((t) => describeThread(t, this.#channels.get(t.id), nowMs))
+  }
+
+  /**
+   * pm.accept = threads: what the thread's shared memory says: its requests taken, and the ones it
+   * runs, described by the thread (common/request-texts.ts). The last request of an idle thread is
+   * not known here.
+   */
+  #describeAcceptingThread (t: Thread, nowMs: number): ThreadSnapshot {
+    const channel = this.#channels.get(t.id)
+    t.served = channel?.acceptCounts?.[ACCEPTED] ?? 0
+    const jobs = []
+    for (const r of this.#runningOnThreads(t)) {
+      // The page's request uri comes from the params (php: SCRIPT_NAME and the query): the URI's.
+      const q = r.uri.indexOf('?')
+      const params = ['REQUEST_URI', r.uri, 'QUERY_STRING', q === -1 ? '' : r.uri.slice(q + 1)]
+      jobs.push({ id: r.id % 2 ** 32, task: { script: r.script, params }, req: { method: r.method, uri: r.uri, startedAtMs: r.startedAtMs - performance.timeOrigin }, responseEnded: false })
+    }
+    return describeThread({ id: t.id, startedAtMs: t.startedAtMs, served: t.served, jobs, last: null }, channel, nowMs)
   }
 
   /** A request the server answered itself (status page, ping): php counts it in "accepted conn". */
@@ -355,8 +402,10 @@ export class Pool {
 
   async #close (): Promise<void> {
     this.#closed = true
+    this.#stopReopening()
     clearInterval(this.#heartbeat)
     if (this.#jobs.size > 0) await new Promise<void>((resolve) => { this.#whenEmpty = resolve })
+    if (this.#threadsAccept) await this.#threadsLeft()
     this.#clearQueueTimer()
     this.#clearTimeoutTimer()
     this.#slowlog?.close()
@@ -364,9 +413,27 @@ export class Pool {
     await this.#piscina.close()
   }
 
+  /** pm.accept = threads, graceful close: every thread stops accepting, finishes its connections' requests and ends. */
+  async #threadsLeft (): Promise<void> {
+    const exits: Array<Promise<unknown>> = []
+    for (const thread of this.#threads.values()) {
+      if (thread.gone) continue
+      exits.push(new Promise((resolve) => { thread.worker.once('exit', resolve) }))
+      if (thread.leaving === null) this.#leave(thread, 'retire')
+    }
+    // Nothing else keeps the process alive meanwhile (the heartbeat is cleared, threads are unref'd).
+    const alive = setInterval(() => {}, HEARTBEAT_MS)
+    try {
+      await Promise.all(exits)
+    } finally {
+      clearInterval(alive)
+    }
+  }
+
   /** Terminates every thread now (SIGTERM): waiting requests are refused, running ones fail. */
   async destroy (): Promise<void> {
     this.#closed = true
+    this.#stopReopening()
     this.#destroyed = true
     clearInterval(this.#heartbeat)
     this.#clearQueueTimer()
@@ -667,6 +734,10 @@ export class Pool {
   #checkTimeouts (): void {
     const { terminateTimeoutMs: limitMs, terminateTimeoutTrackFinished: trackFinished } = this.config.request
     const now = performance.timeOrigin + performance.now()
+    if (this.#threadsAccept) {
+      this.#checkThreadTimeouts(limitMs, now)
+      return
+    }
     for (const thread of this.#threads.values()) {
       if (thread.inflight === 0 || thread.gone) continue
       const channel = this.#channels.get(thread.id)
@@ -675,6 +746,85 @@ export class Pool {
         const since = this.#runningSince(job, channel)
         if (since !== null && now - since >= limitMs) this.#timeOut(thread, job, now - since)
         if (thread.terminatedAtMs !== 0) break // terminated at once (grace 0): the rest of its requests end with it
+      }
+    }
+  }
+
+  /**
+   * pm.accept = threads: the requests a thread runs are in its shared slots only. One past the limit
+   * is logged (php's line), and the thread, asked to, answers it 504 and aborts its handler; one
+   * still running request_terminate_timeout_grace later (or at once, grace 0) ends with its thread,
+   * whose connections close with it (the web server answers 502 to any other request on them).
+   */
+  #checkThreadTimeouts (limitMs: number, nowEpochMs: number): void {
+    for (const thread of this.#threads.values()) {
+      if (thread.gone) continue
+      const channel = this.#channels.get(thread.id)
+      const ids = channel?.runningIds
+      const startedAt = channel?.runningStartedAtMs
+      if (channel === undefined || ids == null || startedAt == null) continue
+      for (const [id, timer] of thread.timedOut) {
+        if (!ids.includes(id)) {
+          if (timer !== null) clearTimeout(timer)
+          thread.timedOut.delete(id)
+        }
+      }
+      for (let slot = 0; slot < ids.length; slot++) {
+        const id = Atomics.load(ids, slot)
+        const elapsedMs = nowEpochMs - (startedAt[slot] ?? nowEpochMs)
+        if (id === 0 || thread.timedOut.has(id) || elapsedMs < limitMs) continue
+        this.#timeOutOnThread(thread, channel, id, elapsedMs)
+        if (thread.gone) break
+      }
+    }
+  }
+
+  #timeOutOnThread (thread: Thread, channel: Channel, id: number, elapsedMs: number): void {
+    const graceMs = this.config.request.terminateGraceMs
+    const what = channel.requestTexts === null ? null : readRequestText(channel.requestTexts, id)
+    const script = what?.script ?? '?'
+    const line = `script '${script}' (request: "${what?.method ?? '?'} ${what?.uri ?? '?'}")`
+    this.#stats.counters.requestsTimedOut++
+    // php: "[pool %s] child %d, script '%s' (request: \"%s %s\") execution timed out (%d.%06d sec), terminating"
+    this.log.warn({ thread: thread.id, script, method: what?.method, uri: what?.uri, elapsedMs: Math.round(elapsedMs) },
+      `thread ${thread.id}, ${line} execution timed out (${(elapsedMs / 1000).toFixed(6)} sec), ` +
+      (graceMs === 0 ? 'terminating' : `aborting its request.signal, terminating in ${formatTime(graceMs)} unless it ends`))
+    if (graceMs === 0) {
+      thread.timedOut.set(id, null)
+      this.#kill(thread)
+      return
+    }
+    channel.port?.postMessage({ t: Msg.ABORT, id, reason: 'request_terminate_timeout' } satisfies MainMessage)
+    // It takes no new connection meanwhile, and leaves even if the request ends in its grace: its
+    // kept connections may hold requests behind the one that timed out. Replaced now.
+    if (thread.leaving === null) {
+      this.#leave(thread, 'timeout')
+      if (!this.#closed) this.#spawn(1)
+    }
+    thread.timedOut.set(id, setTimeout(() => {
+      thread.timedOut.set(id, null)
+      const ids = channel.runningIds
+      if (this.#destroyed || thread.gone || ids === null || !ids.includes(id)) return
+      this.log.warn({ thread: thread.id, script }, `thread ${thread.id}, ${line} still running ${formatTime(graceMs)} after its request.signal was aborted (request_terminate_timeout_grace), terminating`)
+      this.#kill(thread)
+    }, graceMs).unref())
+  }
+
+  /**
+   * pm.accept = threads: the requests running on threads, from their shared slots and request texts.
+   * A thread's own ids repeat across threads: the slowlog's key adds the thread id in the high bits.
+   */
+  * #runningOnThreads (only?: Thread): Generator<RunningRequest> {
+    for (const thread of only === undefined ? this.#threads.values() : [only]) {
+      const channel = this.#channels.get(thread.id)
+      const ids = channel?.runningIds
+      const startedAt = channel?.runningStartedAtMs
+      if (thread.gone || channel === undefined || ids == null || startedAt == null || channel.requestTexts === null) continue
+      for (let slot = 0; slot < ids.length; slot++) {
+        const id = Atomics.load(ids, slot)
+        const what = id === 0 ? null : readRequestText(channel.requestTexts, id)
+        if (what === null) continue
+        yield { id: thread.id * 2 ** 32 + id, threadId: thread.id, script: what.script, method: what.method, uri: what.uri, startedAtMs: startedAt[slot] ?? 0 }
       }
     }
   }
@@ -691,6 +841,10 @@ export class Pool {
 
   /** The requests running on threads (not Finishing: php's slowlog times the Running state), for the slowlog. */
   * #runningRequests (): Generator<RunningRequest> {
+    if (this.#threadsAccept) {
+      yield * this.#runningOnThreads()
+      return
+    }
     for (const thread of this.#threads.values()) {
       if (thread.inflight === 0 || thread.gone) continue
       const channel = this.#channels.get(thread.id)
@@ -864,23 +1018,27 @@ export class Pool {
       terminatedAtMs: 0,
       stuck: false,
       exitTimer: null,
-      last: null
+      last: null,
+      timedOut: new Map()
     }
     this.#threads.set(id, thread)
     this.#stats.counters.threadsStarted++
     this.log.debug({ thread: id }, `thread ${id} started`)
     // piscina moves it to its ready list right after this event: hand it requests from then on.
-    queueMicrotask(() => {
-      this.#starting.delete(worker)
-      this.#startDeferred()
-      if (thread.gone) { this.#checkStarted(); return }
-      thread.ready = true
-      this.#checkStarted()
-      // A new thread is ready: one thread an emergency restart replaces can go.
-      this.#retireRestarting(1)
-      if (this.#closed && this.#queue.size === 0) return
-      this.#pump()
-    })
+    // pm.accept = threads: it is ready once it accepts (ACCEPTING), a copy of the socket later.
+    if (!this.#threadsAccept) queueMicrotask(() => { this.#becameReady(thread) })
+  }
+
+  #becameReady (thread: Thread): void {
+    this.#starting.delete(thread.worker)
+    this.#startDeferred()
+    if (thread.gone) { this.#checkStarted(); return }
+    thread.ready = true
+    this.#checkStarted()
+    // A new thread is ready: one thread an emergency restart replaces can go.
+    this.#retireRestarting(1)
+    if (this.#closed && this.#queue.size === 0) return
+    this.#pump()
   }
 
   // ---- emergency_restart_threshold / emergency_restart_interval ----
@@ -963,7 +1121,45 @@ export class Pool {
   /** Takes no more requests; ends as soon as it has none. */
   #leave (thread: Thread, why: NonNullable<Thread['leaving']>): void {
     thread.leaving = why
+    if (this.#threadsAccept) {
+      // Its requests are its own: it stops accepting, finishes them and says LEFT (#onAcceptMessage).
+      this.#channels.get(thread.id)?.port?.postMessage({ t: Msg.STOP } satisfies StopMessage)
+      return
+    }
     if (thread.inflight === 0) this.#terminate(thread)
+  }
+
+  /** pm.accept = threads: to every thread of the pool. */
+  #toThreads (msg: AcceptReply): void {
+    for (const channel of this.#channels.values()) channel.port?.postMessage(msg)
+  }
+
+  /** pm.accept = threads: a thread stopped accepting (LEAVING) or has no connection left (LEFT). */
+  #onAcceptMessage (m: AcceptMessage, threadId: number): void {
+    const thread = this.#threads.get(threadId)
+    if (thread === undefined || thread.gone) return
+    if (m.t === Msg.LEFT) {
+      this.#terminate(thread)
+      return
+    }
+    if (m.t === Msg.ACCEPTING) {
+      if (!thread.ready) this.#becameReady(thread)
+      return
+    }
+    if (m.t === Msg.OVER_HEAP) {
+      this.#checkHeap(thread)
+      return
+    }
+    if (m.t === Msg.STATUS) {
+      const page = statusPage(this, m.query, m.isHead)
+      this.#channels.get(threadId)?.port?.postMessage({ t: Msg.STATUS_PAGE, seq: m.seq, head: page.head, body: page.body } satisfies StatusPageMessage)
+      return
+    }
+    if (m.why !== 'recycle' || thread.leaving !== null) return
+    // pm.max_requests: its replacement starts now, while it finishes what its connections bring.
+    thread.leaving = 'recycle'
+    this.log.debug({ thread: thread.id }, `thread ${thread.id} reached pm.max_requests: it stops accepting and ends once its connections are idle`)
+    if (!this.#closed) this.#spawn(1)
   }
 
   #terminate (thread: Thread): void {
@@ -1012,6 +1208,14 @@ export class Pool {
     // What it posted before it ended (results, response bytes) counts; its other requests fail,
     // or run elsewhere if they never started (#retryOrFail).
     this.#drainChannel(thread.id)
+    const counts = this.#channels.get(thread.id)?.acceptCounts
+    if (counts != null) {
+      this.#acceptEnded.accepted += counts[ACCEPTED] ?? 0
+      this.#acceptEnded.completed += counts[COMPLETED] ?? 0
+      thread.served = counts[ACCEPTED] ?? 0
+      // A thread that ended while running a request (terminated, crashed) never said it was idle.
+      threadIdle(this.#acceptActive, counts)
+    }
     if (thread.jobs.size > 0) {
       const err: Error = thread.exitError ?? new FpmError('FPM_ERR_WORKER_DIED', `thread ${thread.id} exited with code ${code}`)
       for (const job of [...thread.jobs]) this.#onFailure(job, err)
@@ -1057,6 +1261,9 @@ export class Pool {
     } else if (thread.leaving === 'fault') {
       this.log.info({ thread: thread.id, requests: thread.served, threads: this.#countedThreads() },
         `thread ${thread.id} retired after ${thread.served} requests (uncaught exception), ${seconds} seconds from start`)
+    } else if (thread.leaving === 'timeout') {
+      this.log.info({ thread: thread.id, requests: thread.served, threads: this.#countedThreads() },
+        `thread ${thread.id} retired after ${thread.served} requests (its request passed request_terminate_timeout and then ended), ${seconds} seconds from start`)
     } else if (thread.leaving === 'restart') {
       this.log.info({ thread: thread.id, requests: thread.served, threads: this.#countedThreads() },
         `thread ${thread.id} retired after ${thread.served} requests (emergency restart), ${seconds} seconds from start`)
@@ -1242,10 +1449,18 @@ export class Pool {
         continue
       }
       if (!t.ready) continue
-      if (t.inflight === 0) idle++
+      if (this.#threadsAccept ? !this.#runsARequest(t) : t.inflight === 0) idle++
       else active++
     }
     return { threads: idle + active, idle, active, starting, leaving, stuck: this.#stuckThreads, queued: this.#queue.size, queueMax: this.config.request.queueMax }
+  }
+
+  /** pm.accept = threads: `t` runs a request now (its shared execution slots). */
+  #runsARequest (t: Thread): boolean {
+    const ids = this.#channels.get(t.id)?.runningIds
+    if (ids == null) return false
+    for (let i = 0; i < ids.length; i++) if (Atomics.load(ids, i) !== 0) return true
+    return false
   }
 
   // ---- channels ----
@@ -1279,14 +1494,20 @@ export class Pool {
     channel.runningStartedAtMs = hello.runningStartedAtMs
     channel.heapUsed = hello.heapUsed
     channel.claims = hello.claims
+    channel.requestTexts = hello.requestTexts
+    channel.acceptCounts = hello.acceptCounts
     const threadId = hello.threadId
-    port.on('message', (m: WorkerMessage) => { this.#onWorkerMessage(m, threadId) })
+    port.on('message', (m: WorkerMessage | AcceptMessage) => { this.#onWorkerMessage(m, threadId) })
     port.unref()
     for (const { msg: queued, transfer } of channel.pending) port.postMessage(queued, transfer)
     channel.pending.length = 0
   }
 
-  #onWorkerMessage (m: WorkerMessage, threadId: number): void {
+  #onWorkerMessage (m: WorkerMessage | AcceptMessage, threadId: number): void {
+    if (m.t === Msg.LEAVING || m.t === Msg.LEFT || m.t === Msg.STATUS || m.t === Msg.ACCEPTING || m.t === Msg.OVER_HEAP) {
+      this.#onAcceptMessage(m, threadId)
+      return
+    }
     if (m.t === Msg.RESULT) {
       this.#onResultMessage(m, threadId)
       return
@@ -1297,7 +1518,7 @@ export class Pool {
     }
     const job = this.#jobs.get(m.id)
     if (job === undefined) {
-      if (m.t === Msg.LOG) this.#logWorker(m.level, m.msg, m.err)
+      if (m.t === Msg.LOG) this.#logWorker(m.level, m.msg, m.err, m.fields)
       return
     }
     const req = job.req
@@ -1359,9 +1580,16 @@ export class Pool {
     }
   }
 
-  #logWorker (level: 'debug' | 'info' | 'warn' | 'error', msg: string, err: SerializedError | null): void {
-    this.log[level](err === null ? {} : { err }, msg)
+  #logWorker (level: 'debug' | 'info' | 'warn' | 'error', msg: string, err: SerializedError | null, fields?: Readonly<Record<string, unknown>>): void {
+    this.log[level](err === null ? { ...fields } : { ...fields, err }, msg)
   }
+}
+
+/** The level of the lines a pm.accept = threads thread sends (it logs through the main thread). */
+function threadLogLevel (log: Logger): 'debug' | 'info' | 'warn' | 'error' {
+  if (log.isLevelEnabled('debug')) return 'debug'
+  if (log.isLevelEnabled('info')) return 'info'
+  return log.isLevelEnabled('warn') ? 'warn' : 'error'
 }
 
 /**

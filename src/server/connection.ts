@@ -13,6 +13,7 @@ import type { Logger } from '../log/logger.ts'
 import type { AccessLog } from '../log/access-log.ts'
 import type { Pool } from '../pool/pool.ts'
 import type { ScriptResolver } from '../pool/script-resolver.ts'
+import type { OwnPage } from '../status/pages.ts'
 import { Exchange } from './exchange.ts'
 import { frameStdout, frameEnd, frameEndOnly, frameStderr } from './responder.ts'
 import {
@@ -28,6 +29,8 @@ export interface ServerContext {
   readonly statusOnly?: boolean
   /** The pool's access log (log/access-log.ts); absent or null: none. */
   readonly accessLog?: AccessLog | null
+  /** pm.accept = threads: the status page, rendered by the main thread (status/pages.ts). */
+  readonly remoteStatus?: (query: string, isHead: boolean) => Promise<OwnPage>
 }
 
 const GET_VALUES_ANSWERS: Record<string, string> = {
@@ -45,6 +48,8 @@ export class Connection implements RecordSink {
   readonly #exchanges = new Map<number, Exchange>()
   #drainWaiters: Array<() => void> = []
   #closeWhenIdle = false
+  /** The next request is the last (closeAfterRequest): close once it is answered. */
+  #closeAfterNext = false
   /** A request finished before the web server sent all of its input: more bytes may still come. */
   #inputOutstanding = false
   #ending = false
@@ -149,7 +154,7 @@ export class Connection implements RecordSink {
       throw new ProtocolError('FPM_ERR_PROTOCOL_SEQUENCE', `duplicate FCGI_BEGIN_REQUEST for request id ${requestId} still in progress`)
     }
     const keepConn = (flags & FCGI_KEEP_CONN) !== 0
-    if (!keepConn) this.#closeWhenIdle = true
+    if (!keepConn || this.#closeAfterNext) this.#closeWhenIdle = true
     if (role !== Role.RESPONDER) {
       this.#inputOutstanding = true // its params and input may still come
       this.#write([frameEndOnly(requestId, 0, ProtocolStatus.UNKNOWN_ROLE)])
@@ -215,6 +220,21 @@ export class Connection implements RecordSink {
   closeWhenIdle (): void {
     this.#closeWhenIdle = true
     this.#maybeClose()
+  }
+
+  /**
+   * A pm.accept = threads thread leaves: the connection closes once its request in flight is answered,
+   * or, idle, once the next one is: the web server may be sending it right now (closing an idle kept
+   * connection races with that), and a new connection's first request is on its way. One that brings
+   * nothing within `idleMs` is closed then.
+   */
+  closeAfterRequest (idleMs: number): void {
+    if (this.#exchanges.size > 0) {
+      this.closeWhenIdle()
+      return
+    }
+    this.#closeAfterNext = true
+    setTimeout(() => { this.closeWhenIdle() }, idleMs).unref()
   }
 
   #maybeClose (): void {

@@ -129,7 +129,11 @@ export class Exchange implements PoolRequest {
     this.isHead = this.method === 'HEAD'
     // php-fpm's ping and status pages, before script resolution (status/pages.ts).
     const page = ownPage(this.conn.ctx, { scriptName, query, scriptPath: scriptFilename ?? pathTranslated, isHead: this.isHead })
-    if (page !== null) { this.#respondOwn(page); return }
+    if (page !== null) {
+      if (page instanceof Promise) this.#respondOwnLater(page)
+      else this.#respondOwn(page)
+      return
+    }
     const pool = this.conn.ctx.pool
     const resolved = this.conn.ctx.resolver.resolve(scriptFilename ?? pathTranslated)
     if (resolved.kind === 'not-found') {
@@ -406,6 +410,14 @@ export class Exchange implements PoolRequest {
     this.#response = ResponseState.ENDED
     this.#writeHead(page.head, page.body, true)
     this.#responseEnded()
+  }
+
+  /** pm.accept = threads: the status page comes from the main thread (worker/thread-server.ts). */
+  #respondOwnLater (page: Promise<OwnPage>): void {
+    this.#discarding = true
+    page.then((p) => {
+      if (this.#response === ResponseState.NONE && !this.conn.isDestroyed) this.#respondOwn(p)
+    }, () => { this.#respondServer('unavailable') })
   }
 
   #respondServer (kind: ServerResponseKind): void {

@@ -21,6 +21,8 @@ export class Listener {
   readonly #allowed: Set<string> | null
   #unixPath: string | null = null
   readonly #sockets = new Set<Socket>()
+  readonly #connections = new Set<Connection>()
+  #drained: (() => void) | null = null
 
   constructor (config: PoolConfig, ctx: ServerContext) {
     this.config = config
@@ -56,6 +58,28 @@ export class Listener {
       this.#unixPath = target.path
       applyUnixOwnership(this.config, target.path)
     }
+  }
+
+  /**
+   * Listens on a listening socket's raw handle received over IPC (pm.accept = threads,
+   * worker/thread-server.ts): the server takes it over as Node does for a server sent over IPC
+   * (net.Server#_listen2 with a handle already set), so that this thread alone owns the descriptor.
+   */
+  async adopt (handle: object): Promise<void> {
+    const server = this.#server as unknown as { _handle: object | null, _listen2: (address: null, port: number, addressType: number, backlog: number) => void }
+    await new Promise<void>((resolve, reject) => {
+      const onError = (err: Error): void => {
+        reject(new FpmError('FPM_ERR_LISTEN_BIND', `[pool ${this.config.name}] cannot listen on '${this.config.listen.address}': ${err.message}`, { cause: err }))
+      }
+      this.#server.once('error', onError)
+      this.#server.once('listening', () => {
+        this.#server.off('error', onError)
+        this.#server.on('error', (err) => { this.#ctx.log.error({ err }, 'listener error') })
+        resolve()
+      })
+      server._handle = handle
+      server._listen2(null, -1, -1, this.config.listen.backlog)
+    })
   }
 
   /** The bound address, for logs ("127.0.0.1:9000", "/run/x.sock"). */
@@ -98,8 +122,26 @@ export class Listener {
       return
     }
     this.#sockets.add(socket)
-    socket.once('close', () => { this.#sockets.delete(socket) })
-    new Connection(socket, this.#ctx) // eslint-disable-line no-new
+    const connection = new Connection(socket, this.#ctx)
+    this.#connections.add(connection)
+    socket.once('close', () => {
+      this.#sockets.delete(socket)
+      this.#connections.delete(connection)
+      if (this.#connections.size === 0) this.#drained?.()
+    })
+  }
+
+  /**
+   * Stops accepting, and closes each connection after its next response (Connection.closeAfterRequest;
+   * an idle one after `idleMs`): resolves when none is left. When a pm.accept = threads thread leaves.
+   */
+  async drain (idleMs: number): Promise<void> {
+    this.#server.close()
+    if (this.#connections.size === 0) return
+    await new Promise<void>((resolve) => {
+      this.#drained = resolve
+      for (const connection of this.#connections) connection.closeAfterRequest(idleMs)
+    })
   }
 }
 

@@ -41,6 +41,8 @@ export interface PageContext {
   readonly pool: Pool
   /** The pm.status_listen listener: only the status page, every other request is 404. */
   readonly statusOnly?: boolean
+  /** pm.accept = threads: asks the main thread for the status page. */
+  readonly remoteStatus?: (query: string, isHead: boolean) => Promise<OwnPage>
 }
 
 /** The path the pm.status_listen listener serves: pm.status_path, `/` when unset (php §4.8). */
@@ -52,7 +54,7 @@ export function statusListenPath (statusPath: string | null): string {
  * The ping or status page for this request, or (pm.status_listen) a 404 for anything else;
  * null: not one of them, the request goes on to its script.
  */
-export function ownPage (ctx: PageContext, req: PageRequest): OwnPage | null {
+export function ownPage (ctx: PageContext, req: PageRequest): OwnPage | Promise<OwnPage> | null {
   const config = ctx.pool.config
   const statusOnly = ctx.statusOnly === true
   // An empty value is no path (php tests `path && *path`).
@@ -67,6 +69,8 @@ export function ownPage (ctx: PageContext, req: PageRequest): OwnPage | null {
   }
   if (eligible && statusPath !== null && req.scriptName === statusPath) {
     if (!statusOnly) ctx.pool.countAnswered()
+    // pm.accept = threads: the figures are the main thread's, which renders the page.
+    if (ctx.remoteStatus !== undefined) return ctx.remoteStatus(req.query, req.isHead)
     return statusPage(ctx.pool, req.query, req.isHead)
   }
   if (!statusOnly) return null
@@ -74,7 +78,8 @@ export function ownPage (ctx: PageContext, req: PageRequest): OwnPage | null {
   return { head: notFound.head, body: notFound.body }
 }
 
-function statusPage (pool: Pool, query: string, isHead: boolean): OwnPage {
+/** The status page of `pool` for `query` (php's formats, full or not). */
+export function statusPage (pool: Pool, query: string, isHead: boolean): OwnPage {
   const { format, full } = statusQuery(query)
   const head = STATUS_HEADS[format]
   if (isHead) return { head, body: null }

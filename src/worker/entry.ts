@@ -10,10 +10,12 @@
 
 import { MessageChannel, parentPort, threadId, workerData } from 'node:worker_threads'
 import { Msg, taskAt } from '../common/messages.ts'
-import type { HelloMessage, MainMessage, ResultMessage, WorkerData, WorkerResult, WorkerTask } from '../common/messages.ts'
+import type { AcceptReply, HelloMessage, MainMessage, ResultMessage, WorkerData, WorkerResult, WorkerTask } from '../common/messages.ts'
 import { RequestState, serializeError } from './handler-context.ts'
 import { Scheduler } from './scheduler.ts'
 import { captureConsole } from './console-capture.ts'
+import { createRequestTexts } from '../common/request-texts.ts'
+import { createThreadCounts } from '../common/accept-counters.ts'
 import { currentRequest, installFaultHandlers } from './faults.ts'
 
 /** ABORTs for ids not (yet) running here (the main thread may abort a request whose task it has not
@@ -22,7 +24,16 @@ const EARLY_ABORTS_MAX = 64
 
 const data = workerData as WorkerData | undefined
 const poolEnv: Readonly<Record<string, string>> = data?.env ?? {}
-const scheduler = new Scheduler(Math.max(1, data?.threadConcurrency ?? 1), runTask, deliverResult, { measureHeap: data?.measureHeap === true, measureUsage: data?.measureUsage })
+// pm.accept = threads: this thread serves its own connections (thread-server.ts), and its requests
+// never come from or go back to the main thread.
+let threadPool: import('./thread-server.ts').ThreadPool | null = null
+/** pm.accept = threads: what the main thread's STOP and REOPEN do (set once the thread serves). */
+let onStop: () => void = () => {}
+let onReopen: () => void = () => {}
+const scheduler = new Scheduler(Math.max(1, data?.threadConcurrency ?? 1), runTask, (id, result, failure) => {
+  if (threadPool === null) deliverResult(id, result, failure)
+  else threadPool.deliver(id, result, failure)
+}, { measureHeap: data?.measureHeap === true, measureUsage: data?.measureUsage })
 const active = new Map<number, RequestState>()
 const earlyAborts = new Map<number, string>()
 
@@ -30,20 +41,74 @@ const { port1, port2 } = new MessageChannel()
 port1.on('message', onMainMessage)
 // The channel must not keep the thread alive (piscina decides that), but must keep delivering.
 port1.unref()
+const requestTexts = data?.accept === undefined ? null : createRequestTexts()
+const acceptCounts = data?.accept === undefined ? null : createThreadCounts()
 const hello: HelloMessage = {
   t: Msg.HELLO, threadId, port: port2, runningIds: scheduler.slots.ids, runningStartedAtMs: scheduler.slots.startedAtMs,
-  heapUsed: scheduler.slots.heapUsed, claims: scheduler.slots.claims
+  heapUsed: scheduler.slots.heapUsed, claims: scheduler.slots.claims, requestTexts, acceptCounts
 }
 parentPort?.postMessage(hello, [port2])
 captureConsole(port1, threadId)
 installFaultHandlers(port1)
+if (data?.accept !== undefined) void serveConnections(data.accept)
 
-function onMainMessage (msg: MainMessage): void {
+/** pm.accept = threads: loaded only then, so that a thread of the default mode starts light. */
+async function serveConnections (accept: NonNullable<WorkerData['accept']>): Promise<void> {
+  const { ThreadPool, leaver, serveOnThread } = await import('./thread-server.ts')
+  const { threadLogger } = await import('./thread-logger.ts')
+  const { AccessLog } = await import('../log/access-log.ts')
+  const { reopenLogFiles } = await import('../log/log-file.ts')
+  const log = threadLogger(port1, accept.logLevel)
+  let listener: import('../server/listener.ts').Listener | null = null
+  const leave = leaver(() => listener, (msg) => { port1.postMessage(msg) })
+  threadPool = new ThreadPool(accept.config, {
+    submit: (task) => { scheduler.submit(task) },
+    toRequest: onMainMessage,
+    requestTexts: requestTexts!,
+    counts: acceptCounts!,
+    activeThreads: accept.activeThreads,
+    onLastRequest: () => { leave('recycle') },
+    tell: (msg) => { port1.postMessage(msg) },
+    heapUsed: scheduler.slots.heapUsed
+  })
+  onStop = () => { leave('asked') }
+  onReopen = () => {
+    for (const { file, error } of reopenLogFiles()) {
+      if (error !== null) log.error({ err: error }, `unable to re-opened ${file.kind} file: ${error.message}; still writing to the file it had open`)
+    }
+  }
+  try {
+    listener = await serveOnThread(accept.fd, threadPool, log, AccessLog.open(accept.config, log))
+    port1.postMessage({ t: Msg.ACCEPTING })
+  } catch (err) {
+    // Ends the thread: the pool counts a thread that failed to start and asks for another.
+    log.error({ err }, `thread ${threadId} cannot accept on ${accept.config.listen.address}: ${(err as Error).message}`)
+    process.exit(1)
+  }
+}
+
+
+function onMainMessage (msg: MainMessage | AcceptReply): void {
+  if (msg.t === Msg.STOP) {
+    onStop()
+    return
+  }
+  if (msg.t === Msg.STATUS_PAGE) {
+    threadPool?.onStatusPage(msg)
+    return
+  }
+  if (msg.t === Msg.REOPEN) {
+    onReopen()
+    return
+  }
   if (msg.t === Msg.TASKS) {
     // Beyond the thread's concurrency, requests wait in the scheduler.
     for (let i = 0; i < msg.ids.length; i++) scheduler.submit(taskAt(msg, i))
     return
   }
+  // pm.accept = threads: the main thread saw this request run past request_terminate_timeout in the
+  // shared slots; the server code here answers 504 (the abort below reaches the handler).
+  if (threadPool !== null && msg.t === Msg.ABORT && msg.reason === 'request_terminate_timeout') threadPool.timedOut(msg.id)
   const state = active.get(msg.id)
   if (state === undefined) {
     if (msg.t === Msg.ABORT && !scheduler.dropWaiting(msg.id)) rememberAbort(msg.id, msg.reason)
@@ -96,7 +161,7 @@ export function warmUp (): null {
 }
 
 async function runTask (task: WorkerTask): Promise<WorkerResult> {
-  const state = new RequestState(task, port1, poolEnv)
+  const state = new RequestState(task, threadPool?.port ?? port1, poolEnv)
   active.set(task.id, state)
   if (earlyAborts.size > 0) {
     const reason = earlyAborts.get(task.id)

@@ -122,6 +122,7 @@ const POOL_CASES: Record<string, Case> = {
   'pm.max_requests': { accept: [['500', '500']], reject: [['abc', INT_REASON]] },
   'pm.max_requests_jitter': { accept: [['50', '50'], ['0', '0']], reject: [['some', INT_REASON]] },
   'pm.thread_concurrency': { accept: [['8', '8']], reject: [['two', INT_REASON]] },
+  'pm.accept': { accept: [['threads', 'threads'], ['Main', 'main']], reject: [['processes', 'invalid value (main or threads)']] },
   'pm.heap_limit': {
     accept: [['256M', '256M'], ['256m', '256M'], ['1G', '1G'], ['0', '0'], ['1000K', '1M']],
     reject: [['12X', 'unknown suffix used in size value'], ['-1', 'invalid size value']]

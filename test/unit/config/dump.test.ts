@@ -90,6 +90,7 @@ describe('dumpConfig', () => {
       '\tpm.max_requests = 0',
       '\tpm.max_requests_jitter = 0',
       '\tpm.thread_concurrency = 1',
+      '\tpm.accept = main',
       '\tpm.heap_limit = 256M',
       '\tpm.heap_soft_limit = 192M',
       '\tpm.status_path = undefined',

@@ -1,0 +1,50 @@
+// pm.accept = threads: the figures the main thread cannot count itself, because requests no longer
+// pass through it. Each thread writes its own counts (one writer, no atomics: the main thread adds
+// them up for the status page); the threads running a request at once, and the most ever, are one
+// pool-wide pair of words every thread updates atomically (php's "max active processes", exact).
+
+/**
+ * Per thread: requests taken (the pool's own pages included: php's accepted conn), requests
+ * completed, and 1 while it counts as active (so that the main thread can take back the active
+ * count of a thread that ended in the middle of a request).
+ */
+export const ACCEPTED = 0
+export const COMPLETED = 1
+export const BUSY = 2
+
+export function createThreadCounts (): Float64Array {
+  return new Float64Array(new SharedArrayBuffer(3 * Float64Array.BYTES_PER_ELEMENT))
+}
+
+/** One more at `index` (the thread's own counts: it is their only writer). */
+export function bump (counts: Float64Array, index: number): void {
+  counts[index] = (counts[index] ?? 0) + 1
+}
+
+/** Pool-wide: threads with a request now, and the most at once since start. */
+const ACTIVE = 0
+const MAX_ACTIVE = 1
+
+export function createActiveThreads (): Int32Array {
+  return new Int32Array(new SharedArrayBuffer(2 * Int32Array.BYTES_PER_ELEMENT))
+}
+
+/** A thread starts running a request after running none. */
+export function threadBusy (active: Int32Array, counts: Float64Array): void {
+  counts[BUSY] = 1
+  const now = Atomics.add(active, ACTIVE, 1) + 1
+  for (let max = Atomics.load(active, MAX_ACTIVE); now > max; max = Atomics.load(active, MAX_ACTIVE)) {
+    if (Atomics.compareExchange(active, MAX_ACTIVE, max, now) === max) break
+  }
+}
+
+/** A thread runs no request any more (its own call), or ended while it ran one (the main thread's). */
+export function threadIdle (active: Int32Array, counts: Float64Array): void {
+  if (counts[BUSY] !== 1) return
+  counts[BUSY] = 0
+  Atomics.sub(active, ACTIVE, 1)
+}
+
+export function maxActiveThreads (active: Int32Array): number {
+  return Atomics.load(active, MAX_ACTIVE)
+}

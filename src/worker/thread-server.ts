@@ -1,0 +1,216 @@
+// pm.accept = threads: this pool thread accepts and serves FastCGI connections itself, as a php-fpm
+// child does, with the server's own code (server/listener.ts, connection.ts, exchange.ts) running
+// on the thread. ThreadPool stands in for the main thread's Pool: a request it is given runs on
+// this thread's scheduler, and what the server and the handler say to each other goes through
+// microtasks, as it would through the channel (in order, never re-entrant). No message crosses to
+// the main thread per request; the main thread keeps the pool (threads, limits, status) from the
+// shared slots the scheduler publishes.
+//
+// The listening socket: the process holds it bound (the supervisor's inherited descriptor, or one
+// bound by the main thread, which never listens on it). A thread needs a descriptor of its own,
+// because the one a thread listens on is closed when the thread ends, and Node cannot duplicate a
+// descriptor: a short-lived child process gets a copy as its fd 4 and sends it back over IPC
+// (SCM_RIGHTS), and the thread adopts the handle that arrives. All the copies share the socket's
+// one accept queue, so a thread that ends loses no connection that waits there.
+
+import { spawn } from 'node:child_process'
+import { randomInt } from 'node:crypto'
+import type { MessagePort } from 'node:worker_threads'
+import { threadId } from 'node:worker_threads'
+import { Msg } from '../common/messages.ts'
+import { writeRequestText } from '../common/request-texts.ts'
+import { ACCEPTED, COMPLETED, bump, threadBusy, threadIdle } from '../common/accept-counters.ts'
+import type { AcceptMessage, LeavingMessage, MainMessage, StatusPageMessage, WorkerMessage, WorkerResult, WorkerTask } from '../common/messages.ts'
+import type { OwnPage } from '../status/pages.ts'
+import { FpmError } from '../common/errors.ts'
+import type { PoolConfig } from '../config/types.ts'
+import type { Logger } from '../log/logger.ts'
+import type { AccessLog } from '../log/access-log.ts'
+import type { PoolRequest, TaskFields } from '../pool/pool-request.ts'
+import type { Pool } from '../pool/pool.ts'
+import { ScriptResolver } from '../pool/script-resolver.ts'
+import { Listener } from '../server/listener.ts'
+
+/** How long the copy of the listening socket may take to arrive (a Node process start, ~30 ms). */
+const COPY_TIMEOUT_MS = 10_000
+
+/**
+ * A leaving thread's idle connection waits this long for one more request before it is closed
+ * (Connection.closeAfterRequest): a web server's idle kept connection, or a new one whose first
+ * request is on its way.
+ */
+const DRAIN_IDLE_MS = 5_000
+
+/** The child that copies the socket: fd 3 is its IPC channel, fd 4 the socket. */
+const COPY_SCRIPT = "const h=require('node:net')._createServerHandle(null,0,0,4,0);" +
+  "if(typeof h==='number')process.exit(2);process.send('socket',h,()=>{process.exit(0)})"
+
+/** What the thread's entry gives the ThreadPool: its scheduler, and the way to a running request. */
+export interface ThreadPoolLinks {
+  /** Runs the task on this thread (worker/scheduler.ts submit). */
+  readonly submit: (task: WorkerTask) => void
+  /** BODY, ACK, ABORT for a request of this thread (what the channel would deliver). */
+  readonly toRequest: (msg: MainMessage) => void
+  /** Shared with the main thread (HELLO): what each request is, for its log lines. */
+  readonly requestTexts: Uint8Array
+  /** This thread's counts and the pool-wide active threads (common/accept-counters.ts). */
+  readonly counts: Float64Array
+  readonly activeThreads: Int32Array
+  /** pm.max_requests reached (with this thread's jitter): the thread leaves after this request. */
+  readonly onLastRequest: () => void
+  /** To the main thread (STATUS, OVER_HEAP). */
+  readonly tell: (msg: AcceptMessage) => void
+  /** The heap in use after the last request (worker/scheduler.ts, with pm.heap_soft_limit). */
+  readonly heapUsed: Float64Array
+}
+
+export class ThreadPool {
+  readonly config: PoolConfig
+  readonly #links: ThreadPoolLinks
+  readonly #requests = new Map<number, PoolRequest>()
+  /** What RequestState takes for its channel: its messages come back to the server on this thread. */
+  readonly port: MessagePort
+  #nextId = 1
+  /** Requests of this thread not settled yet. */
+  #running = 0
+  #overHeap = false
+  /** pm.max_requests plus this thread's jitter; Infinity: no limit. */
+  readonly #maxRequests: number
+
+  constructor (config: PoolConfig, links: ThreadPoolLinks) {
+    this.config = config
+    this.#links = links
+    const { maxRequests, maxRequestsJitter } = config.pm
+    this.#maxRequests = maxRequests > 0 ? maxRequests + (maxRequestsJitter > 0 ? randomInt(0, maxRequestsJitter + 1) : 0) : Infinity
+    const sink = { postMessage: (m: WorkerMessage): void => { queueMicrotask(() => { this.#onMessage(m) }) } }
+    this.port = sink as unknown as MessagePort
+  }
+
+  /** Pool.dispatch: the request runs here. */
+  dispatch (req: PoolRequest, task: TaskFields): void {
+    const id = this.#nextId++
+    req.poolId = id
+    req.threadId = threadId
+    req.startedAtMs = performance.now()
+    this.#requests.set(id, req)
+    bump(this.#links.counts, ACCEPTED)
+    if (this.#running++ === 0) threadBusy(this.#links.activeThreads, this.#links.counts)
+    writeRequestText(this.#links.requestTexts, id, req.method, req.uri, task.script)
+    const full: WorkerTask = { ...task, id, claim: -1 }
+    queueMicrotask(() => { this.#links.submit(full) })
+    if (id === this.#maxRequests) this.#links.onLastRequest()
+  }
+
+  /** Pool.send: BODY, ACK and ABORT for a request running here. */
+  send (_req: PoolRequest, msg: MainMessage): void {
+    queueMicrotask(() => { this.#links.toRequest(msg) })
+  }
+
+  readonly #statusPages = new Map<number, (page: OwnPage) => void>()
+  #statusSeq = 0
+
+  /** The status page, from the main thread, which has the pool's figures. */
+  async remoteStatus (query: string, isHead: boolean): Promise<OwnPage> {
+    const seq = ++this.#statusSeq
+    return await new Promise<OwnPage>((resolve) => {
+      this.#statusPages.set(seq, resolve)
+      this.#links.tell({ t: Msg.STATUS, seq, query, isHead })
+    })
+  }
+
+  /** The main thread's answer to remoteStatus. */
+  onStatusPage (msg: StatusPageMessage): void {
+    const resolve = this.#statusPages.get(msg.seq)
+    this.#statusPages.delete(msg.seq)
+    resolve?.({ head: msg.head, body: msg.body })
+  }
+
+  /** The main thread found request `id` past request_terminate_timeout: it gets 504 now. */
+  timedOut (id: number): void {
+    this.#requests.get(id)?.onTimedOut()
+  }
+
+  /** The pool's own ping and status pages count as accepted requests (php's accepted conn). */
+  countAnswered (): void {
+    bump(this.#links.counts, ACCEPTED)
+  }
+
+  /** The scheduler's outcome of a task (worker/scheduler.ts Deliver). */
+  deliver (id: number, result: WorkerResult | null, failure: unknown): void {
+    queueMicrotask(() => {
+      const req = this.#requests.get(id)
+      if (req === undefined) return
+      this.#requests.delete(id)
+      bump(this.#links.counts, COMPLETED)
+      if (--this.#running === 0) threadIdle(this.#links.activeThreads, this.#links.counts)
+      // pm.heap_soft_limit: the main thread decides (pool.ts #checkHeap), once.
+      const softLimit = this.config.heapSoftLimitBytes
+      if (softLimit > 0 && !this.#overHeap && (this.#links.heapUsed[0] ?? 0) > softLimit) {
+        this.#overHeap = true
+        this.#links.tell({ t: Msg.OVER_HEAP })
+      }
+      if (failure === null) req.onSettled(result, null)
+      else req.onSettled(null, new FpmError('FPM_ERR_WORKER_DIED', `thread ${threadId} failed to run the request: ${(failure as Error).message}`))
+    })
+  }
+
+  #onMessage (m: WorkerMessage): void {
+    if (m.t === Msg.RESULT || m.t === Msg.FAULT) return
+    const req = this.#requests.get(m.id)
+    if (req === undefined) return
+    switch (m.t) {
+      case Msg.HEAD: req.onHead(m.head, m.body, m.end); break
+      case Msg.CHUNK: req.onChunk(m.body, m.end, m.failed); break
+      case Msg.PULL: req.onPull(m.bytes); break
+      case Msg.LOG: req.onWorkerLog(m.level, m.msg, m.err); break
+    }
+  }
+}
+
+/** A descriptor of this thread's own of the socket `fd` (see the top of this file), as a raw handle. */
+export async function copyListeningSocket (fd: number): Promise<object> {
+  const child = spawn(process.execPath, ['-e', COPY_SCRIPT], { stdio: ['ignore', 'ignore', 'inherit', 'ipc', fd] })
+  try {
+    return await new Promise<object>((resolve, reject) => {
+      const timer = setTimeout(() => { reject(new FpmError('FPM_ERR_LISTEN_BIND', `no copy of the listening socket within ${COPY_TIMEOUT_MS} ms`)) }, COPY_TIMEOUT_MS)
+      child.once('message', (_m: unknown, handle: object | undefined) => {
+        clearTimeout(timer)
+        if (handle === undefined) reject(new FpmError('FPM_ERR_LISTEN_BIND', 'the listening socket did not come back'))
+        else resolve(handle)
+      })
+      child.once('exit', (code) => {
+        clearTimeout(timer)
+        reject(new FpmError('FPM_ERR_LISTEN_BIND', `the process that copies the listening socket exited (${code ?? 'signal'})`))
+      })
+    })
+  } finally {
+    child.unref()
+  }
+}
+
+/**
+ * How a pm.accept = threads thread leaves (pm.max_requests, or the main thread's STOP): it stops
+ * accepting at once (the other threads take the new connections from the shared queue), tells the
+ * main thread (which starts its replacement), finishes what its connections bring until each is
+ * idle, and says LEFT: the main thread then terminates it. Never twice.
+ */
+export function leaver (listener: () => Listener | null, tell: (msg: AcceptMessage) => void): (why: LeavingMessage['why']) => void {
+  let leaving = false
+  return (why) => {
+    if (leaving) return
+    leaving = true
+    tell({ t: Msg.LEAVING, why })
+    const current = listener()
+    void (current === null ? Promise.resolve() : current.drain(DRAIN_IDLE_MS)).then(() => { tell({ t: Msg.LEFT }) })
+  }
+}
+
+/** Serves the pool's connections on this thread, on its own copy of the socket `fd`. */
+export async function serveOnThread (fd: number, pool: ThreadPool, log: Logger, accessLog: AccessLog | null): Promise<Listener> {
+  const handle = await copyListeningSocket(fd)
+  const remoteStatus = async (query: string, isHead: boolean): Promise<OwnPage> => await pool.remoteStatus(query, isHead)
+  const listener = new Listener(pool.config, { pool: pool as unknown as Pool, resolver: new ScriptResolver(pool.config), log, accessLog, remoteStatus })
+  await listener.adopt(handle)
+  return listener
+}
+
