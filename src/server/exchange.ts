@@ -40,6 +40,8 @@ export class Exchange implements PoolRequest {
   #paramBytes = 0
   /** The PARAMS bytes as latin1 text: what the thread gets (and decodes itself). */
   #paramsText = ''
+  /** The decoded params, handed as they are to a handler on this thread (pm.accept = threads). */
+  #params: string[] = []
   method = 'GET'
   uri = ''
   script = ''
@@ -107,6 +109,7 @@ export class Exchange implements PoolRequest {
     // The thread gets the same text and decodes it itself (fastcgi/params.ts paramsText).
     this.#paramsText = all === undefined ? '' : paramsText(all)
     decodeParamsText(this.#paramsText, params) // throws ProtocolError: the connection closes
+    this.#params = params
     this.#access?.setParams(params)
     this.#stage = Stage.STDIN
     let scriptFilename: string | undefined
@@ -270,7 +273,8 @@ export class Exchange implements PoolRequest {
     }
     this.conn.ctx.pool.dispatch(this, {
       script: this.script,
-      params: this.#paramsText,
+      // Another thread decodes the text itself (cheaper to clone than the pairs); this one has them.
+      params: this.conn.ctx.sameThread === true ? this.#params : this.#paramsText,
       body,
       bodyStreaming: streaming,
       isHead: this.isHead

@@ -209,7 +209,7 @@ export function leaver (listener: () => Listener | null, tell: (msg: AcceptMessa
 export async function serveOnThread (fd: number, pool: ThreadPool, log: Logger, accessLog: AccessLog | null): Promise<Listener> {
   const handle = await copyListeningSocket(fd)
   const remoteStatus = async (query: string, isHead: boolean): Promise<OwnPage> => await pool.remoteStatus(query, isHead)
-  const listener = new Listener(pool.config, { pool: pool as unknown as Pool, resolver: new ScriptResolver(pool.config), log, accessLog, remoteStatus })
+  const listener = new Listener(pool.config, { pool: pool as unknown as Pool, resolver: new ScriptResolver(pool.config), log, accessLog, remoteStatus, sameThread: true })
   await listener.adopt(handle)
   return listener
 }
