@@ -32,3 +32,9 @@ export function parseOptions<T extends object> (program: Command): T | null {
     return null
   }
 }
+
+/** `--accept main|threads`: node-fpm's pm.accept for the bench pools. */
+export function acceptMode (v: string): 'main' | 'threads' {
+  if (v === 'main' || v === 'threads') return v
+  throw new InvalidArgumentError(`--accept takes main or threads; got '${v}'`)
+}

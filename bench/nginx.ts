@@ -32,7 +32,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { Command, InvalidArgumentError } from 'commander'
-import { parseOptions, wholeNumber, wholeNumberList } from './cli-options.ts'
+import { acceptMode, parseOptions, wholeNumber, wholeNumberList } from './cli-options.ts'
 import { benchEnvironment, fileStamp, RESULTS_DIR } from './environment.ts'
 import { formatTable, median, round } from './figures.ts'
 import { forget, hasExited, sleep, spawnManaged, stopManaged, stopper } from './managed-process.ts'
@@ -350,10 +350,7 @@ async function main (): Promise<void> {
     .option('--servers <list>', 'comma-separated: node-fpm,php-fpm,node-http', serverList, SERVER_NAMES)
     .option('--keepalive <list>', 'nginx to backend: no (a new connection per request, nginx\'s default), yes (upstream keepalive), or yes,no', keepaliveList, [false, true])
     .option('--nginx-workers <n>', "nginx's worker_processes: a number or auto", nginxWorkers, 1)
-    .option('--accept <who>', "node-fpm's pm.accept: main or threads", (v: string) => {
-      if (v === 'main' || v === 'threads') return v
-      throw new InvalidArgumentError(`--accept takes main or threads; got '${v}'`)
-    }, 'main')
+    .option('--accept <who>', "node-fpm's pm.accept: main or threads", acceptMode, 'main')
     .option('--timeout <s>', "wrk's --timeout: a response later than this counts as a timeout error", wholeNumber('--timeout', 1), 2)
     .option('--json', 'print the results file instead of the tables')
     .addHelpText('after', '\nExit status: 0 no errors, 1 some run had errors, 2 the bench could not run.\nSee bench/README.md.')

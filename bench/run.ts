@@ -26,7 +26,7 @@ import { Command, CommanderError, InvalidArgumentError } from 'commander'
 import { runLoad } from '../src/bench/load-generator.ts'
 import type { LoadOptions, LoadResult } from '../src/bench/load-generator.ts'
 import { renderResultsChart } from './chart.ts'
-import { wholeNumber, wholeNumberList } from './cli-options.ts'
+import { acceptMode, wholeNumber, wholeNumberList } from './cli-options.ts'
 import { benchEnvironment, fileStamp, RESULTS_DIR } from './environment.ts'
 import { formatTable, median, round } from './figures.ts'
 import { hasExited, sleep, spawnManaged, stopper } from './managed-process.ts'
@@ -114,11 +114,6 @@ function scenarioList (v: string): string[] {
     if (!SCENARIOS.some(s => s.name === n)) throw new InvalidArgumentError(`unknown scenario '${n}' (known: ${SCENARIOS.map(s => s.name).join(', ')}, or all)`)
   }
   return [...new Set(names)]
-}
-
-function acceptValue (v: string): 'main' | 'threads' {
-  if (v === 'main' || v === 'threads') return v
-  throw new InvalidArgumentError(`--accept takes main or threads; got '${v}'`)
 }
 
 function keepConnList (v: string): boolean[] {
@@ -336,7 +331,7 @@ async function main (): Promise<void> {
     .option('--warmup <s>', 'warm-up seconds before each run', seconds('--warmup', 0), 0.5)
     .option('--full', 'the whole matrix: --connections 1,16,64 --keep-conn yes,no (unless given)')
     .option('--vs <server>', "reference server: 'php-fpm' (default when it is installed) or 'none'")
-    .option('--accept <who>', "node-fpm's pm.accept: main (the main thread accepts and dispatches) or threads (each thread accepts and serves its connections)", acceptValue, 'main')
+    .option('--accept <who>', "node-fpm's pm.accept: main (the main thread accepts and dispatches) or threads (each thread accepts and serves its connections)", acceptMode, 'main')
     .option('--io-concurrency <n>', 'add pm.thread_concurrency = n to the sleep pool (needs that directive in node-fpm)', wholeNumber('--io-concurrency', 1))
     .option('--rate <req/s>', 'open loop: every run offers this many requests per second (latency at the same load for both servers, from the scheduled time)', wholeNumber('--rate', 1))
     .option('--codec', 'also run the codec micro-benchmark (bench/micro/codec.ts) and keep its figures')

@@ -27,7 +27,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { Command, InvalidArgumentError } from 'commander'
-import { parseOptions, wholeNumber } from './cli-options.ts'
+import { acceptMode, parseOptions, wholeNumber } from './cli-options.ts'
 import { buildCgiParams, fcgiRequest } from '../src/client/fcgi-client.ts'
 import { benchEnvironment, fileStamp, RESULTS_DIR } from './environment.ts'
 import { formatTable, median, round } from './figures.ts'
@@ -48,6 +48,7 @@ interface Options {
   starts: number
   modes: Mode[]
   settleMs: number
+  accept: 'main' | 'threads'
   json?: boolean
 }
 
@@ -141,9 +142,9 @@ async function serveOnEveryThread (h: NodeFpmHandle, threads: number): Promise<{
   return { batches: MAX_SPREAD_BATCHES, verified: false }
 }
 
-async function measureStart (mode: Mode, threads: number, start: number, settleMs: number): Promise<StartSample> {
+async function measureStart (mode: Mode, threads: number, start: number, settleMs: number, accept: 'main' | 'threads'): Promise<StartSample> {
   const noSupervisor = mode === 'no-supervisor'
-  const h = await spawnNodeFpm({ workers: threads, noSupervisor, poolDirectives: 'pm.status_path = /status' })
+  const h = await spawnNodeFpm({ workers: threads, noSupervisor, poolDirectives: `pm.status_path = /status\npm.accept = ${accept}` })
   try {
     const firstResponseMs = await firstResponse(h)
     const readyLineMs = await logLineMs(h, readyLineTime, 'ready to handle connections')
@@ -234,6 +235,7 @@ async function main (): Promise<void> {
     .option('--starts <n>', 'starts per mode and pool size; the figures are medians', wholeNumber('--starts', 1), 5)
     .option('--modes <list>', 'supervised (the default node-fpm command), no-supervisor (--no-supervisor), or both', modeList, ['supervised', 'no-supervisor'] as Mode[])
     .option('--settle-ms <ms>', 'idle time before reading RSS', wholeNumber('--settle-ms', 0), 1000)
+    .option('--accept <who>', "node-fpm's pm.accept: main or threads", acceptMode, 'main')
     .option('--json', 'print the results file instead of the table')
     .addHelpText('after', '\nExit status: 0 done (whatever the figures), 2 the bench could not run.\nSee bench/README.md.')
     .showHelpAfterError()
@@ -256,7 +258,7 @@ async function main (): Promise<void> {
       // Alternate the sizes, so that drift of the machine hits both alike.
       for (const threads of i % 2 === 1 ? [opts.threads, 1] : [1, opts.threads]) {
         done++
-        const s = await measureStart(mode, threads, i, opts.settleMs)
+        const s = await measureStart(mode, threads, i, opts.settleMs, opts.accept)
         samples.push(s)
         say(`[${done}/${total}] ${mode}, ${threads} thread${threads > 1 ? 's' : ''}: first response ${s.firstResponseMs} ms, ready line ${s.readyLineMs} ms, all threads ${s.allThreadsMs} ms, ` +
           `server RSS ${mib(s.serverRssKiB)} MiB${s.supervisorRssKiB !== null ? `, supervisor ${mib(s.supervisorRssKiB)} MiB` : ''}` +
