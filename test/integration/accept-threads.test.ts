@@ -114,6 +114,21 @@ describe('pm.accept = threads: request_terminate_timeout', () => {
   })
 })
 
+describe('pm.accept = threads: a thread that dies', () => {
+  const PM_APPS = join(REPO, 'test/fixtures/pm-apps')
+  let fpm: FpmHandle
+  before(async () => { fpm = await startFpm(CONFIG(), { root: PM_APPS }) })
+  after(async () => { await fpm.stop() })
+
+  test('process.exit() in a handler: its connection closes, the death is logged, a new thread takes its place', async () => {
+    const died = await get(fpm, PM_APPS, '/exit.mjs')
+    assert.ok('closed' in died, JSON.stringify(died))
+    await fpm.waitForLog((l) => /exited with code 3/.test(l.msg))
+    for (let i = 0; i < 6; i++) assert.equal((await get(fpm, PM_APPS, '/quick.mjs') as { status: number }).status, 200)
+    await waitFor(async () => (await json(fpm))['total processes'] === 2 ? true : undefined, 'two threads again')
+  })
+})
+
 describe('pm.accept = threads: pm.max_requests', () => {
   let fpm: FpmHandle
   before(async () => { fpm = await startFpm(CONFIG('pm.max_requests = 5'), { root: APPS }) })
