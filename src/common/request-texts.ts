@@ -13,21 +13,33 @@ export function createRequestTexts (): Uint8Array {
   return new Uint8Array(new SharedArrayBuffer(REQUEST_TEXTS * ENTRY_BYTES))
 }
 
-/** The thread, when it takes request `id`. */
-export function writeRequestText (texts: Uint8Array, id: number, method: string, uri: string, script: string): void {
-  const at = (id % REQUEST_TEXTS) * ENTRY_BYTES
-  const view = new DataView(texts.buffer, texts.byteOffset + at, HEAD_BYTES)
-  const { written } = encoder.encodeInto(`${method}\t${uri}\t${script}`, texts.subarray(at + HEAD_BYTES, at + ENTRY_BYTES))
-  view.setInt32(4, written)
-  view.setInt32(0, id)
+/** The thread's side: its views of the ring made once, so that a request costs no allocation but its text. */
+export class RequestTextWriter {
+  /** Per entry: [id, length] (an Int32Array over the whole ring, HEAD_BYTES / 4 words per entry). */
+  readonly #heads: Int32Array
+  readonly #bodies: Uint8Array[] = []
+
+  constructor (texts: Uint8Array) {
+    this.#heads = new Int32Array(texts.buffer, texts.byteOffset, texts.byteLength / 4)
+    for (let i = 0; i < REQUEST_TEXTS; i++) this.#bodies.push(texts.subarray(i * ENTRY_BYTES + HEAD_BYTES, (i + 1) * ENTRY_BYTES))
+  }
+
+  /** When the thread takes request `id`. The id goes last: a reader that finds it finds its text. */
+  write (id: number, method: string, uri: string, script: string): void {
+    const entry = id % REQUEST_TEXTS
+    const { written } = encoder.encodeInto(`${method}\t${uri}\t${script}`, this.#bodies[entry]!)
+    const head = entry * (ENTRY_BYTES / 4)
+    this.#heads[head + 1] = written
+    Atomics.store(this.#heads, head, id)
+  }
 }
 
 /** The main thread: request `id` as its thread described it; null when the entry holds another request by now. */
 export function readRequestText (texts: Uint8Array, id: number): { method: string, uri: string, script: string } | null {
   const at = (id % REQUEST_TEXTS) * ENTRY_BYTES
-  const view = new DataView(texts.buffer, texts.byteOffset + at, HEAD_BYTES)
-  if (view.getInt32(0) !== id) return null
-  const length = Math.min(view.getInt32(4), ENTRY_BYTES - HEAD_BYTES)
+  const heads = new Int32Array(texts.buffer, texts.byteOffset + at, HEAD_BYTES / 4)
+  if (Atomics.load(heads, 0) !== id) return null
+  const length = Math.min(heads[1] ?? 0, ENTRY_BYTES - HEAD_BYTES)
   const [method = '', uri = '', script = ''] = decoder.decode(texts.slice(at + HEAD_BYTES, at + HEAD_BYTES + length)).split('\t')
   return { method, uri, script }
 }

@@ -18,7 +18,7 @@ import { randomInt } from 'node:crypto'
 import type { MessagePort } from 'node:worker_threads'
 import { threadId } from 'node:worker_threads'
 import { Msg } from '../common/messages.ts'
-import { writeRequestText } from '../common/request-texts.ts'
+import { RequestTextWriter } from '../common/request-texts.ts'
 import { ACCEPTED, COMPLETED, bump, threadBusy, threadIdle } from '../common/accept-counters.ts'
 import type { AcceptMessage, LeavingMessage, MainMessage, StatusPageMessage, WorkerMessage, WorkerResult, WorkerTask } from '../common/messages.ts'
 import type { OwnPage } from '../status/pages.ts'
@@ -71,6 +71,7 @@ export class ThreadPool {
   /** What RequestState takes for its channel: its messages come back to the server on this thread. */
   readonly port: MessagePort
   #nextId = 1
+  readonly #texts: RequestTextWriter
   /** Requests of this thread not settled yet. */
   #running = 0
   #overHeap = false
@@ -80,6 +81,7 @@ export class ThreadPool {
   constructor (config: PoolConfig, links: ThreadPoolLinks) {
     this.config = config
     this.#links = links
+    this.#texts = new RequestTextWriter(links.requestTexts)
     const { maxRequests, maxRequestsJitter } = config.pm
     this.#maxRequests = maxRequests > 0 ? maxRequests + (maxRequestsJitter > 0 ? randomInt(0, maxRequestsJitter + 1) : 0) : Infinity
     const sink = { postMessage: (m: WorkerMessage): void => { queueMicrotask(() => { this.#onMessage(m) }) } }
@@ -95,7 +97,7 @@ export class ThreadPool {
     this.#requests.set(id, req)
     bump(this.#links.counts, ACCEPTED)
     if (this.#running++ === 0) threadBusy(this.#links.activeThreads, this.#links.counts)
-    writeRequestText(this.#links.requestTexts, id, req.method, req.uri, task.script)
+    this.#texts.write(id, req.method, req.uri, task.script)
     const full: WorkerTask = { ...task, id, claim: -1 }
     queueMicrotask(() => { this.#links.submit(full) })
     if (id === this.#maxRequests) this.#links.onLastRequest()
