@@ -1237,6 +1237,13 @@ export class Pool {
       } else {
         this.log.info({ thread: thread.id, code }, `thread ${thread.id} exited on terminate() (request_terminate_timeout) after ${seconds} seconds from start`)
       }
+    } else if (this.#threadsAccept && !thread.ready && !thread.endedByPool && !this.#closed) {
+      // pm.accept = threads: it ended before it accepted (no copy of the socket; it logged why). Like
+      // a thread that fails to start, asked for again by the heartbeat, not at once: a cause that
+      // lasts (no process can be spawned) must not become a loop.
+      this.log.error({ thread: thread.id, code }, `thread ${thread.id} ended before it could accept connections (exit code ${code})`)
+      this.#startDeferred()
+      this.#checkStarted()
     } else if (!thread.endedByPool && !this.#closed) {
       // A crash, process.exit() in a handler, an out-of-memory: replaced at once, as php does.
       this.#stats.counters.threadsDied++
