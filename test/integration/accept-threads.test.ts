@@ -218,6 +218,45 @@ describe('pm.accept = threads: graceful stop', () => {
   })
 })
 
+describe('pm.accept = threads on TCP', () => {
+  let fpm: FpmHandle
+  before(async () => {
+    fpm = await startFpm(`
+[global]
+error_log = stderr
+
+[tcp]
+listen = 127.0.0.1:{{PORT}}
+listen.allowed_clients = 127.0.0.2
+pm = static
+pm.max_children = 2
+pm.accept = threads
+ping.path = /ping
+root = {{ROOT}}
+`, { root: APPS })
+  })
+  after(async () => { await fpm.stop() })
+
+  test('the threads accept on a TCP socket too; listen.allowed_clients drops others there; ping is answered by the thread', async () => {
+    // 127.0.0.1 is not allowed: the connection is accepted, then closed without a response
+    const denied = await FcgiConnection.connect(`127.0.0.1:${fpm.port}`)
+      .then(async (conn) => await conn.request({ params: buildCgiParams({ uri: '/hello.mjs', documentRoot: APPS }) }, { keepConn: false, timeoutMs: 5000 }).finally(async () => { await conn.close() }))
+      .then(() => 'answered', (err: Error) => err.message)
+    assert.match(denied, /closed|reset|ECONNRESET/)
+    await fpm.waitForLog((l) => l.msg === "Connection disallowed: IP address '127.0.0.1' has been dropped.")
+    // from 127.0.0.2 (allowed): served, ping included
+    const conn = await FcgiConnection.connect({ host: '127.0.0.1', port: fpm.port, localAddress: '127.0.0.2' } as never)
+    try {
+      const res = await conn.request({ params: buildCgiParams({ uri: '/hello.mjs', documentRoot: APPS }) }, { keepConn: true, timeoutMs: 5000 })
+      assert.deepEqual([res.status, res.body.toString()], [200, 'hello'])
+      const ping = await conn.request({ params: { ...buildCgiParams({ uri: '/ping', documentRoot: APPS }), SCRIPT_NAME: '/ping' } }, { keepConn: true, timeoutMs: 5000 })
+      assert.deepEqual([ping.status, ping.body.toString()], [200, 'pong'])
+    } finally {
+      await conn.close()
+    }
+  })
+})
+
 describe('pm.accept = threads: configurations refused', () => {
   test('-t: pm = dynamic, and an unknown value', async () => {
     const dir = tempDir()
