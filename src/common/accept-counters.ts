@@ -11,9 +11,11 @@
 export const ACCEPTED = 0
 export const COMPLETED = 1
 export const BUSY = 2
+/** The thread's open connections (so that the main thread can take them off the pool's count when it ends). */
+export const CONNECTIONS = 3
 
 export function createThreadCounts (): Float64Array {
-  return new Float64Array(new SharedArrayBuffer(3 * Float64Array.BYTES_PER_ELEMENT))
+  return new Float64Array(new SharedArrayBuffer(4 * Float64Array.BYTES_PER_ELEMENT))
 }
 
 /** One more at `index` (the thread's own counts: it is their only writer). */
@@ -21,12 +23,30 @@ export function bump (counts: Float64Array, index: number): void {
   counts[index] = (counts[index] ?? 0) + 1
 }
 
-/** Pool-wide: threads with a request now, and the most at once since start. */
+/** Pool-wide: threads with a request now, the most at once since start, and the open connections of all threads. */
 const ACTIVE = 0
 const MAX_ACTIVE = 1
+const POOL_CONNECTIONS = 2
 
 export function createActiveThreads (): Int32Array {
-  return new Int32Array(new SharedArrayBuffer(2 * Int32Array.BYTES_PER_ELEMENT))
+  return new Int32Array(new SharedArrayBuffer(3 * Int32Array.BYTES_PER_ELEMENT))
+}
+
+/** A thread accepted a connection: the pool's open connections, now. */
+export function connectionOpened (active: Int32Array, counts: Float64Array): number {
+  bump(counts, CONNECTIONS)
+  return Atomics.add(active, POOL_CONNECTIONS, 1) + 1
+}
+
+/** A thread's connection closed, or (the main thread) a thread ended with `count` still open. */
+export function connectionsClosed (active: Int32Array, counts: Float64Array, count = 1): void {
+  counts[CONNECTIONS] = (counts[CONNECTIONS] ?? 0) - count
+  Atomics.sub(active, POOL_CONNECTIONS, count)
+}
+
+/** Threads running a request now. */
+export function activeThreads (active: Int32Array): number {
+  return Atomics.load(active, ACTIVE)
 }
 
 /** A thread starts running a request after running none. */

@@ -89,7 +89,7 @@ import { claimWord, newChannel, type Channel, type Job, type Thread } from './po
 import { readRequestText } from '../common/request-texts.ts'
 import { statusPage } from '../status/pages.ts'
 import { onReopenLogs } from '../log/reopen-signal.ts'
-import { ACCEPTED, COMPLETED, createActiveThreads, maxActiveThreads, threadIdle } from '../common/accept-counters.ts'
+import { ACCEPTED, COMPLETED, CONNECTIONS, connectionsClosed, createActiveThreads, maxActiveThreads, threadIdle } from '../common/accept-counters.ts'
 import { PREFETCH_MAX_AGE_MS, freeThread, isQuick, nextServiceMs, prefetchThread } from './dispatch-policy.ts'
 import type { PoolRequest, TaskFields } from './pool-request.ts'
 
@@ -1213,8 +1213,11 @@ export class Pool {
       this.#acceptEnded.accepted += counts[ACCEPTED] ?? 0
       this.#acceptEnded.completed += counts[COMPLETED] ?? 0
       thread.served = counts[ACCEPTED] ?? 0
-      // A thread that ended while running a request (terminated, crashed) never said it was idle.
+      // A thread that ended while running a request (terminated, crashed) never said it was idle,
+      // nor closed its connections.
       threadIdle(this.#acceptActive, counts)
+      const open = counts[CONNECTIONS] ?? 0
+      if (open > 0) connectionsClosed(this.#acceptActive, counts, open)
     }
     if (thread.jobs.size > 0) {
       const err: Error = thread.exitError ?? new FpmError('FPM_ERR_WORKER_DIED', `thread ${thread.id} exited with code ${code}`)

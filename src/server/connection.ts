@@ -29,6 +29,8 @@ export interface ServerContext {
   readonly statusOnly?: boolean
   /** The pool's access log (log/access-log.ts); absent or null: none. */
   readonly accessLog?: AccessLog | null
+  /** pm.accept = threads: told of each connection accepted and closed (worker/thread-server.ts AcceptBalance). */
+  readonly acceptBalance?: { accepted: () => void, closed: () => void }
   /** pm.accept = threads: the handlers run on this thread (worker/thread-server.ts). */
   readonly sameThread?: boolean
   /** pm.accept = threads: the status page, rendered by the main thread (status/pages.ts). */

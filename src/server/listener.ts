@@ -124,7 +124,10 @@ export class Listener {
     this.#sockets.add(socket)
     const connection = new Connection(socket, this.#ctx)
     this.#connections.add(connection)
+    const balance = this.#ctx.acceptBalance
+    balance?.accepted()
     socket.once('close', () => {
+      balance?.closed()
       this.#sockets.delete(socket)
       this.#connections.delete(connection)
       if (this.#connections.size === 0) this.#drained?.()

@@ -19,7 +19,7 @@ import type { MessagePort } from 'node:worker_threads'
 import { threadId } from 'node:worker_threads'
 import { Msg } from '../common/messages.ts'
 import { RequestTextWriter } from '../common/request-texts.ts'
-import { ACCEPTED, COMPLETED, bump, threadBusy, threadIdle } from '../common/accept-counters.ts'
+import { ACCEPTED, COMPLETED, CONNECTIONS, activeThreads, bump, connectionOpened, connectionsClosed, threadBusy, threadIdle } from '../common/accept-counters.ts'
 import type { AcceptMessage, LeavingMessage, MainMessage, StatusPageMessage, WorkerMessage, WorkerResult, WorkerTask } from '../common/messages.ts'
 import type { OwnPage } from '../status/pages.ts'
 import { FpmError } from '../common/errors.ts'
@@ -30,6 +30,9 @@ import type { PoolRequest, TaskFields } from '../pool/pool-request.ts'
 import type { Pool } from '../pool/pool.ts'
 import { ScriptResolver } from '../pool/script-resolver.ts'
 import { Listener } from '../server/listener.ts'
+
+/** AcceptBalance's pause: about a thread's wake-up here (bench/micro/wake.ts), so that a woken thread gets to accept. */
+const BALANCE_PAUSE_MS = 0.2
 
 /** How long the copy of the listening socket may take to arrive (a Node process start, ~30 ms). */
 const COPY_TIMEOUT_MS = 10_000
@@ -127,6 +130,10 @@ export class ThreadPool {
     resolve?.({ head: msg.head, body: msg.body })
   }
 
+  /** This thread's counts and the pool-wide words (common/accept-counters.ts). */
+  get counts (): Float64Array { return this.#links.counts }
+  get activeThreads (): Int32Array { return this.#links.activeThreads }
+
   /** The main thread found request `id` past request_terminate_timeout: it gets 504 now. */
   timedOut (id: number): void {
     this.#requests.get(id)?.onTimedOut()
@@ -207,11 +214,53 @@ export function leaver (listener: () => Listener | null, tell: (msg: AcceptMessa
   }
 }
 
+/**
+ * Connections that arrive together land on the thread that wakes first: libuv accepts all those
+ * waiting in one go, and the other threads, woken with it, find none left (16 kept connections of a
+ * load generator: 2:1 to 6:1 between two threads). A thread that holds more than its share of the
+ * pool's connections while another thread is idle (so in epoll_wait, woken by the same connection
+ * and about to accept) pauses BALANCE_PAUSE_MS after an accept, so that the other takes the next
+ * ones: libuv's UV_TCP_SINGLE_ACCEPT yields the same way between processes. Only during a burst
+ * and only above the share: a lone connection is never delayed.
+ */
+export class AcceptBalance {
+  readonly #active: Int32Array
+  readonly #counts: Float64Array
+  readonly #threads: number
+  readonly #pause = new Int32Array(new SharedArrayBuffer(4))
+
+  constructor (active: Int32Array, counts: Float64Array, threads: number) {
+    this.#active = active
+    this.#counts = counts
+    this.#threads = threads
+  }
+
+  accepted (): void {
+    const total = connectionOpened(this.#active, this.#counts)
+    const mine = this.#counts[CONNECTIONS] ?? 0
+    if (mine > Math.ceil(total / this.#threads) && activeThreads(this.#active) < this.#threads) {
+      Atomics.wait(this.#pause, 0, 0, BALANCE_PAUSE_MS)
+    }
+  }
+
+  closed (): void {
+    connectionsClosed(this.#active, this.#counts)
+  }
+}
+
 /** Serves the pool's connections on this thread, on its own copy of the socket `fd`. */
 export async function serveOnThread (fd: number, pool: ThreadPool, log: Logger, accessLog: AccessLog | null): Promise<Listener> {
   const handle = await copyListeningSocket(fd)
   const remoteStatus = async (query: string, isHead: boolean): Promise<OwnPage> => await pool.remoteStatus(query, isHead)
-  const listener = new Listener(pool.config, { pool: pool as unknown as Pool, resolver: new ScriptResolver(pool.config), log, accessLog, remoteStatus, sameThread: true })
+  const listener = new Listener(pool.config, {
+    pool: pool as unknown as Pool,
+    resolver: new ScriptResolver(pool.config),
+    log,
+    accessLog,
+    remoteStatus,
+    sameThread: true,
+    acceptBalance: new AcceptBalance(pool.activeThreads, pool.counts, pool.config.pm.maxChildren)
+  })
   await listener.adopt(handle)
   return listener
 }

@@ -41,6 +41,13 @@ async function json (fpm: FpmHandle): Promise<Record<string, unknown>> {
   return JSON.parse(res.body.toString()) as Record<string, unknown>
 }
 
+/** The full status page as JSON. */
+async function json2 (fpm: FpmHandle): Promise<{ processes?: Array<Record<string, unknown>> }> {
+  const res = await request(join(fpm.dir, 'www.sock'), '/status?json&full', { params: { SCRIPT_FILENAME: '/status', SCRIPT_NAME: '/status' } })
+  assert.equal(res.status, 200)
+  return JSON.parse(res.body.toString()) as { processes?: Array<Record<string, unknown>> }
+}
+
 /** GET `uri` on a connection of its own; SCRIPT_FILENAME under `root`. */
 async function get (fpm: FpmHandle, root: string, uri: string): Promise<{ status: number, body: string } | { closed: string }> {
   const conn = await FcgiConnection.connect(join(fpm.dir, 'www.sock'))
@@ -88,6 +95,27 @@ describe('pm.accept = threads behind nginx', () => {
       assert.ok((s['max active processes'] as number) >= 1 && (s['max active processes'] as number) <= 2)
     })
   }
+})
+
+describe('pm.accept = threads: connections that arrive together', () => {
+  let fpm: FpmHandle
+  before(async () => { fpm = await startFpm(CONFIG(), { root: APPS }) })
+  after(async () => { await fpm.stop() })
+
+  test('16 connections opened at once spread over both threads (the first thread awake does not take them all)', async () => {
+    const before = new Map(((await json2(fpm)).processes ?? []).map((p) => [p.pid, p.requests as number]))
+    const conns = await Promise.all(Array.from({ length: 16 }, async () => await FcgiConnection.connect(join(fpm.dir, 'www.sock'))))
+    try {
+      const res = await Promise.all(conns.map(async (c) => await c.request({ params: buildCgiParams({ uri: '/hello.mjs', documentRoot: APPS }) }, { keepConn: true, timeoutMs: 10_000 })))
+      for (const r of res) assert.equal(r.status, 200)
+    } finally {
+      await Promise.all(conns.map(async (c) => { await c.close() }))
+    }
+    const served = ((await json2(fpm)).processes ?? []).map((p) => (p.requests as number) - (before.get(p.pid) ?? 0))
+    assert.equal(served.reduce((a, b) => a + b, 0), 16 + 1, JSON.stringify(served)) // and the status request
+    // Without the balance one thread took 12 to 16 of them here; a share is 8.
+    for (const n of served) assert.ok(n >= 3, `each thread took a part: ${JSON.stringify(served)}`)
+  })
 })
 
 describe('pm.accept = threads: request_terminate_timeout', () => {
