@@ -157,6 +157,29 @@ describe('pm.accept = threads: a thread that dies', () => {
   })
 })
 
+describe('pm.accept = threads: emergency restart', () => {
+  const PM_APPS = join(REPO, 'test/fixtures/pm-apps')
+  let fpm: FpmHandle
+  before(async () => {
+    // three threads: two die, the third is the one the restart replaces
+    fpm = await startFpm(CONFIG().replace('[www]', 'emergency_restart_threshold = 2\nemergency_restart_interval = 10s\n\n[www]').replace('pm.max_children = 2', 'pm.max_children = 3'), { root: PM_APPS })
+  })
+  after(async () => { await fpm.stop() })
+
+  test('two deaths within the interval: the other threads leave as in php-fpm\'s reload, new ones serve', { timeout: 30_000 }, async () => {
+    await fpm.waitForLog((l) => /^3 initial threads ready/.test(l.msg)) // they boot a few at a time
+    for (let i = 0; i < 2; i++) {
+      const deaths = fpm.logs.filter((l) => /exited with code 3/.test(l.msg)).length
+      assert.ok('closed' in await get(fpm, PM_APPS, '/exit.mjs'))
+      await fpm.waitForLog(() => fpm.logs.filter((l) => /exited with code 3/.test(l.msg)).length > deaths)
+    }
+    await fpm.waitForLog((l) => /^failed threads threshold \(2 in 10 sec\) is reached/.test(l.msg))
+    await fpm.waitForLog((l) => /retired after \d+ requests \(emergency restart\)/.test(l.msg))
+    for (let i = 0; i < 4; i++) assert.equal((await get(fpm, PM_APPS, '/quick.mjs') as { status: number }).status, 200)
+    await waitFor(async () => (await json(fpm))['total processes'] === 3 ? true : undefined, 'three threads again')
+  })
+})
+
 describe('pm.accept = threads: pm.max_requests', () => {
   let fpm: FpmHandle
   before(async () => { fpm = await startFpm(CONFIG('pm.max_requests = 5'), { root: APPS }) })
