@@ -13,9 +13,18 @@ export const COMPLETED = 1
 export const BUSY = 2
 /** The thread's open connections (so that the main thread can take them off the pool's count when it ends). */
 export const CONNECTIONS = 3
+/**
+ * The thread's last finished request, for the status page's full view: its id (in the thread's
+ * request texts, common/request-texts.ts; 0: none yet), how long it ran (ms), and, when measured
+ * (WorkerData.measureUsage), its CPU time (us) and memory (bytes); -1: not measured.
+ */
+export const LAST_ID = 4
+export const LAST_DURATION_MS = 5
+export const LAST_CPU_US = 6
+export const LAST_MEMORY = 7
 
 export function createThreadCounts (): Float64Array {
-  return new Float64Array(new SharedArrayBuffer(4 * Float64Array.BYTES_PER_ELEMENT))
+  return new Float64Array(new SharedArrayBuffer(8 * Float64Array.BYTES_PER_ELEMENT))
 }
 
 /** One more at `index` (the thread's own counts: it is their only writer). */

@@ -82,14 +82,17 @@ import type { Logger } from '../log/logger.ts'
 import { accessLogMeasuresUsage } from '../log/access-log.ts'
 import { PM_START, initialThreads, maintain, onWaiting, type PmDecision, type PmMemory, type PmSettings, type PmThread, type PmView } from './pm.ts'
 import { PoolStats, type PoolGauges, type PoolStatsSnapshot } from './pool-stats.ts'
-import { describeThread, lastRequestOf, type ThreadSnapshot } from './thread-snapshot.ts'
+import { describeThread, lastRequestOf, type LastRequest, type ThreadSnapshot } from './thread-snapshot.ts'
 import { RequestQueue } from './request-queue.ts'
 import { Slowlog, type RunningRequest } from './slowlog.ts'
 import { claimWord, newChannel, type Channel, type Job, type Thread } from './pool-thread.ts'
 import { readRequestText } from '../common/request-texts.ts'
 import { statusPage } from '../status/pages.ts'
 import { onReopenLogs } from '../log/reopen-signal.ts'
-import { ACCEPTED, COMPLETED, CONNECTIONS, connectionsClosed, createActiveThreads, maxActiveThreads, threadIdle } from '../common/accept-counters.ts'
+import {
+  ACCEPTED, COMPLETED, CONNECTIONS, LAST_CPU_US, LAST_DURATION_MS, LAST_ID, LAST_MEMORY,
+  connectionsClosed, createActiveThreads, maxActiveThreads, threadIdle
+} from '../common/accept-counters.ts'
 import { PREFETCH_MAX_AGE_MS, freeThread, isQuick, nextServiceMs, prefetchThread } from './dispatch-policy.ts'
 import type { PoolRequest, TaskFields } from './pool-request.ts'
 
@@ -318,12 +321,27 @@ export class Pool {
     t.served = channel?.acceptCounts?.[ACCEPTED] ?? 0
     const jobs = []
     for (const r of this.#runningOnThreads(t)) {
-      // The page's request uri comes from the params (php: SCRIPT_NAME and the query): the URI's.
-      const q = r.uri.indexOf('?')
-      const params = ['REQUEST_URI', r.uri, 'QUERY_STRING', q === -1 ? '' : r.uri.slice(q + 1)]
-      jobs.push({ id: r.id % 2 ** 32, task: { script: r.script, params }, req: { method: r.method, uri: r.uri, startedAtMs: r.startedAtMs - performance.timeOrigin }, responseEnded: false })
+      jobs.push({ id: r.id % 2 ** 32, task: { script: r.script, params: uriParams(r.uri) }, req: { method: r.method, uri: r.uri, startedAtMs: r.startedAtMs - performance.timeOrigin }, responseEnded: false })
     }
-    return describeThread({ id: t.id, startedAtMs: t.startedAtMs, served: t.served, jobs, last: null }, channel, nowMs)
+    return describeThread({ id: t.id, startedAtMs: t.startedAtMs, served: t.served, jobs, last: this.#lastOnThread(channel) }, channel, nowMs)
+  }
+
+  /** pm.accept = threads: the thread's last finished request, from its counts and request texts (null: none, or its entry reused). */
+  #lastOnThread (channel: Channel | undefined): LastRequest | null {
+    const counts = channel?.acceptCounts
+    const id = counts?.[LAST_ID] ?? 0
+    if (counts == null || id === 0 || channel?.requestTexts == null) return null
+    const what = readRequestText(channel.requestTexts, id)
+    if (what === null) return null
+    return {
+      params: uriParams(what.uri),
+      script: what.script,
+      method: what.method,
+      uri: what.uri,
+      durationMs: counts[LAST_DURATION_MS] ?? 0,
+      cpuUs: counts[LAST_CPU_US] ?? -1,
+      memoryBytes: counts[LAST_MEMORY] ?? -1
+    }
   }
 
   /** A request the server answered itself (status page, ping): php counts it in "accepted conn". */
@@ -1593,6 +1611,15 @@ export class Pool {
   #logWorker (level: 'debug' | 'info' | 'warn' | 'error', msg: string, err: SerializedError | null, fields?: Readonly<Record<string, unknown>>): void {
     this.log[level](err === null ? { ...fields } : { ...fields, err }, msg)
   }
+}
+
+/**
+ * pm.accept = threads: the params the status page reads a request's "request uri" from (php: SCRIPT_NAME and
+ * the query), made from the URI a thread described.
+ */
+function uriParams (uri: string): string[] {
+  const q = uri.indexOf('?')
+  return ['REQUEST_URI', uri, 'QUERY_STRING', q === -1 ? '' : uri.slice(q + 1)]
 }
 
 /** The level of the lines a pm.accept = threads thread sends (it logs through the main thread). */

@@ -19,7 +19,10 @@ import type { MessagePort } from 'node:worker_threads'
 import { threadId } from 'node:worker_threads'
 import { Msg } from '../common/messages.ts'
 import { RequestTextWriter } from '../common/request-texts.ts'
-import { ACCEPTED, COMPLETED, CONNECTIONS, activeThreads, bump, connectionOpened, connectionsClosed, threadBusy, threadIdle } from '../common/accept-counters.ts'
+import {
+  ACCEPTED, COMPLETED, CONNECTIONS, LAST_CPU_US, LAST_DURATION_MS, LAST_ID, LAST_MEMORY,
+  activeThreads, bump, connectionOpened, connectionsClosed, threadBusy, threadIdle
+} from '../common/accept-counters.ts'
 import type { AcceptMessage, LeavingMessage, MainMessage, StatusPageMessage, WorkerMessage, WorkerResult, WorkerTask } from '../common/messages.ts'
 import type { OwnPage } from '../status/pages.ts'
 import { FpmError } from '../common/errors.ts'
@@ -150,8 +153,13 @@ export class ThreadPool {
       const req = this.#requests.get(id)
       if (req === undefined) return
       this.#requests.delete(id)
-      bump(this.#links.counts, COMPLETED)
-      if (--this.#running === 0) threadIdle(this.#links.activeThreads, this.#links.counts)
+      const counts = this.#links.counts
+      bump(counts, COMPLETED)
+      counts[LAST_DURATION_MS] = performance.now() - req.startedAtMs
+      counts[LAST_CPU_US] = result?.usage === undefined ? -1 : result.usage.cpuUserUs + result.usage.cpuSystemUs
+      counts[LAST_MEMORY] = result?.usage === undefined ? -1 : result.usage.heapBytes
+      counts[LAST_ID] = id
+      if (--this.#running === 0) threadIdle(this.#links.activeThreads, counts)
       // pm.heap_soft_limit: the main thread decides (pool.ts #checkHeap), once.
       const softLimit = this.config.heapSoftLimitBytes
       if (softLimit > 0 && !this.#overHeap && (this.#links.heapUsed[0] ?? 0) > softLimit) {

@@ -102,7 +102,7 @@ describe('pm.accept = threads: connections that arrive together', () => {
   before(async () => { fpm = await startFpm(CONFIG(), { root: APPS }) })
   after(async () => { await fpm.stop() })
 
-  test('16 connections opened at once spread over both threads (the first thread awake does not take them all)', async () => {
+  test('16 connections opened at once spread over both threads (the first thread awake does not take them all); the full view shows each idle thread\'s last request', async () => {
     const before = new Map(((await json2(fpm)).processes ?? []).map((p) => [p.pid, p.requests as number]))
     const conns = await Promise.all(Array.from({ length: 16 }, async () => await FcgiConnection.connect(join(fpm.dir, 'www.sock'))))
     try {
@@ -111,7 +111,13 @@ describe('pm.accept = threads: connections that arrive together', () => {
     } finally {
       await Promise.all(conns.map(async (c) => { await c.close() }))
     }
-    const served = ((await json2(fpm)).processes ?? []).map((p) => (p.requests as number) - (before.get(p.pid) ?? 0))
+    const procs = (await json2(fpm)).processes ?? []
+    const served = procs.map((p) => (p.requests as number) - (before.get(p.pid) ?? 0))
+    // an idle thread shows the last request it ran (from the thread's shared counts and request texts)
+    for (const p of procs) {
+      assert.deepEqual([p.state, p['request method'], p['request uri'], p.script], ['Idle', 'GET', '/hello.mjs', join(APPS, 'hello.mjs')], JSON.stringify(p))
+      assert.ok((p['request duration'] as number) > 0)
+    }
     assert.equal(served.reduce((a, b) => a + b, 0), 16 + 1, JSON.stringify(served)) // and the status request
     // Without the balance one thread took 12 to 16 of them here; a share is 8.
     for (const n of served) assert.ok(n >= 3, `each thread took a part: ${JSON.stringify(served)}`)
