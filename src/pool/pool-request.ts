@@ -1,7 +1,8 @@
 // The pool's contract with the server (server/exchange.ts): what a request must answer to while
 // the pool runs it, and what the server says of each request it dispatches.
 
-import type { SerializedError, WorkerResult, WorkerTask } from '../common/messages.ts'
+import { Msg } from '../common/messages.ts'
+import type { ChunkMessage, HeadMessage, LogMessage, PullMessage, SerializedError, WorkerResult, WorkerTask } from '../common/messages.ts'
 
 /** What the pool needs from a request it runs. Implemented by server/exchange.ts. */
 export interface PoolRequest {
@@ -33,3 +34,16 @@ export interface PoolRequest {
 
 /** What the server says of a request; the pool adds the id and the claim word (WorkerTask). */
 export type TaskFields = Omit<WorkerTask, 'id' | 'claim'>
+
+/**
+ * Hands `req` what its handler said (a thread's HEAD, CHUNK, PULL or LOG for it): the pool does it
+ * for a thread's channel, worker/thread-server.ts for a handler on the accepting thread.
+ */
+export function toPoolRequest (req: PoolRequest, m: HeadMessage | ChunkMessage | PullMessage | LogMessage): void {
+  switch (m.t) {
+    case Msg.HEAD: req.onHead(m.head, m.body, m.end); break
+    case Msg.CHUNK: req.onChunk(m.body, m.end, m.failed); break
+    case Msg.PULL: req.onPull(m.bytes); break
+    case Msg.LOG: req.onWorkerLog(m.level, m.msg, m.err); break
+  }
+}

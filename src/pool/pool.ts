@@ -94,7 +94,7 @@ import {
   connectionsClosed, createActiveThreads, maxActiveThreads, threadIdle
 } from '../common/accept-counters.ts'
 import { PREFETCH_MAX_AGE_MS, freeThread, isQuick, nextServiceMs, prefetchThread } from './dispatch-policy.ts'
-import type { PoolRequest, TaskFields } from './pool-request.ts'
+import { toPoolRequest, type PoolRequest, type TaskFields } from './pool-request.ts'
 
 export type { PoolStatsSnapshot } from './pool-stats.ts'
 
@@ -1549,19 +1549,9 @@ export class Pool {
       if (m.t === Msg.LOG) this.#logWorker(m.level, m.msg, m.err, m.fields)
       return
     }
-    const req = job.req
-    switch (m.t) {
-      case Msg.HEAD:
-        if (m.end) job.responseEnded = true
-        req.onHead(m.head, m.body, m.end)
-        break
-      case Msg.CHUNK:
-        if (m.end) job.responseEnded = true
-        req.onChunk(m.body, m.end, m.failed)
-        break
-      case Msg.PULL: req.onPull(m.bytes); break
-      case Msg.LOG: req.onWorkerLog(m.level, m.msg, m.err); break
-    }
+    // The response has ended: php's Finishing state (the status page, request_terminate_timeout_track_finished).
+    if ((m.t === Msg.HEAD || m.t === Msg.CHUNK) && m.end) job.responseEnded = true
+    toPoolRequest(job.req, m)
   }
 
   #onResultMessage (m: ResultMessage, threadId: number): void {

@@ -29,7 +29,7 @@ import { FpmError } from '../common/errors.ts'
 import type { PoolConfig } from '../config/types.ts'
 import type { Logger } from '../log/logger.ts'
 import type { AccessLog } from '../log/access-log.ts'
-import type { PoolRequest, TaskFields } from '../pool/pool-request.ts'
+import { toPoolRequest, type PoolRequest, type TaskFields } from '../pool/pool-request.ts'
 import type { Pool } from '../pool/pool.ts'
 import { ScriptResolver } from '../pool/script-resolver.ts'
 import { Listener } from '../server/listener.ts'
@@ -174,13 +174,7 @@ export class ThreadPool {
   #onMessage (m: WorkerMessage): void {
     if (m.t === Msg.RESULT || m.t === Msg.FAULT) return
     const req = this.#requests.get(m.id)
-    if (req === undefined) return
-    switch (m.t) {
-      case Msg.HEAD: req.onHead(m.head, m.body, m.end); break
-      case Msg.CHUNK: req.onChunk(m.body, m.end, m.failed); break
-      case Msg.PULL: req.onPull(m.bytes); break
-      case Msg.LOG: req.onWorkerLog(m.level, m.msg, m.err); break
-    }
+    if (req !== undefined) toPoolRequest(req, m)
   }
 }
 
