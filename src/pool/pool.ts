@@ -90,13 +90,22 @@ import { readRequestText } from '../common/request-texts.ts'
 import { statusPage } from '../status/pages.ts'
 import { onReopenLogs } from '../log/reopen-signal.ts'
 import {
-  ACCEPTED, COMPLETED, CONNECTIONS, LAST_CPU_US, LAST_DURATION_MS, LAST_ID, LAST_MEMORY,
+  ACCEPTED, BUSY, COMPLETED, CONNECTIONS, LAST_CPU_US, LAST_DURATION_MS, LAST_ID, LAST_MEMORY,
   connectionsClosed, createActiveThreads, maxActiveThreads, threadIdle
 } from '../common/accept-counters.ts'
 import { PREFETCH_MAX_AGE_MS, freeThread, isQuick, nextServiceMs, prefetchThread } from './dispatch-policy.ts'
 import { toPoolRequest, type PoolRequest, type TaskFields } from './pool-request.ts'
 
 export type { PoolStatsSnapshot } from './pool-stats.ts'
+
+/** pm.accept = threads: a request a thread runs (#runningOn). */
+interface RunningOnThread {
+  /** The thread's own id of the request. */
+  readonly id: number
+  /** Epoch ms. */
+  readonly startedAtMs: number
+  readonly what: ReturnType<typeof readRequestText>
+}
 
 /** The task that makes piscina start a thread. */
 interface WarmUp { readonly warmUp: true }
@@ -312,16 +321,16 @@ export class Pool {
   }
 
   /**
-   * pm.accept = threads: what the thread's shared memory says: its requests taken, and the ones it
-   * runs, described by the thread (common/request-texts.ts). The last request of an idle thread is
-   * not known here.
+   * pm.accept = threads: what the thread's shared memory says: its requests taken, the ones it runs
+   * and the last one it finished, described by the thread (common/request-texts.ts).
    */
   #describeAcceptingThread (t: Thread, nowMs: number): ThreadSnapshot {
     const channel = this.#channels.get(t.id)
     t.served = channel?.acceptCounts?.[ACCEPTED] ?? 0
     const jobs = []
-    for (const r of this.#runningOnThreads(t)) {
-      jobs.push({ id: r.id % 2 ** 32, task: { script: r.script, params: uriParams(r.uri) }, req: { method: r.method, uri: r.uri, startedAtMs: r.startedAtMs - performance.timeOrigin }, responseEnded: false })
+    for (const { id, startedAtMs, what } of this.#runningOn(t)) {
+      if (what === null) continue
+      jobs.push({ id, task: { script: what.script, params: uriParams(what.uri) }, req: { method: what.method, uri: what.uri, startedAtMs: startedAtMs - performance.timeOrigin }, responseEnded: false })
     }
     return describeThread({ id: t.id, startedAtMs: t.startedAtMs, served: t.served, jobs, last: this.#lastOnThread(channel) }, channel, nowMs)
   }
@@ -421,9 +430,10 @@ export class Pool {
   async #close (): Promise<void> {
     this.#closed = true
     this.#stopReopening()
-    clearInterval(this.#heartbeat)
     if (this.#jobs.size > 0) await new Promise<void>((resolve) => { this.#whenEmpty = resolve })
+    // pm.accept = threads: the heartbeat (a no-op once closed) keeps the process alive meanwhile.
     if (this.#threadsAccept) await this.#threadsLeft()
+    clearInterval(this.#heartbeat)
     this.#clearQueueTimer()
     this.#clearTimeoutTimer()
     this.#slowlog?.close()
@@ -439,13 +449,7 @@ export class Pool {
       exits.push(new Promise((resolve) => { thread.worker.once('exit', resolve) }))
       if (thread.leaving === null) this.#leave(thread, 'retire')
     }
-    // Nothing else keeps the process alive meanwhile (the heartbeat is cleared, threads are unref'd).
-    const alive = setInterval(() => {}, HEARTBEAT_MS)
-    try {
-      await Promise.all(exits)
-    } finally {
-      clearInterval(alive)
-    }
+    await Promise.all(exits)
   }
 
   /** Terminates every thread now (SIGTERM): waiting requests are refused, running ones fail. */
@@ -777,29 +781,24 @@ export class Pool {
   #checkThreadTimeouts (limitMs: number, nowEpochMs: number): void {
     for (const thread of this.#threads.values()) {
       if (thread.gone) continue
-      const channel = this.#channels.get(thread.id)
-      const ids = channel?.runningIds
-      const startedAt = channel?.runningStartedAtMs
-      if (channel === undefined || ids == null || startedAt == null) continue
+      const running = [...this.#runningOn(thread)]
       for (const [id, timer] of thread.timedOut) {
-        if (!ids.includes(id)) {
-          if (timer !== null) clearTimeout(timer)
-          thread.timedOut.delete(id)
-        }
+        if (running.some((r) => r.id === id)) continue
+        if (timer !== null) clearTimeout(timer)
+        thread.timedOut.delete(id)
       }
-      for (let slot = 0; slot < ids.length; slot++) {
-        const id = Atomics.load(ids, slot)
-        const elapsedMs = nowEpochMs - (startedAt[slot] ?? nowEpochMs)
-        if (id === 0 || thread.timedOut.has(id) || elapsedMs < limitMs) continue
-        this.#timeOutOnThread(thread, channel, id, elapsedMs)
+      for (const r of running) {
+        const elapsedMs = nowEpochMs - r.startedAtMs
+        if (thread.timedOut.has(r.id) || elapsedMs < limitMs) continue
+        this.#timeOutOnThread(thread, r, elapsedMs)
         if (thread.gone) break
       }
     }
   }
 
-  #timeOutOnThread (thread: Thread, channel: Channel, id: number, elapsedMs: number): void {
+  #timeOutOnThread (thread: Thread, { id, what }: RunningOnThread, elapsedMs: number): void {
     const graceMs = this.config.request.terminateGraceMs
-    const what = channel.requestTexts === null ? null : readRequestText(channel.requestTexts, id)
+    const channel = this.#channels.get(thread.id)
     const script = what?.script ?? '?'
     const line = `script '${script}' (request: "${what?.method ?? '?'} ${what?.uri ?? '?'}")`
     this.#stats.counters.requestsTimedOut++
@@ -812,7 +811,7 @@ export class Pool {
       this.#kill(thread)
       return
     }
-    channel.port?.postMessage({ t: Msg.ABORT, id, reason: 'request_terminate_timeout' } satisfies MainMessage)
+    channel?.port?.postMessage({ t: Msg.ABORT, id, reason: 'request_terminate_timeout' } satisfies MainMessage)
     // It takes no new connection meanwhile, and leaves even if the request ends in its grace: its
     // kept connections may hold requests behind the one that timed out. Replaced now.
     if (thread.leaving === null) {
@@ -821,28 +820,39 @@ export class Pool {
     }
     thread.timedOut.set(id, setTimeout(() => {
       thread.timedOut.set(id, null)
-      const ids = channel.runningIds
-      if (this.#destroyed || thread.gone || ids === null || !ids.includes(id)) return
+      const ids = this.#channels.get(thread.id)?.runningIds
+      if (this.#destroyed || thread.gone || ids == null || !ids.includes(id)) return
       this.log.warn({ thread: thread.id, script }, `thread ${thread.id}, ${line} still running ${formatTime(graceMs)} after its request.signal was aborted (request_terminate_timeout_grace), terminating`)
       this.#kill(thread)
     }, graceMs).unref())
   }
 
   /**
-   * pm.accept = threads: the requests running on threads, from their shared slots and request texts.
-   * A thread's own ids repeat across threads: the slowlog's key adds the thread id in the high bits.
+   * pm.accept = threads: the requests `thread` runs, from its shared execution slots (ids are the
+   * thread's own), each with what the thread said of it (common/request-texts.ts; null: its entry
+   * was reused since).
    */
-  * #runningOnThreads (only?: Thread): Generator<RunningRequest> {
-    for (const thread of only === undefined ? this.#threads.values() : [only]) {
-      const channel = this.#channels.get(thread.id)
-      const ids = channel?.runningIds
-      const startedAt = channel?.runningStartedAtMs
-      if (thread.gone || channel === undefined || ids == null || startedAt == null || channel.requestTexts === null) continue
-      for (let slot = 0; slot < ids.length; slot++) {
-        const id = Atomics.load(ids, slot)
-        const what = id === 0 ? null : readRequestText(channel.requestTexts, id)
-        if (what === null) continue
-        yield { id: thread.id * 2 ** 32 + id, threadId: thread.id, script: what.script, method: what.method, uri: what.uri, startedAtMs: startedAt[slot] ?? 0 }
+  * #runningOn (thread: Thread): Generator<RunningOnThread> {
+    const channel = this.#channels.get(thread.id)
+    const ids = channel?.runningIds
+    const startedAt = channel?.runningStartedAtMs
+    if (channel === undefined || ids == null || startedAt == null) return
+    for (let slot = 0; slot < ids.length; slot++) {
+      const id = Atomics.load(ids, slot)
+      if (id === 0) continue
+      const what = channel.requestTexts === null ? null : readRequestText(channel.requestTexts, id)
+      yield { id, startedAtMs: startedAt[slot] ?? 0, what }
+    }
+  }
+
+  /**
+   * pm.accept = threads: the requests running on threads, described, for the slowlog. A thread's own ids repeat across threads: the slowlog's key adds the thread id in the high bits.
+   */
+  * #runningOnThreads (): Generator<RunningRequest> {
+    for (const thread of this.#threads.values()) {
+      if (thread.gone) continue
+      for (const { id, startedAtMs, what } of this.#runningOn(thread)) {
+        if (what !== null) yield { id: thread.id * 2 ** 32 + id, threadId: thread.id, script: what.script, method: what.method, uri: what.uri, startedAtMs }
       }
     }
   }
@@ -1152,32 +1162,34 @@ export class Pool {
     for (const channel of this.#channels.values()) channel.port?.postMessage(msg)
   }
 
-  /** pm.accept = threads: a thread stopped accepting (LEAVING) or has no connection left (LEFT). */
+  /** pm.accept = threads: what a thread says of itself (common/messages.ts AcceptMessage). */
   #onAcceptMessage (m: AcceptMessage, threadId: number): void {
     const thread = this.#threads.get(threadId)
     if (thread === undefined || thread.gone) return
-    if (m.t === Msg.LEFT) {
-      this.#terminate(thread)
-      return
+    switch (m.t) {
+      case Msg.ACCEPTING:
+        if (!thread.ready) this.#becameReady(thread)
+        break
+      case Msg.LEFT:
+        this.#terminate(thread)
+        break
+      case Msg.OVER_HEAP:
+        this.#checkHeap(thread)
+        break
+      case Msg.STATUS: {
+        const page = statusPage(this, m.query, m.isHead)
+        this.#channels.get(threadId)?.port?.postMessage({ t: Msg.STATUS_PAGE, seq: m.seq, head: page.head, body: page.body } satisfies StatusPageMessage)
+        break
+      }
+      case Msg.LEAVING:
+        // pm.max_requests: its replacement starts now, while it finishes what its connections bring.
+        // (Leaving when asked: #leave has already marked it.)
+        if (m.why !== 'recycle' || thread.leaving !== null) break
+        thread.leaving = 'recycle'
+        this.log.debug({ thread: thread.id }, `thread ${thread.id} reached pm.max_requests: it stops accepting and ends once its connections are idle`)
+        if (!this.#closed) this.#spawn(1)
+        break
     }
-    if (m.t === Msg.ACCEPTING) {
-      if (!thread.ready) this.#becameReady(thread)
-      return
-    }
-    if (m.t === Msg.OVER_HEAP) {
-      this.#checkHeap(thread)
-      return
-    }
-    if (m.t === Msg.STATUS) {
-      const page = statusPage(this, m.query, m.isHead)
-      this.#channels.get(threadId)?.port?.postMessage({ t: Msg.STATUS_PAGE, seq: m.seq, head: page.head, body: page.body } satisfies StatusPageMessage)
-      return
-    }
-    if (m.why !== 'recycle' || thread.leaving !== null) return
-    // pm.max_requests: its replacement starts now, while it finishes what its connections bring.
-    thread.leaving = 'recycle'
-    this.log.debug({ thread: thread.id }, `thread ${thread.id} reached pm.max_requests: it stops accepting and ends once its connections are idle`)
-    if (!this.#closed) this.#spawn(1)
   }
 
   #terminate (thread: Thread): void {
@@ -1477,18 +1489,10 @@ export class Pool {
         continue
       }
       if (!t.ready) continue
-      if (this.#threadsAccept ? !this.#runsARequest(t) : t.inflight === 0) idle++
+      if (this.#threadsAccept ? this.#channels.get(t.id)?.acceptCounts?.[BUSY] !== 1 : t.inflight === 0) idle++
       else active++
     }
     return { threads: idle + active, idle, active, starting, leaving, stuck: this.#stuckThreads, queued: this.#queue.size, queueMax: this.config.request.queueMax }
-  }
-
-  /** pm.accept = threads: `t` runs a request now (its shared execution slots). */
-  #runsARequest (t: Thread): boolean {
-    const ids = this.#channels.get(t.id)?.runningIds
-    if (ids == null) return false
-    for (let i = 0; i < ids.length; i++) if (Atomics.load(ids, i) !== 0) return true
-    return false
   }
 
   // ---- channels ----

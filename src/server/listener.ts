@@ -20,8 +20,8 @@ export class Listener {
   readonly #server: Server
   readonly #allowed: Set<string> | null
   #unixPath: string | null = null
-  readonly #sockets = new Set<Socket>()
-  readonly #connections = new Set<Connection>()
+  /** The open connections, by their socket. */
+  readonly #connections = new Map<Socket, Connection>()
   #drained: (() => void) | null = null
 
   constructor (config: PoolConfig, ctx: ServerContext) {
@@ -103,7 +103,7 @@ export class Listener {
 
   /** Drops every open connection: `graceful` ends them after what is queued is written, else destroys them now. */
   closeConnections (graceful: boolean): void {
-    for (const socket of this.#sockets) {
+    for (const socket of this.#connections.keys()) {
       if (graceful) {
         socket.end()
         setTimeout(() => { socket.destroy() }, 1000).unref()
@@ -113,7 +113,7 @@ export class Listener {
     }
   }
 
-  get connectionCount (): number { return this.#sockets.size }
+  get connectionCount (): number { return this.#connections.size }
 
   #onConnection (socket: Socket): void {
     if (this.#allowed !== null && socket.remoteAddress !== undefined && !isAllowed(this.#allowed, socket.remoteAddress)) {
@@ -121,15 +121,12 @@ export class Listener {
       socket.destroy()
       return
     }
-    this.#sockets.add(socket)
-    const connection = new Connection(socket, this.#ctx)
-    this.#connections.add(connection)
+    this.#connections.set(socket, new Connection(socket, this.#ctx))
     const balance = this.#ctx.acceptBalance
     balance?.accepted()
     socket.once('close', () => {
       balance?.closed()
-      this.#sockets.delete(socket)
-      this.#connections.delete(connection)
+      this.#connections.delete(socket)
       if (this.#connections.size === 0) this.#drained?.()
     })
   }
@@ -143,7 +140,7 @@ export class Listener {
     if (this.#connections.size === 0) return
     await new Promise<void>((resolve) => {
       this.#drained = resolve
-      for (const connection of this.#connections) connection.closeAfterRequest(idleMs)
+      for (const connection of this.#connections.values()) connection.closeAfterRequest(idleMs)
     })
   }
 }

@@ -57,7 +57,7 @@ async function serveConnections (accept: NonNullable<WorkerData['accept']>): Pro
   const { ThreadPool, leaver, serveOnThread } = await import('./thread-server.ts')
   const { threadLogger } = await import('./thread-logger.ts')
   const { AccessLog } = await import('../log/access-log.ts')
-  const { reopenLogFiles } = await import('../log/log-file.ts')
+  const { reopenLogs } = await import('../log/reopen-signal.ts')
   const log = threadLogger(port1, accept.logLevel)
   let listener: import('../server/listener.ts').Listener | null = null
   const leave = leaver(() => listener, (msg) => { port1.postMessage(msg) })
@@ -72,11 +72,7 @@ async function serveConnections (accept: NonNullable<WorkerData['accept']>): Pro
     heapUsed: scheduler.slots.heapUsed
   })
   onStop = () => { leave('asked') }
-  onReopen = () => {
-    for (const { file, error } of reopenLogFiles()) {
-      if (error !== null) log.error({ err: error }, `unable to re-opened ${file.kind} file: ${error.message}; still writing to the file it had open`)
-    }
-  }
+  onReopen = () => { reopenLogs(log, { quiet: true }) }
   try {
     listener = await serveOnThread(accept.fd, threadPool, log, AccessLog.open(accept.config, log))
     port1.postMessage({ t: Msg.ACCEPTING })
@@ -86,7 +82,6 @@ async function serveConnections (accept: NonNullable<WorkerData['accept']>): Pro
     process.exit(1)
   }
 }
-
 
 function onMainMessage (msg: MainMessage | AcceptReply): void {
   if (msg.t === Msg.STOP) {
