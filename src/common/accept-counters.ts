@@ -1,7 +1,8 @@
 // pm.accept = threads: the figures the main thread cannot count itself, because requests no longer
 // pass through it. Each thread writes its own counts (one writer, no atomics: the main thread adds
-// them up for the status page); the threads running a request at once, and the most ever, are one
-// pool-wide pair of words every thread updates atomically (php's "max active processes", exact).
+// them up for the status page). A few pool-wide words every thread updates atomically: the threads
+// running a request now and the most at once (php's "max active processes", exact), and the open
+// connections of all threads (worker/thread-server.ts AcceptBalance).
 
 /**
  * Per thread: requests taken (the pool's own pages included: php's accepted conn), requests
@@ -37,7 +38,7 @@ const ACTIVE = 0
 const MAX_ACTIVE = 1
 const POOL_CONNECTIONS = 2
 
-export function createActiveThreads (): Int32Array {
+export function createPoolWords (): Int32Array {
   return new Int32Array(new SharedArrayBuffer(3 * Int32Array.BYTES_PER_ELEMENT))
 }
 

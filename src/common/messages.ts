@@ -198,12 +198,12 @@ export interface StopMessage { readonly t: typeof Msg.STOP }
 export interface StatusMessage { readonly t: typeof Msg.STATUS, readonly seq: number, readonly query: string, readonly isHead: boolean }
 export interface StatusPageMessage { readonly t: typeof Msg.STATUS_PAGE, readonly seq: number, readonly head: string, readonly body: Uint8Array | null }
 export type WorkerMessage = HeadMessage | ChunkMessage | PullMessage | LogMessage | FaultMessage | ResultMessage
-/** pm.accept = threads: a thread's own comings and goings (worker/thread-server.ts). */
 export interface AcceptingMessage { readonly t: typeof Msg.ACCEPTING }
 export interface OverHeapMessage { readonly t: typeof Msg.OVER_HEAP }
+/** pm.accept = threads: what a thread says of itself (worker/thread-server.ts). */
 export type AcceptMessage = LeavingMessage | LeftMessage | StatusMessage | AcceptingMessage | OverHeapMessage
-/** pm.accept = threads: the main thread's messages about the thread itself. */
 export interface ReopenMessage { readonly t: typeof Msg.REOPEN }
+/** pm.accept = threads: the main thread's messages about the thread itself. */
 export type AcceptReply = StopMessage | StatusPageMessage | ReopenMessage
 
 export interface BodyMessage { readonly t: typeof Msg.BODY, readonly id: number, readonly body: Uint8Array | null, readonly end: boolean, readonly error: string | null }
@@ -285,6 +285,6 @@ export interface WorkerData {
     readonly config: PoolConfig
     readonly logLevel: 'debug' | 'info' | 'warn' | 'error'
     /** Pool-wide, shared: common/accept-counters.ts. */
-    readonly activeThreads: Int32Array
+    readonly poolWords: Int32Array
   }
 }

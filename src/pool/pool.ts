@@ -91,7 +91,7 @@ import { statusPage } from '../status/pages.ts'
 import { onReopenLogs } from '../log/reopen-signal.ts'
 import {
   ACCEPTED, BUSY, COMPLETED, CONNECTIONS, LAST_CPU_US, LAST_DURATION_MS, LAST_ID, LAST_MEMORY,
-  connectionsClosed, createActiveThreads, maxActiveThreads, threadIdle
+  connectionsClosed, createPoolWords, maxActiveThreads, threadIdle
 } from '../common/accept-counters.ts'
 import { PREFETCH_MAX_AGE_MS, freeThread, isQuick, nextServiceMs, prefetchThread } from './dispatch-policy.ts'
 import { toPoolRequest, type PoolRequest, type TaskFields } from './pool-request.ts'
@@ -166,8 +166,8 @@ export class Pool {
   readonly #stats = new PoolStats()
   /** pm.accept = threads: removes the SIGUSR1 hook that reaches the threads' access logs. */
   #stopReopening: () => void = () => {}
-  /** pm.accept = threads: threads running a request, shared (common/accept-counters.ts). */
-  readonly #acceptActive = createActiveThreads()
+  /** pm.accept = threads: the pool-wide words the threads share (common/accept-counters.ts). */
+  readonly #poolWords = createPoolWords()
   /** pm.accept = threads: the counts of the threads that have ended. */
   readonly #acceptEnded = { accepted: 0, completed: 0 }
   /** WorkerData.measureUsage: shared with every thread of the pool. */
@@ -247,7 +247,7 @@ export class Pool {
       threadConcurrency: pm.threadConcurrency,
       measureHeap: config.heapSoftLimitBytes > 0,
       measureUsage: this.#measureUsage,
-      accept: opts.acceptFd === undefined ? undefined : { fd: opts.acceptFd, config, logLevel: threadLogLevel(log), activeThreads: this.#acceptActive }
+      accept: opts.acceptFd === undefined ? undefined : { fd: opts.acceptFd, config, logLevel: threadLogLevel(log), poolWords: this.#poolWords }
     }
     this.#piscina = new Piscina({
       filename: workerEntry,
@@ -309,7 +309,7 @@ export class Pool {
       accepted += channel.acceptCounts?.[ACCEPTED] ?? 0
       completed += channel.acceptCounts?.[COMPLETED] ?? 0
     }
-    return { ...snapshot, accepted: snapshot.accepted + accepted, completed: snapshot.completed + completed, maxActive: maxActiveThreads(this.#acceptActive) }
+    return { ...snapshot, accepted: snapshot.accepted + accepted, completed: snapshot.completed + completed, maxActive: maxActiveThreads(this.#poolWords) }
   }
 
   /** Each thread with the request it runs or ran last: the status page's `full` view (thread-snapshot.ts). */
@@ -1245,9 +1245,9 @@ export class Pool {
       thread.served = counts[ACCEPTED] ?? 0
       // A thread that ended while running a request (terminated, crashed) never said it was idle,
       // nor closed its connections.
-      threadIdle(this.#acceptActive, counts)
+      threadIdle(this.#poolWords, counts)
       const open = counts[CONNECTIONS] ?? 0
-      if (open > 0) connectionsClosed(this.#acceptActive, counts, open)
+      if (open > 0) connectionsClosed(this.#poolWords, counts, open)
     }
     if (thread.jobs.size > 0) {
       const err: Error = thread.exitError ?? new FpmError('FPM_ERR_WORKER_DIED', `thread ${thread.id} exited with code ${code}`)

@@ -66,7 +66,7 @@ async function serveConnections (accept: NonNullable<WorkerData['accept']>): Pro
     toRequest: onMainMessage,
     requestTexts: requestTexts!,
     counts: acceptCounts!,
-    activeThreads: accept.activeThreads,
+    poolWords: accept.poolWords,
     onLastRequest: () => { leave('recycle') },
     tell: (msg) => { port1.postMessage(msg) },
     heapUsed: scheduler.slots.heapUsed

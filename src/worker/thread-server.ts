@@ -61,7 +61,7 @@ export interface ThreadPoolLinks {
   readonly requestTexts: Uint8Array
   /** This thread's counts and the pool-wide active threads (common/accept-counters.ts). */
   readonly counts: Float64Array
-  readonly activeThreads: Int32Array
+  readonly poolWords: Int32Array
   /** pm.max_requests reached (with this thread's jitter): the thread leaves after this request. */
   readonly onLastRequest: () => void
   /** To the main thread (STATUS, OVER_HEAP). */
@@ -102,7 +102,7 @@ export class ThreadPool {
     req.startedAtMs = performance.now()
     this.#requests.set(id, req)
     bump(this.#links.counts, ACCEPTED)
-    if (this.#running++ === 0) threadBusy(this.#links.activeThreads, this.#links.counts)
+    if (this.#running++ === 0) threadBusy(this.#links.poolWords, this.#links.counts)
     this.#texts.write(id, req.method, req.uri, task.script)
     const full: WorkerTask = { ...task, id, claim: -1 }
     queueMicrotask(() => { this.#links.submit(full) })
@@ -135,7 +135,7 @@ export class ThreadPool {
 
   /** This thread's counts and the pool-wide words (common/accept-counters.ts). */
   get counts (): Float64Array { return this.#links.counts }
-  get activeThreads (): Int32Array { return this.#links.activeThreads }
+  get poolWords (): Int32Array { return this.#links.poolWords }
 
   /** The main thread found request `id` past request_terminate_timeout: it gets 504 now. */
   timedOut (id: number): void {
@@ -159,7 +159,7 @@ export class ThreadPool {
       counts[LAST_CPU_US] = result?.usage === undefined ? -1 : result.usage.cpuUserUs + result.usage.cpuSystemUs
       counts[LAST_MEMORY] = result?.usage === undefined ? -1 : result.usage.heapBytes
       counts[LAST_ID] = id
-      if (--this.#running === 0) threadIdle(this.#links.activeThreads, counts)
+      if (--this.#running === 0) threadIdle(this.#links.poolWords, counts)
       // pm.heap_soft_limit: the main thread decides (pool.ts #checkHeap), once.
       const softLimit = this.config.heapSoftLimitBytes
       if (softLimit > 0 && !this.#overHeap && (this.#links.heapUsed[0] ?? 0) > softLimit) {
@@ -261,7 +261,7 @@ export async function serveOnThread (fd: number, pool: ThreadPool, log: Logger, 
     accessLog,
     remoteStatus,
     sameThread: true,
-    acceptBalance: new AcceptBalance(pool.activeThreads, pool.counts, pool.config.pm.maxChildren)
+    acceptBalance: new AcceptBalance(pool.poolWords, pool.counts, pool.config.pm.maxChildren)
   })
   await listener.adopt(handle)
   return listener

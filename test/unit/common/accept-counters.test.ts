@@ -3,10 +3,10 @@
 
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { BUSY, createActiveThreads, createThreadCounts, maxActiveThreads, threadBusy, threadIdle } from '../../../src/common/accept-counters.ts'
+import { BUSY, createPoolWords, createThreadCounts, maxActiveThreads, threadBusy, threadIdle } from '../../../src/common/accept-counters.ts'
 
 test('active threads: the most at once is kept; idle twice (the thread, then the main thread at its exit) counts once', () => {
-  const active = createActiveThreads()
+  const active = createPoolWords()
   const [a, b, c] = [createThreadCounts(), createThreadCounts(), createThreadCounts()]
   threadBusy(active, a)
   threadBusy(active, b)
