@@ -26,6 +26,8 @@ import type { FpmErrorCode } from '../common/errors.ts'
 import type { MessagePort } from 'node:worker_threads'
 import type { UnderlyingSource } from 'node:stream/web'
 import { LightRequest, normalizeMethod } from './light-request.ts'
+import type { SignalSource } from './light-request.ts'
+import { isCanonicalHttpUrl } from './canonical-url.ts'
 
 export interface CgiRequestParts {
   readonly method: string
@@ -108,14 +110,22 @@ export function cgiRequestParts (params: readonly string[]): CgiRequestParts {
     url = encodeTarget(path)
   } else {
     path = path === '' ? '/' : encodeTarget(path.charCodeAt(0) === 0x2f ? path : '/' + path)
-    url = scheme + '://' + authority(scheme, host, serverName, serverPort) + path
+    const hostPort = authority(scheme, host, serverName, serverPort)
+    url = scheme + '://' + hostPort + path
+    if (isCanonicalHttpUrl(scheme, hostPort, path)) {
+      return { method, url, headers, hasBody: hasBody(method) }
+    }
     fallback = 'http://localhost' + path
   }
-  // As the URL parser serializes it: Request.url shows exactly this (light-request.ts).
+  // As the URL parser serializes it (Request.url shows exactly this, light-request.ts): the common URL
+  // already is (canonical-url.ts); the rest goes through the parser.
   url = (URL.parse(url) ?? URL.parse(fallback))?.href ?? 'http://localhost/'
+  return { method, url, headers, hasBody: hasBody(method) }
+}
 
+function hasBody (method: string): boolean {
   const upper = method.length <= 4 ? method.toUpperCase() : ''
-  return { method, url, headers, hasBody: upper !== 'GET' && upper !== 'HEAD' }
+  return upper !== 'GET' && upper !== 'HEAD'
 }
 
 function authority (scheme: string, host: string, serverName: string, serverPort: string): string {
@@ -179,10 +189,10 @@ function encodeWide (target: string, i: number): string {
  * listener and a weak reference per request): the request's `signal` is ours. Consequence:
  * fetch(request) made by the handler does not follow it (pass { signal: request.signal } when proxying).
  */
-export function createRequest (parts: CgiRequestParts, body: Uint8Array | ReadableStream<Uint8Array> | null, signal: AbortSignal): Request | null {
+export function createRequest (parts: CgiRequestParts, body: Uint8Array | ReadableStream<Uint8Array> | null, signalSource: SignalSource): Request | null {
   const method = normalizeMethod(parts.method)
   if (method === null) return null
-  return new LightRequest(method, parts.url, parts.headers, parts.hasBody ? body : null, signal) as unknown as Request
+  return new LightRequest(method, parts.url, parts.headers, parts.hasBody ? body : null, signalSource) as unknown as Request
 }
 
 /**
