@@ -62,7 +62,7 @@ async function serveOwned ({ fd, script }: OwnedData): Promise<void> {
         } else if (type === RecordType.STDIN && content.length === 0) {
           const params: string[] = []
           decodeParamsText(paramsText(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)), params)
-          const request = createRequest(cgiRequestParts(params), null, new AbortController().signal)
+          const request = createRequest(cgiRequestParts(params), null, new AbortController())
           const parts = takeLightResponse(app.fetch(request!, buildEnv(params, {}), {}), false)!
           for (const b of frameStdout(id, serializeLightHead(parts), lightBodyText(parts.body), true, 0)) socket.write(b)
           if (!keepConn) socket.end()

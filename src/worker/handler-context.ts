@@ -125,7 +125,8 @@ export class RequestState implements FastPathGate {
   readonly #task: WorkerTask
   readonly #port: MessagePort
   readonly #poolEnv: Readonly<Record<string, string>>
-  readonly #controller = new AbortController()
+  /** request.signal's, made when a handler first asks for the signal (most never do). */
+  #controller: AbortController | null = null
   #aborted = false
   #abortReason: Error | null = null
   #body: RequestBodyStream | null = null
@@ -167,7 +168,18 @@ export class RequestState implements FastPathGate {
     this.#abortReason = err
     this.#body?.fail(err)
     this.#sender?.abort(err)
-    this.#controller.abort(err)
+    this.#controller?.abort(err)
+  }
+
+  /** request.signal (SignalSource): aborted at once when the request already was. */
+  get signal (): AbortSignal {
+    let controller = this.#controller
+    if (controller === null) {
+      controller = new AbortController()
+      if (this.#abortReason !== null) controller.abort(this.#abortReason)
+      this.#controller = controller
+    }
+    return controller.signal
   }
 
   /**
@@ -231,7 +243,7 @@ export class RequestState implements FastPathGate {
       this.#body = new RequestBodyStream(this.id, this.#port)
       body = this.#body.stream
     }
-    const request = createRequest(parts, body, this.#controller.signal)
+    const request = createRequest(parts, body, this)
     if (request === null) {
       this.#body = null
       this.#respondWith(NOT_IMPLEMENTED_HEAD, NOT_IMPLEMENTED_BODY, true)

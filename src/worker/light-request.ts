@@ -22,6 +22,11 @@ import { undici } from './undici-classes.ts'
 
 type RequestBody = Uint8Array | ReadableStream<Uint8Array> | null
 
+/** Where the request's signal comes from, asked only when a handler reads it (an AbortController is one). */
+export interface SignalSource {
+  readonly signal: AbortSignal
+}
+
 let realOf: (request: LightRequest, syncHeaders: boolean) => Request
 let isLight: (value: unknown) => value is LightRequest
 
@@ -31,17 +36,17 @@ export class LightRequest {
   /** Flat [name0, value0, ...], lower-case names (CgiRequestParts.headers). */
   readonly #headerPairs: readonly string[]
   readonly #body: RequestBody
-  readonly #signal: AbortSignal
+  readonly #signalSource: SignalSource
   #headers: Headers | null = null
   #real: Request | null = null
 
   /** `method` must already be valid and normalized (normalizeMethod); `body` null for GET/HEAD. */
-  constructor (method: string, url: string, headerPairs: readonly string[], body: RequestBody, signal: AbortSignal) {
+  constructor (method: string, url: string, headerPairs: readonly string[], body: RequestBody, signalSource: SignalSource) {
     this.#method = method
     this.#url = url
     this.#headerPairs = headerPairs
     this.#body = body
-    this.#signal = signal
+    this.#signalSource = signalSource
   }
 
   static {
@@ -67,7 +72,7 @@ export class LightRequest {
   }
 
   get signal (): AbortSignal {
-    return this.#signal
+    return this.#signalSource.signal
   }
 
   get body (): ReadableStream<Uint8Array> | null {
@@ -80,7 +85,7 @@ export class LightRequest {
 
   clone (): Request {
     const clone = this.#synced().clone()
-    Object.defineProperty(clone, 'signal', { value: this.#signal, configurable: true, enumerable: false, writable: false })
+    Object.defineProperty(clone, 'signal', { value: this.#signalSource.signal, configurable: true, enumerable: false, writable: false })
     return clone
   }
 
@@ -89,7 +94,7 @@ export class LightRequest {
     let real = this.#real
     if (real === null) {
       real = new (undici().Request)(this.#url, { method: this.#method, body: this.#body, duplex: 'half' } as RequestInit)
-      Object.defineProperty(real, 'signal', { value: this.#signal, configurable: true, enumerable: false, writable: false })
+      Object.defineProperty(real, 'signal', { value: this.#signalSource.signal, configurable: true, enumerable: false, writable: false })
       if (this.#headers === null) appendPairs(real.headers, this.#headerPairs)
       this.#real = real
     }

@@ -484,6 +484,16 @@ describe('aborts', () => {
     assert.equal(http(await conn.response(11)).body.toString(), 'hello after-abort')
   })
 
+  test('FCGI_ABORT_REQUEST before the handler first reads request.signal: the signal it gets is already aborted', async () => {
+    const conn = await RawConn.open(fpm.port)
+    conn.write(request(13, '/wait-abort.mjs?tag=abort-unread&late=700'))
+    await waitForFile(mark, /^started abort-unread$/m)
+    conn.write([buildAbortRequest(13)])
+    const res = await conn.response(13)
+    assert.equal(res.protocolStatus, ProtocolStatus.REQUEST_COMPLETE)
+    await waitForFile(mark, /^aborted abort-unread FPM_ERR_REQUEST_ABORTED$/m)
+  })
+
   test('FCGI_ABORT_REQUEST during a streamed response: END_REQUEST, nothing after it, the handler stops', async () => {
     const conn = await RawConn.open(fpm.port)
     const progress = `${mark}.progress-abort-stream`

@@ -118,7 +118,7 @@ describe('cgiRequestParts: method and headers', () => {
 })
 
 describe('createRequest', () => {
-  const signal = new AbortController().signal
+  const signal = new AbortController()
 
   it('builds a Request with latin1 header values kept byte for byte', async () => {
     const parts = cgiRequestParts(params({ REQUEST_METHOD: 'POST', HTTP_HOST: 'h', REQUEST_URI: '/p', HTTP_X_NAME: 'Jos\u00e9', CONTENT_TYPE: 'text/plain' }))
@@ -153,7 +153,7 @@ describe('createRequest', () => {
 
   it('links the signal', () => {
     const controller = new AbortController()
-    const request = createRequest(cgiRequestParts([]), null, controller.signal)
+    const request = createRequest(cgiRequestParts([]), null, controller)
     controller.abort(new Error('gone'))
     assert.equal(request?.signal.aborted, true)
   })

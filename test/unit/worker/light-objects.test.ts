@@ -22,6 +22,7 @@ installRequestGlobals()
 installResponseGlobal()
 
 const decoder = new TextDecoder()
+type SignalSource = import('../../../src/worker/light-request.ts').SignalSource
 type BodyInit = ConstructorParameters<typeof Response>[0]
 
 async function streamBytes (body: ReadableStream<Uint8Array> | null): Promise<number[]> {
@@ -292,7 +293,7 @@ describe('light Response: the global', () => {
 
 // ---------------------------------------------------------------------------------------------
 
-function lightRequest (method: string, body: Uint8Array | ReadableStream<Uint8Array> | null, headers: Record<string, string> = {}, signal = new AbortController().signal): Request {
+function lightRequest (method: string, body: Uint8Array | ReadableStream<Uint8Array> | null, headers: Record<string, string> = {}, signal: SignalSource = new AbortController()): Request {
   const params = ['REQUEST_METHOD', method, 'HTTP_HOST', 'h.example', 'REQUEST_URI', '/p/../q?x=1']
   for (const [k, v] of Object.entries(headers)) params.push(k, v)
   const request = createRequest(cgiRequestParts(params), body, signal)
@@ -364,7 +365,7 @@ describe('light Request', () => {
 
   it('clone() reads twice, keeps the signal and the headers changed before', async () => {
     const controller = new AbortController()
-    const request = lightRequest('POST', utf8('twice'), { CONTENT_TYPE: 'text/plain' }, controller.signal)
+    const request = lightRequest('POST', utf8('twice'), { CONTENT_TYPE: 'text/plain' }, controller)
     request.headers.set('x-added', 'yes')
     const clone = request.clone()
     assert.ok(clone instanceof Request)
@@ -403,7 +404,7 @@ describe('light Request', () => {
     try {
       const port = (server.address() as { port: number }).port
       const params = ['REQUEST_METHOD', 'POST', 'HTTP_HOST', `127.0.0.1:${port}`, 'REQUEST_URI', '/echo?q', 'CONTENT_TYPE', 'text/plain']
-      const outgoing = createRequest(cgiRequestParts(params), utf8('to upstream'), new AbortController().signal)
+      const outgoing = createRequest(cgiRequestParts(params), utf8('to upstream'), new AbortController())
       assert.ok(outgoing !== null)
       outgoing.headers.set('x-late', 'yes')
       const res = await fetch(outgoing)
