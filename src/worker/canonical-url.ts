@@ -24,8 +24,18 @@ const PERCENT = 0x25
 
 /** `scheme` is 'http' or 'https'; `target` starts with '/'. */
 export function isCanonicalHttpUrl (scheme: string, authority: string, target: string): boolean {
-  return isCanonicalAuthority(scheme, authority) && isCanonicalTarget(target)
+  // Requests keep coming with the same Host: its verdict is kept (a string compare, not a scan).
+  if (authority !== lastAuthority || scheme !== lastScheme) {
+    lastAuthority = authority
+    lastScheme = scheme
+    lastVerdict = isCanonicalAuthority(scheme, authority)
+  }
+  return lastVerdict && isCanonicalTarget(target)
 }
+
+let lastAuthority = ''
+let lastScheme = ''
+let lastVerdict = false
 
 function isCanonicalAuthority (scheme: string, authority: string): boolean {
   const colon = authority.indexOf(':')
