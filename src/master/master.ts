@@ -11,6 +11,7 @@ import { ScriptResolver } from '../pool/script-resolver.ts'
 import { FpmError } from '../common/errors.ts'
 import { Listener, bindListenSocket, type BoundSocket } from '../server/listener.ts'
 import { createStatusListener, statusListenKey } from '../status/status-listener.ts'
+import { statusPage } from '../status/status-page.ts'
 
 const THREAD_START_WAIT_MS = 10_000
 
@@ -57,7 +58,7 @@ export class Master {
         const acceptFd = threadsAccept ? fd ?? bound?.fd : undefined
         if (threadsAccept && acceptFd === undefined) throw new FpmError('FPM_ERR_LISTEN_BIND', `[pool ${poolConfig.name}] pm.accept = threads: cannot bind '${poolConfig.listen.address}' for the threads to share`)
         const pool = new Pool(poolConfig, log, { emergencyRestartThreshold: g.emergencyRestartThreshold, emergencyRestartIntervalMs: g.emergencyRestartIntervalMs, acceptFd })
-        const ctx = { pool, resolver: new ScriptResolver(poolConfig), log, accessLog }
+        const ctx = { pool, resolver: new ScriptResolver(poolConfig), log, accessLog, statusPage: (query: string, isHead: boolean) => statusPage(pool, query, isHead) }
         const listener = threadsAccept ? null : new Listener(poolConfig, ctx)
         const statusListener = createStatusListener(poolConfig, ctx)
         this.pools.push({ pool, listener, bound, statusListener, accessLog })

@@ -87,7 +87,7 @@ import { RequestQueue } from './request-queue.ts'
 import { Slowlog, type RunningRequest } from './slowlog.ts'
 import { claimWord, newChannel, type Channel, type Job, type Thread } from './pool-thread.ts'
 import { readRequestText } from '../common/request-texts.ts'
-import { statusPage } from '../status/pages.ts'
+import { statusPage } from '../status/status-page.ts'
 import { onReopenLogs } from '../log/reopen-signal.ts'
 import {
   ACCEPTED, BUSY, COMPLETED, CONNECTIONS, LAST_CPU_US, LAST_DURATION_MS, LAST_ID, LAST_MEMORY,

@@ -33,8 +33,8 @@ export interface ServerContext {
   readonly acceptBalance?: { accepted: () => void, closed: () => void }
   /** pm.accept = threads: the handlers run on this thread (worker/thread-server.ts). */
   readonly sameThread?: boolean
-  /** pm.accept = threads: the status page, rendered by the main thread (status/pages.ts). */
-  readonly remoteStatus?: (query: string, isHead: boolean) => Promise<OwnPage>
+  /** Renders the status page (status/pages.ts PageContext); pm.accept = threads: the main thread does. */
+  readonly statusPage: (query: string, isHead: boolean) => OwnPage | Promise<OwnPage>
 }
 
 const GET_VALUES_ANSWERS: Record<string, string> = {

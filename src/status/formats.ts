@@ -11,19 +11,7 @@ import type { ProcessReport, StatusReport } from './report.ts'
 
 export type StatusFormat = 'text' | 'json' | 'xml' | 'html' | 'openmetrics'
 
-const NO_CACHE = 'Expires: Thu, 01 Jan 1970 00:00:00 GMT\r\nCache-Control: no-cache, no-store, must-revalidate, max-age=0\r\n'
-
-/** The CGI header block of each format, php's spelling of Content-type included. */
-export const STATUS_HEADS: Readonly<Record<StatusFormat, string>> = {
-  text: `${NO_CACHE}Content-type: text/plain;charset=UTF-8\r\n\r\n`,
-  json: `${NO_CACHE}Content-Type: application/json\r\n\r\n`,
-  xml: `${NO_CACHE}Content-type: text/xml;charset=UTF-8\r\n\r\n`,
-  html: `${NO_CACHE}Content-type: text/html;charset=UTF-8\r\n\r\n`,
-  openmetrics: `${NO_CACHE}Content-Type: application/openmetrics-text; version=1.0.0; charset=utf-8\r\n\r\n`
-}
-
-/** php sets the ping page's Content-type before the no-cache headers. */
-export const PING_HEAD = `Content-type: text/plain;charset=UTF-8\r\n${NO_CACHE}\r\n`
+export { PING_HEAD, STATUS_HEADS } from './heads.ts'
 
 /**
  * The format a query string asks for: php only checks which keys exist in $_GET (values ignored),

@@ -17,8 +17,7 @@
 
 import type { Pool } from '../pool/pool.ts'
 import { serverResponse } from '../server/responder.ts'
-import { PING_HEAD, STATUS_HEADS, renderStatus, statusQuery } from './formats.ts'
-import { buildReport } from './report.ts'
+import { PING_HEAD } from './heads.ts'
 
 /** A page ready to write: the CGI header block and the body (null for HEAD). */
 export interface OwnPage {
@@ -41,8 +40,11 @@ export interface PageContext {
   readonly pool: Pool
   /** The pm.status_listen listener: only the status page, every other request is 404. */
   readonly statusOnly?: boolean
-  /** pm.accept = threads: asks the main thread for the status page. */
-  readonly remoteStatus?: (query: string, isHead: boolean) => Promise<OwnPage>
+  /**
+   * Renders the status page (status/status-page.ts); pm.accept = threads: asks the main thread,
+   * which has the figures. Given by the context so that a thread does not load the renderers.
+   */
+  readonly statusPage: (query: string, isHead: boolean) => OwnPage | Promise<OwnPage>
 }
 
 /** The path the pm.status_listen listener serves: pm.status_path, `/` when unset (php §4.8). */
@@ -69,20 +71,9 @@ export function ownPage (ctx: PageContext, req: PageRequest): OwnPage | Promise<
   }
   if (eligible && statusPath !== null && req.scriptName === statusPath) {
     if (!statusOnly) ctx.pool.countAnswered()
-    // pm.accept = threads: the figures are the main thread's, which renders the page.
-    if (ctx.remoteStatus !== undefined) return ctx.remoteStatus(req.query, req.isHead)
-    return statusPage(ctx.pool, req.query, req.isHead)
+    return ctx.statusPage(req.query, req.isHead)
   }
   if (!statusOnly) return null
   const notFound = serverResponse('notFound', req.isHead)
   return { head: notFound.head, body: notFound.body }
-}
-
-/** The status page of `pool` for `query` (php's formats, full or not). */
-export function statusPage (pool: Pool, query: string, isHead: boolean): OwnPage {
-  const { format, full } = statusQuery(query)
-  const head = STATUS_HEADS[format]
-  if (isHead) return { head, body: null }
-  const report = buildReport({ name: pool.config.name, mode: pool.config.pm.mode }, pool.stats, full ? pool.threadsSnapshot() : null, Date.now())
-  return { head, body: Buffer.from(renderStatus(report, format)) }
 }

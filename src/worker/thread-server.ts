@@ -14,7 +14,6 @@
 // one accept queue, so a thread that ends loses no connection that waits there.
 
 import { spawn } from 'node:child_process'
-import { randomInt } from 'node:crypto'
 import type { MessagePort } from 'node:worker_threads'
 import { threadId } from 'node:worker_threads'
 import { Msg } from '../common/messages.ts'
@@ -89,7 +88,8 @@ export class ThreadPool {
     this.#links = links
     this.#texts = new RequestTextWriter(links.requestTexts)
     const { maxRequests, maxRequestsJitter } = config.pm
-    this.#maxRequests = maxRequests > 0 ? maxRequests + (maxRequestsJitter > 0 ? randomInt(0, maxRequestsJitter + 1) : 0) : Infinity
+    // Math.random, not node:crypto: a thread would load crypto for this alone (~0.5 MiB per thread).
+    this.#maxRequests = maxRequests > 0 ? maxRequests + (maxRequestsJitter > 0 ? Math.floor(Math.random() * (maxRequestsJitter + 1)) : 0) : Infinity
     const sink = { postMessage: (m: WorkerMessage): void => { queueMicrotask(() => { this.#onMessage(m) }) } }
     this.port = sink as unknown as MessagePort
   }
@@ -253,13 +253,12 @@ export class AcceptBalance {
 /** Serves the pool's connections on this thread, on its own copy of the socket `fd`. */
 export async function serveOnThread (fd: number, pool: ThreadPool, log: Logger, accessLog: AccessLog | null): Promise<Listener> {
   const handle = await copyListeningSocket(fd)
-  const remoteStatus = async (query: string, isHead: boolean): Promise<OwnPage> => await pool.remoteStatus(query, isHead)
   const listener = new Listener(pool.config, {
     pool: pool as unknown as Pool,
     resolver: new ScriptResolver(pool.config),
     log,
     accessLog,
-    remoteStatus,
+    statusPage: async (query: string, isHead: boolean): Promise<OwnPage> => await pool.remoteStatus(query, isHead),
     sameThread: true,
     acceptBalance: new AcceptBalance(pool.poolWords, pool.counts, pool.config.pm.maxChildren)
   })
