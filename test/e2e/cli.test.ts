@@ -154,9 +154,12 @@ describe('the default configuration served (npm start, with -p a prefix holding 
     writeFileSync(join(prefix, 'pools.d/www.conf'), conf)
     // A second pool on a unix socket, relative to the prefix.
     writeFileSync(join(prefix, 'pools.d/sock.conf'), `[www-sock]\nlisten = www-sock.sock\npm = ondemand\npm.max_children = 1\nroot = ${EXAMPLES}\n`)
+    // A third whose threads accept the connections themselves (pm.accept = threads): its code is a
+    // separate chunk of the build's thread bundle (dist/thread/).
+    writeFileSync(join(prefix, 'pools.d/threads.conf'), `[www-threads]\nlisten = www-threads.sock\npm = static\npm.max_children = 1\npm.accept = threads\nroot = ${EXAMPLES}\n`)
     // What `npm start` runs: bin/node-fpm.js, on the build in dist/ (npm test builds it first), so
-    // these tests also prove the built server and its threads run without type stripping.
-    assert.ok(existsSync(join(REPO, 'dist/cli/main.js')) && existsSync(join(REPO, 'dist/worker/entry.js')), 'npm run build made dist/')
+    // these tests also prove the built server and its threads (bundled: dist/thread/) run without type stripping.
+    assert.ok(existsSync(join(REPO, 'dist/cli/main.js')) && existsSync(join(REPO, 'dist/thread/entry.js')), 'npm run build made dist/')
     // cwd elsewhere: relative paths (the unix socket, pools.d) must come from -p.
     server = spawn(NODE, [BIN, '-p', prefix, '-g', pidFile()], { cwd: tmpdir(), stdio: ['ignore', 'ignore', 'pipe'] })
     exit = new Promise((resolve) => server.once('exit', (code) => { resolve(code) }))
@@ -190,6 +193,12 @@ describe('the default configuration served (npm start, with -p a prefix holding 
     assert.equal(json.method, 'POST')
     assert.equal(json.body, 'a=1')
     assert.equal(new URL(json.url).search, '?x=1')
+  })
+
+  test('the built server\'s threads accept connections themselves (pm.accept = threads)', async () => {
+    const r = await runCli(['request', join(prefix, 'www-threads.sock'), '/hello.mjs', '--script', join(EXAMPLES, 'hello.mjs')])
+    assert.equal(r.code, 0, r.stderr)
+    assert.equal(r.stdout, 'Hello from node-fpm! You asked for /hello.mjs\n')
   })
 
   test('node-fpm request over the pool\'s unix socket (listen relative to the prefix)', async () => {
