@@ -7,12 +7,14 @@
 import * as net from 'node:net'
 import { createServer, connect, isIP, type Server, type Socket } from 'node:net'
 import { lookup } from 'node:dns/promises'
-import { chmodSync, chownSync, existsSync, lstatSync, readFileSync, unlinkSync } from 'node:fs'
 import { getSystemErrorName } from 'node:util'
 import { FpmError } from '../common/errors.ts'
 import type { PoolConfig, ListenAddress } from '../config/types.ts'
 import { Connection, type ServerContext } from './connection.ts'
 import { MAX_CONNECTIONS } from './limits.ts'
+
+// node:fs without its ESM namespace (which loads all of node:fs): see pool/script-resolver.ts.
+const { chmodSync, chownSync, existsSync, lstatSync, readFileSync, unlinkSync } = process.getBuiltinModule('node:fs')
 
 export class Listener {
   readonly config: PoolConfig
