@@ -27,11 +27,27 @@ export class RequestTextWriter {
   /** When the thread takes request `id`. The id goes last: a reader that finds it finds its text. */
   write (id: number, method: string, uri: string, script: string): void {
     const entry = id % REQUEST_TEXTS
-    const { written } = encoder.encodeInto(`${method}\t${uri}\t${script}`, this.#bodies[entry]!)
+    const body = this.#bodies[entry]!
+    // ASCII, the common case, byte by byte (no joined string, no call into the encoder).
+    let at = writeAscii(body, 0, method)
+    if (at >= 0 && at < body.length) { body[at++] = 0x09; at = writeAscii(body, at, uri) }
+    if (at >= 0 && at < body.length) { body[at++] = 0x09; at = writeAscii(body, at, script) }
+    const written = at >= 0 ? at : encoder.encodeInto(`${method}\t${uri}\t${script}`, body).written
     const head = entry * (ENTRY_BYTES / 4)
     this.#heads[head + 1] = written
     Atomics.store(this.#heads, head, id)
   }
+}
+
+/** Writes `text` at `at` when it is ASCII (cut at the end of `into`); -1 when it is not. */
+function writeAscii (into: Uint8Array, at: number, text: string): number {
+  const end = Math.min(text.length, into.length - at)
+  for (let i = 0; i < end; i++) {
+    const c = text.charCodeAt(i)
+    if (c >= 0x80) return -1
+    into[at + i] = c
+  }
+  return at + end
 }
 
 /** The main thread: request `id` as its thread described it; null when the entry holds another request by now. */
