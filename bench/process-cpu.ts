@@ -37,12 +37,22 @@ function readStat (pid: number): { ppid: number, ticks: number } | null {
 }
 
 /**
- * The processes of the tree under `rootPid` now (its children, theirs...): the reader sums their
- * CPU time, reading only those few files (a server's processes do not change during a run: pm =
- * static). null off Linux.
+ * The CPU time of the tree under `rootPid` (its children, theirs...), found again at each reading:
+ * a server may still be starting its processes when the bench starts (php-fpm listens before its
+ * static children are all forked: a tree taken then missed some of 8). A process that exits between
+ * two readings takes its CPU time with it (none do during a run: pm = static). null off Linux.
  */
 export function processTreeCpu (rootPid: number): CpuReader | null {
-  if (process.platform !== 'linux') return null
+  if (process.platform !== 'linux' || readStat(rootPid) === null) return null
+  const msPerTick = 1000 / clockTicks()
+  return () => {
+    let ticks = 0
+    for (const pid of processTree(rootPid)) ticks += readStat(pid)?.ticks ?? 0
+    return ticks * msPerTick
+  }
+}
+
+function processTree (rootPid: number): number[] {
   const parents = new Map<number, number>()
   for (const name of readdirSync('/proc')) {
     const pid = Number(name)
@@ -50,15 +60,9 @@ export function processTreeCpu (rootPid: number): CpuReader | null {
     const stat = readStat(pid)
     if (stat !== null) parents.set(pid, stat.ppid)
   }
-  if (!parents.has(rootPid)) return null
   const tree = [rootPid]
   for (let i = 0; i < tree.length; i++) {
     for (const [pid, ppid] of parents) if (ppid === tree[i]) tree.push(pid)
   }
-  const msPerTick = 1000 / clockTicks()
-  return () => {
-    let ticks = 0
-    for (const pid of tree) ticks += readStat(pid)?.ticks ?? 0
-    return ticks * msPerTick
-  }
+  return tree
 }
