@@ -40,15 +40,6 @@ export function paramsText (content: Uint8Array): string {
 }
 
 /**
- * The names of the last pairs decoded, by position. A web server sends the same names in the same
- * order request after request: a name equal to the one remembered at its position is that string
- * (compared in place, no allocation), and code comparing names (env.ts shapes, the server's and the
- * thread's param switches) meets the same string objects again.
- */
-const MAX_REMEMBERED_NAMES = 64
-const rememberedNames: Array<string | undefined> = []
-
-/**
  * decodeParams over the latin1 text of the bytes (paramsText): the same pairs, checks and errors.
  * One native decode of the whole record, then String#slice per field: an order of magnitude faster
  * than one Buffer#toString per field (~50 for a typical nginx request). The slices may keep the
@@ -83,14 +74,9 @@ export function decodeParamsText (text: string, out: string[], maxPairs: number 
       fail(out, start, `pair at byte ${at} (name ${nameLen} bytes, value ${valueLen} bytes) runs past the end (${len} bytes)`)
     }
     if (out.length >= maxPairs * 2) fail(out, start, `more than ${maxPairs} pairs`)
-    const index = (out.length - start) >> 1
-    let name = index < MAX_REMEMBERED_NAMES ? rememberedNames[index] : undefined
-    if (name === undefined || name.length !== nameLen || !text.startsWith(name, pos)) {
-      name = text.slice(pos, pos + nameLen)
-      // A NUL in a name would truncate it in C consumers: reject, like php's fcgi_get_params.
-      if (name.indexOf('\0') !== -1) fail(out, start, `NUL byte in name at byte ${pos}`)
-      if (index < MAX_REMEMBERED_NAMES) rememberedNames[index] = name
-    }
+    const name = text.slice(pos, pos + nameLen)
+    // A NUL in a name would truncate it in C consumers: reject, like php's fcgi_get_params.
+    if (name.indexOf('\0') !== -1) fail(out, start, `NUL byte in name at byte ${pos}`)
     pos += nameLen
     out.push(name, text.slice(pos, pos + valueLen))
     pos += valueLen
