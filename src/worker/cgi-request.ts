@@ -55,6 +55,12 @@ export function headerNameFromParam (param: string): string {
   return name
 }
 
+/** Starts with HTTP_ (without a call: this runs for every param of every request). */
+function isHttpParam (name: string): boolean {
+  return name.length > 5 && name.charCodeAt(4) === 0x5f && name.charCodeAt(0) === 0x48 && name.charCodeAt(1) === 0x54 &&
+    name.charCodeAt(2) === 0x54 && name.charCodeAt(3) === 0x50
+}
+
 /** One pass over the flat [name, value, ...] params. Later duplicates win, as in php's $_SERVER. */
 export function cgiRequestParts (params: readonly string[]): CgiRequestParts {
   let method = 'GET'
@@ -74,24 +80,31 @@ export function cgiRequestParts (params: readonly string[]): CgiRequestParts {
   for (let i = 0; i < last; i += 2) {
     const name = params[i] as string
     const value = params[i + 1] as string
-    if (name.startsWith('HTTP_')) {
+    if (isHttpParam(name)) {
       if (name === 'HTTP_HOST') host = value
       else if (name === 'HTTP_CONTENT_TYPE' || name === 'HTTP_CONTENT_LENGTH') continue
       headers.push(headerNameFromParam(name), value)
       continue
     }
-    switch (name) {
-      case 'REQUEST_METHOD': if (value !== '') method = value; break
-      case 'REQUEST_URI': requestUri = value; break
-      case 'QUERY_STRING': queryString = value; break
-      case 'SCRIPT_NAME': scriptName = value; break
-      case 'PATH_INFO': pathInfo = value; break
-      case 'REQUEST_SCHEME': scheme = value; break
-      case 'HTTPS': https = value; break
-      case 'SERVER_NAME': serverName = value; break
-      case 'SERVER_PORT': serverPort = value; break
-      case 'CONTENT_TYPE': contentType = value; break
-      case 'CONTENT_LENGTH': contentLength = value; break
+    // By length first: most params (DOCUMENT_ROOT, SCRIPT_FILENAME, SERVER_SOFTWARE...) are none of
+    // these, and a string switch would compare each of them with every case.
+    switch (name.length) {
+      case 5: if (name === 'HTTPS') https = value; break
+      case 9: if (name === 'PATH_INFO') pathInfo = value; break
+      case 11:
+        if (name === 'REQUEST_URI') requestUri = value
+        else if (name === 'SCRIPT_NAME') scriptName = value
+        else if (name === 'SERVER_NAME') serverName = value
+        else if (name === 'SERVER_PORT') serverPort = value
+        break
+      case 12:
+        if (name === 'QUERY_STRING') queryString = value
+        else if (name === 'CONTENT_TYPE') contentType = value
+        break
+      case 14:
+        if (name === 'REQUEST_METHOD') { if (value !== '') method = value } else if (name === 'REQUEST_SCHEME') scheme = value
+        else if (name === 'CONTENT_LENGTH') contentLength = value
+        break
     }
   }
   if (contentType !== '') headers.push('content-type', contentType)
