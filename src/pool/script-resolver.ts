@@ -18,6 +18,12 @@ export type ScriptResolution =
   | { readonly kind: 'not-found', readonly reason: string }
   | { readonly kind: 'denied', readonly script: string }
 
+interface CacheEntry {
+  readonly name: string
+  readonly result: ScriptResolution
+  readonly expiresAtMs: number
+}
+
 const CACHE_TTL_MS = 2000
 const CACHE_MAX_ENTRIES = 10_000
 
@@ -26,7 +32,8 @@ export class ScriptResolver {
   readonly #rootPrefix: string
   readonly #handler: string | null
   readonly #extensions: readonly string[]
-  readonly #cache = new Map<string, { result: ScriptResolution, expiresAtMs: number }>()
+  readonly #cache = new Map<string, CacheEntry>()
+  #last: CacheEntry | null = null
   readonly #handlerResult: ScriptResolution | null
 
   constructor (config: Pick<PoolConfig, 'root' | 'handler' | 'limitExtensions'>) {
@@ -42,12 +49,17 @@ export class ScriptResolver {
     if (this.#handlerResult !== null) return this.#handlerResult
     if (scriptFilename === undefined || scriptFilename === '') return { kind: 'not-found', reason: 'no SCRIPT_FILENAME' }
     const now = performance.now()
-    const cached = this.#cache.get(scriptFilename)
-    if (cached !== undefined && cached.expiresAtMs > now) return cached.result
-    const result = this.#resolveUncached(scriptFilename)
-    if (this.#cache.size >= CACHE_MAX_ENTRIES) this.#cache.clear()
-    this.#cache.set(scriptFilename, { result, expiresAtMs: now + CACHE_TTL_MS })
-    return result
+    // The same script as the last request, most often: a string compare, not a hash of a new string.
+    const last = this.#last
+    if (last !== null && last.expiresAtMs > now && last.name === scriptFilename) return last.result
+    let cached = this.#cache.get(scriptFilename)
+    if (cached === undefined || cached.expiresAtMs <= now) {
+      cached = { name: scriptFilename, result: this.#resolveUncached(scriptFilename), expiresAtMs: now + CACHE_TTL_MS }
+      if (this.#cache.size >= CACHE_MAX_ENTRIES) this.#cache.clear()
+      this.#cache.set(scriptFilename, cached)
+    }
+    this.#last = cached
+    return cached.result
   }
 
   #resolveUncached (raw: string): ScriptResolution {
