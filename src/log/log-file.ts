@@ -13,8 +13,10 @@
 // pipe, a hung NFS server) makes the queue grow up to MAX_QUEUED_BYTES; past it new lines are dropped
 // and counted, so a slow disk costs log lines, never the server's memory.
 
-import { close as fsClose, openSync, write as fsWrite, writeSync } from 'node:fs'
 import { FpmError } from '../common/errors.ts'
+
+// node:fs without its ESM namespace (which loads all of it): a thread that writes an access log loads this (pool/script-resolver.ts).
+const { close: fsClose, openSync, write: fsWrite, writeSync } = process.getBuiltinModule('node:fs')
 
 /** Bytes queued (not yet written) beyond which new lines are dropped. */
 export const MAX_QUEUED_BYTES = 8 * 1024 * 1024

@@ -6,12 +6,12 @@
 // make blocking stat calls per request.
 
 import { isAbsolute, sep } from 'node:path'
+import type { PoolConfig } from '../config/types.ts'
 
 // Not `import ... from 'node:fs'`: an ESM import of node:fs builds its namespace, which loads every
 // lazy part of the module (promises, streams, watchers, readline...): 0.7 MiB more for each thread
 // that resolves scripts itself (pm.accept = threads).
 const { realpathSync, statSync } = process.getBuiltinModule('node:fs')
-import type { PoolConfig } from '../config/types.ts'
 
 export type ScriptResolution =
   | { readonly kind: 'ok', readonly script: string }

@@ -4,8 +4,7 @@
 // Under the supervisor (master/supervisor.ts) the parent binds the socket (bindListenSocket) and the
 // server process listens on the inherited file descriptor, as php's workers use the master's sockets.
 
-import * as net from 'node:net'
-import { createServer, connect, isIP, type Server, type Socket } from 'node:net'
+import type { Server, Socket } from 'node:net'
 import { lookup } from 'node:dns/promises'
 import { getSystemErrorName } from 'node:util'
 import { FpmError } from '../common/errors.ts'
@@ -13,8 +12,11 @@ import type { PoolConfig, ListenAddress } from '../config/types.ts'
 import { Connection, type ServerContext } from './connection.ts'
 import { MAX_CONNECTIONS } from './limits.ts'
 
-// node:fs without its ESM namespace (which loads all of node:fs): see pool/script-resolver.ts.
+// node:fs and node:net without their ESM namespaces (which load all of a module, every lazy part
+// included): this code runs on pm.accept = threads threads too, see pool/script-resolver.ts.
 const { chmodSync, chownSync, existsSync, lstatSync, readFileSync, unlinkSync } = process.getBuiltinModule('node:fs')
+const net = process.getBuiltinModule('node:net')
+const { createServer, connect, isIP } = net
 
 export class Listener {
   readonly config: PoolConfig

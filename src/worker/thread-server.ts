@@ -13,7 +13,6 @@
 // (SCM_RIGHTS), and the thread adopts the handle that arrives. All the copies share the socket's
 // one accept queue, so a thread that ends loses no connection that waits there.
 
-import { spawn } from 'node:child_process'
 import type { MessagePort } from 'node:worker_threads'
 import { threadId } from 'node:worker_threads'
 import { Msg } from '../common/messages.ts'
@@ -32,6 +31,9 @@ import { toPoolRequest, type PoolRequest, type TaskFields } from '../pool/pool-r
 import type { Pool } from '../pool/pool.ts'
 import { ScriptResolver } from '../pool/script-resolver.ts'
 import { Listener } from '../server/listener.ts'
+
+// Not an ESM import: its namespace would load more of node:child_process than spawn needs (pool/script-resolver.ts).
+const { spawn } = process.getBuiltinModule('node:child_process')
 
 /** AcceptBalance's pause: about a thread's wake-up here (bench/micro/wake.ts), so that a woken thread gets to accept. */
 const BALANCE_PAUSE_MS = 0.2
