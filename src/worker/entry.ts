@@ -54,6 +54,10 @@ if (data?.accept !== undefined) void serveConnections(data.accept)
 
 /** pm.accept = threads: loaded only then, so that a thread of the default mode starts light. */
 async function serveConnections (accept: NonNullable<WorkerData['accept']>): Promise<void> {
+  // The copy of the socket takes a process start (~30 ms): it runs while the server code loads.
+  const { copyListeningSocket } = await import('./socket-copy.ts')
+  const copy = copyListeningSocket(accept.fd)
+  copy.catch(() => {}) // awaited below, where a failure ends the thread
   const { ThreadPool, leaver, serveOnThread } = await import('./thread-server.ts')
   const { threadLogger } = await import('./thread-logger.ts')
   // The access log's code (and its file's) only where the pool has one: every module a thread
@@ -77,7 +81,7 @@ async function serveConnections (accept: NonNullable<WorkerData['accept']>): Pro
   onStop = () => { leave('asked') }
   onReopen = () => { reopenModule?.reopenLogs(log, { quiet: true }) }
   try {
-    listener = await serveOnThread(accept.fd, threadPool, log, accessLogModule?.AccessLog.open(accept.config, log) ?? null)
+    listener = await serveOnThread(await copy, threadPool, log, accessLogModule?.AccessLog.open(accept.config, log) ?? null)
     port1.postMessage({ t: Msg.ACCEPTING })
   } catch (err) {
     // Ends the thread: the pool counts a thread that failed to start and asks for another.

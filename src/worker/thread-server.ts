@@ -6,12 +6,7 @@
 // the main thread per request; the main thread keeps the pool (threads, limits, status) from the
 // shared slots the scheduler publishes.
 //
-// The listening socket: the process holds it bound (the supervisor's inherited descriptor, or one
-// bound by the main thread, which never listens on it). A thread needs a descriptor of its own,
-// because the one a thread listens on is closed when the thread ends, and Node cannot duplicate a
-// descriptor: a short-lived child process gets a copy as its fd 4 and sends it back over IPC
-// (SCM_RIGHTS), and the thread adopts the handle that arrives. All the copies share the socket's
-// one accept queue, so a thread that ends loses no connection that waits there.
+// The listening socket: each thread adopts a descriptor of its own of it (worker/socket-copy.ts).
 
 import type { MessagePort } from 'node:worker_threads'
 import { threadId } from 'node:worker_threads'
@@ -32,14 +27,8 @@ import type { Pool } from '../pool/pool.ts'
 import { ScriptResolver } from '../pool/script-resolver.ts'
 import { Listener } from '../server/listener.ts'
 
-// Not an ESM import: its namespace would load more of node:child_process than spawn needs (pool/script-resolver.ts).
-const { spawn } = process.getBuiltinModule('node:child_process')
-
 /** AcceptBalance's pause: about a thread's wake-up here (bench/micro/wake.ts), so that a woken thread gets to accept. */
 const BALANCE_PAUSE_MS = 0.2
-
-/** How long the copy of the listening socket may take to arrive (a Node process start, ~30 ms). */
-const COPY_TIMEOUT_MS = 10_000
 
 /**
  * A leaving thread's idle connection waits this long for one more request before it is closed
@@ -47,10 +36,6 @@ const COPY_TIMEOUT_MS = 10_000
  * request is on its way.
  */
 const DRAIN_IDLE_MS = 5_000
-
-/** The child that copies the socket: fd 3 is its IPC channel, fd 4 the socket. */
-const COPY_SCRIPT = "const h=require('node:net')._createServerHandle(null,0,0,4,0);" +
-  "if(typeof h==='number')process.exit(2);process.send('socket',h,()=>{process.exit(0)})"
 
 /** What the thread's entry gives the ThreadPool: its scheduler, and the way to a running request. */
 export interface ThreadPoolLinks {
@@ -180,27 +165,6 @@ export class ThreadPool {
   }
 }
 
-/** A descriptor of this thread's own of the socket `fd` (see the top of this file), as a raw handle. */
-export async function copyListeningSocket (fd: number): Promise<object> {
-  const child = spawn(process.execPath, ['-e', COPY_SCRIPT], { stdio: ['ignore', 'ignore', 'inherit', 'ipc', fd] })
-  try {
-    return await new Promise<object>((resolve, reject) => {
-      const timer = setTimeout(() => { reject(new FpmError('FPM_ERR_LISTEN_BIND', `no copy of the listening socket within ${COPY_TIMEOUT_MS} ms`)) }, COPY_TIMEOUT_MS)
-      child.once('message', (_m: unknown, handle: object | undefined) => {
-        clearTimeout(timer)
-        if (handle === undefined) reject(new FpmError('FPM_ERR_LISTEN_BIND', 'the listening socket did not come back'))
-        else resolve(handle)
-      })
-      child.once('exit', (code) => {
-        clearTimeout(timer)
-        reject(new FpmError('FPM_ERR_LISTEN_BIND', `the process that copies the listening socket exited (${code ?? 'signal'})`))
-      })
-    })
-  } finally {
-    child.unref()
-  }
-}
-
 /**
  * How a pm.accept = threads thread leaves (pm.max_requests, or the main thread's STOP): it stops
  * accepting at once (the other threads take the new connections from the shared queue), tells the
@@ -252,9 +216,8 @@ export class AcceptBalance {
   }
 }
 
-/** Serves the pool's connections on this thread, on its own copy of the socket `fd`. */
-export async function serveOnThread (fd: number, pool: ThreadPool, log: Logger, accessLog: AccessLog | null): Promise<Listener> {
-  const handle = await copyListeningSocket(fd)
+/** Serves the pool's connections on this thread, on its own copy of the socket (worker/socket-copy.ts). */
+export async function serveOnThread (handle: object, pool: ThreadPool, log: Logger, accessLog: AccessLog | null): Promise<Listener> {
   const listener = new Listener(pool.config, {
     pool: pool as unknown as Pool,
     resolver: new ScriptResolver(pool.config),

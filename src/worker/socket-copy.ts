@@ -1,0 +1,40 @@
+// pm.accept = threads: the listening socket for a thread. The process holds it bound (the
+// supervisor's inherited descriptor, or one bound by the main thread, which never listens on it).
+// A thread needs a descriptor of its own, because the one a thread listens on is closed when the
+// thread ends, and Node cannot duplicate a descriptor: a short-lived child process gets a copy as
+// its fd 4 and sends it back over IPC (SCM_RIGHTS), and the thread adopts the handle that arrives
+// (thread-server.ts serveOnThread). All the copies share the socket's one accept queue, so a thread
+// that ends loses no connection that waits there.
+
+import { FpmError } from '../common/errors.ts'
+
+// Not an ESM import: its namespace would load more of node:child_process than spawn needs (pool/script-resolver.ts).
+const { spawn } = process.getBuiltinModule('node:child_process')
+
+/** How long the copy of the listening socket may take to arrive (a Node process start, ~30 ms). */
+const COPY_TIMEOUT_MS = 10_000
+
+/** The child that copies the socket: fd 3 is its IPC channel, fd 4 the socket. */
+const COPY_SCRIPT = "const h=require('node:net')._createServerHandle(null,0,0,4,0);" +
+  "if(typeof h==='number')process.exit(2);process.send('socket',h,()=>{process.exit(0)})"
+
+/** A descriptor of this thread's own of the socket `fd`, as a raw handle. */
+export async function copyListeningSocket (fd: number): Promise<object> {
+  const child = spawn(process.execPath, ['-e', COPY_SCRIPT], { stdio: ['ignore', 'ignore', 'inherit', 'ipc', fd] })
+  try {
+    return await new Promise<object>((resolve, reject) => {
+      const timer = setTimeout(() => { reject(new FpmError('FPM_ERR_LISTEN_BIND', `no copy of the listening socket within ${COPY_TIMEOUT_MS} ms`)) }, COPY_TIMEOUT_MS)
+      child.once('message', (_m: unknown, handle: object | undefined) => {
+        clearTimeout(timer)
+        if (handle === undefined) reject(new FpmError('FPM_ERR_LISTEN_BIND', 'the listening socket did not come back'))
+        else resolve(handle)
+      })
+      child.once('exit', (code) => {
+        clearTimeout(timer)
+        reject(new FpmError('FPM_ERR_LISTEN_BIND', `the process that copies the listening socket exited (${code ?? 'signal'})`))
+      })
+    })
+  } finally {
+    child.unref()
+  }
+}
