@@ -111,6 +111,15 @@ test('hello: a default-exported { fetch } object answers 200 with its headers an
   assert.ok(!res.raw.toString('latin1').startsWith('Status:'), '200 is sent without a Status line')
 })
 
+test('a handler that returns a thenable (not a Promise): its Response, whether then() calls back later or at once', async () => {
+  const later = await get('/thenable.mjs')
+  assert.equal(later.status, 200)
+  assert.equal(later.body.toString(), 'from a thenable\n')
+  const atOnce = await get('/thenable.mjs?sync=1')
+  assert.equal(atOnce.status, 200)
+  assert.equal(atOnce.body.toString(), 'from a thenable (sync)\n')
+})
+
 test('a missing script: 404 "File not found.", "Primary script unknown" on FCGI_STDERR and in the log', async () => {
   const mark = fpm.logs.length
   const res = await get('/missing.mjs')
