@@ -37,6 +37,8 @@ export interface FrontOptions {
 }
 
 export interface FrontHandle {
+  /** nginx's master process (its workers are its children). */
+  readonly pid: number | null
   readonly port: number
   readonly url: string
   readonly dir: string
@@ -107,6 +109,7 @@ export async function startFront (bin: string, opts: FrontOptions): Promise<Fron
   try {
     const { managed, port, configText } = await launchNginx(bin, dir, (ctx) => renderFrontConfig(opts, { ...ctx, dir }), { group: true, deathSignal: 'SIGTERM' })
     return {
+      pid: managed.child.pid ?? null,
       port,
       url: `http://127.0.0.1:${port}`,
       dir,

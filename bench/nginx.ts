@@ -16,7 +16,9 @@
 // keepalive run would starve the next run of that worker.
 //
 // A run: nginx starts, one GET is checked (status 200, body byte-identical to what the node-fpm
-// handler returns), wrk warms up (not measured), wrk measures with --latency, nginx stops. Runs
+// handler returns), wrk warms up (not measured), wrk measures with --latency, nginx stops. Around
+// the measured part the CPU time of nginx's processes and of the backend's (all processes and
+// threads, /proc) is read: the table shows both per request, where the time of one request goes. Runs
 // alternate the order of the targets round by round; the table shows medians over the rounds.
 //
 //   node bench/nginx.ts [--workers 2[,8]] [--rounds 3] [--duration 5] [--warmup 1] [--connections 16]
@@ -40,6 +42,8 @@ import { findNginx, nginxVersion, startFront } from './nginx-front.ts'
 import type { FrontHandle } from './nginx-front.ts'
 import { APPS_DIR, startNodeFpm } from './node-fpm-process.ts'
 import { findPhpFpm, phpFpmVersion, startPhpFpm } from './php-fpm.ts'
+import { processTreeCpu } from './process-cpu.ts'
+import type { CpuReader } from './process-cpu.ts'
 import { findWrk, runningWrk, runWrk, wrkVersion } from './wrk.ts'
 import type { WrkResult } from './wrk.ts'
 
@@ -147,6 +151,8 @@ interface Backend {
   protocol: 'fastcgi' | 'http'
   documentRoot?: string
   path: (s: Scenario) => string
+  /** The backend's root process: its tree's CPU time is read around each measured run. */
+  pid: number | null
   stop: () => Promise<void>
 }
 
@@ -170,6 +176,7 @@ async function startNodeHttp (): Promise<Backend> {
     socket,
     protocol: 'http',
     path: (s) => s.httpPath,
+    pid: managed.child.pid ?? null,
     stop: stopper(managed, ['SIGTERM'])
   }
 }
@@ -185,11 +192,11 @@ function canConnect (socketPath: string): Promise<boolean> {
 async function startBackend (server: ServerName, workers: number, accept: 'main' | 'threads'): Promise<Backend> {
   if (server === 'node-fpm') {
     const h = await startNodeFpm({ workers, poolDirectives: accept === 'threads' ? 'pm.accept = threads' : undefined })
-    return { server, socket: h.address, protocol: 'fastcgi', documentRoot: h.appsDir, path: (s) => `/${s.base}.mjs`, stop: () => h.stop() }
+    return { server, socket: h.address, protocol: 'fastcgi', documentRoot: h.appsDir, path: (s) => `/${s.base}.mjs`, pid: h.pid, stop: () => h.stop() }
   }
   if (server === 'php-fpm') {
     const h = await startPhpFpm({ workers })
-    return { server, socket: h.address, protocol: 'fastcgi', documentRoot: h.scriptDir, path: (s) => `/${s.base}.php`, stop: () => h.stop() }
+    return { server, socket: h.address, protocol: 'fastcgi', documentRoot: h.scriptDir, path: (s) => `/${s.base}.php`, pid: h.pid, stop: () => h.stop() }
   }
   return await startNodeHttp()
 }
@@ -248,6 +255,8 @@ interface Run {
   round: number
   warmupS: number
   result: WrkResult
+  /** CPU time per request over the measured run (µs), nginx's processes and the backend's (all its processes and threads); null off Linux. */
+  cpuUs: { nginx: number | null, backend: number | null }
   wrkOutput: string
 }
 
@@ -259,6 +268,9 @@ interface TargetSummary extends Target {
   p50: number
   p90: number
   p99: number
+  /** CPU µs per request, medians over the rounds (null: not measured). */
+  nginxCpuUs: number | null
+  backendCpuUs: number | null
   /** Sums over the rounds. */
   errors: number
   errorsByKind: Record<string, number>
@@ -288,10 +300,17 @@ function summarize (t: Target, runs: Run[]): TargetSummary {
     p50: round(median(runs.map(r => r.result.latency.p50)), 3),
     p90: round(median(runs.map(r => r.result.latency.p90)), 3),
     p99: round(median(runs.map(r => r.result.latency.p99)), 3),
+    nginxCpuUs: medianOrNull(runs.map(r => r.cpuUs.nginx)),
+    backendCpuUs: medianOrNull(runs.map(r => r.cpuUs.backend)),
     errors: runs.reduce((n, r) => n + r.result.errors.total, 0),
     errorsByKind: byKind,
     rpsPerRound: runs.map(r => r.result.rps)
   }
+}
+
+function medianOrNull (xs: Array<number | null>): number | null {
+  const known = xs.filter((x): x is number => x !== null)
+  return known.length === 0 ? null : round(median(known), 1)
 }
 
 function ratios (targets: TargetSummary[], a: ServerName, b: ServerName): Ratios {
@@ -306,7 +325,7 @@ function ratios (targets: TargetSummary[], a: ServerName, b: ServerName): Ratios
 }
 
 function resultsTable (cells: CellSummary[], multiWorkers: boolean): string {
-  const head = [...(multiWorkers ? ['workers'] : []), 'scenario', 'conns', 'server', 'nginx -> backend', 'req/s', 'p50 ms', 'p99 ms', 'errors', 'req/s per round']
+  const head = [...(multiWorkers ? ['workers'] : []), 'scenario', 'conns', 'server', 'nginx -> backend', 'req/s', 'p50 ms', 'p99 ms', 'errors', 'CPU us/req nginx', 'backend', 'req/s per round']
   const rows: string[][] = []
   for (const c of cells) {
     c.targets.forEach((t, i) => {
@@ -316,6 +335,7 @@ function resultsTable (cells: CellSummary[], multiWorkers: boolean): string {
         first ? c.scenario : '', first ? String(c.connections) : '',
         t.server, targetLabel(t), t.rps.toFixed(1), t.p50.toFixed(3), t.p99.toFixed(3),
         t.errors === 0 ? '0' : `${t.errors} (${Object.entries(t.errorsByKind).map(([k, v]) => `${k} ${v}`).join(', ')})`,
+        t.nginxCpuUs === null ? '-' : t.nginxCpuUs.toFixed(1), t.backendCpuUs === null ? '-' : t.backendCpuUs.toFixed(1),
         t.rpsPerRound.map(x => x.toFixed(0)).join(' ')
       ])
     })
@@ -415,6 +435,7 @@ async function main (): Promise<void> {
                 keepaliveConnections: UPSTREAM_KEEPALIVE
               }))
               let res: Awaited<ReturnType<typeof runWrk>>
+              let cpuUs: Run['cpuUs'] = { nginx: null, backend: null }
               try {
                 const confKey = `${t.server} ${t.keepalive ? 'keepalive' : 'new conn'}`
                 nginxConfigs[confKey] ??= front.configText
@@ -422,16 +443,23 @@ async function main (): Promise<void> {
                 await checkOnce(url, expected.get(sc.name)!)
                 const threads = Math.min(opts.threads, connections)
                 if (warmupS > 0) await runWrk(wrkBin, { url, threads, connections, durationS: warmupS, timeoutS: opts.timeout })
+                const nginxCpu = front.pid === null ? null : processTreeCpu(front.pid)
+                const backendCpu = backend.pid === null ? null : processTreeCpu(backend.pid)
+                const before = { nginx: nginxCpu?.() ?? 0, backend: backendCpu?.() ?? 0 }
                 res = await runWrk(wrkBin, { url, threads, connections, durationS: opts.duration, timeoutS: opts.timeout })
+                const perRequestUs = (reader: CpuReader | null, startMs: number): number | null =>
+                  reader === null || res.result.requests === 0 ? null : round((reader() - startMs) * 1000 / res.result.requests, 1)
+                cpuUs = { nginx: perRequestUs(nginxCpu, before.nginx), backend: perRequestUs(backendCpu, before.backend) }
               } finally {
                 await untrackStop(front)
               }
-              const run: Run = { workers, scenario: sc.name, connections, server: t.server, keepalive: t.keepalive, round: r, warmupS, result: res.result, wrkOutput: res.output }
+              const run: Run = { workers, scenario: sc.name, connections, server: t.server, keepalive: t.keepalive, round: r, warmupS, result: res.result, cpuUs, wrkOutput: res.output }
               runs.push(run)
               byTarget.get(t)!.push(run)
               const e = res.result.errors
               say(`[${done}/${runCount}] w${workers} ${sc.name} c${connections} round ${r} ${t.server} ${targetLabel(t)}: ` +
                 `${res.result.rps.toFixed(1)} req/s, p99 ${round(res.result.latency.p99, 3)} ms` +
+                (cpuUs.backend !== null ? `, CPU us/req nginx ${cpuUs.nginx ?? '-'} backend ${cpuUs.backend}` : '') +
                 (e.total > 0 ? `, errors: ${Object.entries(e).filter(([k, v]) => k !== 'total' && v > 0).map(([k, v]) => `${k} ${v}`).join(', ')}` : ''))
             }
           }
