@@ -66,6 +66,16 @@ function decision (memory: PmMemory, spawn = 0, retire: number | null = null, ma
 }
 
 /** Threads a pool starts with: static all, dynamic pm.start_servers, ondemand none. */
+/**
+ * pm.max_requests for one thread, with its own pm.max_requests_jitter drawn (php: a random 0..jitter
+ * per child, so that children recycle at different times); Infinity: no limit. Math.random: a
+ * thread that accepts connections counts its own requests, and node:crypto would cost it ~0.5 MiB.
+ */
+export function threadMaxRequests (pm: Pick<PmConfig, 'maxRequests' | 'maxRequestsJitter'>): number {
+  if (pm.maxRequests <= 0) return Infinity
+  return pm.maxRequests + (pm.maxRequestsJitter > 0 ? Math.floor(Math.random() * (pm.maxRequestsJitter + 1)) : 0)
+}
+
 export function initialThreads (s: PmSettings): number {
   if (s.mode === 'static') return s.maxChildren
   if (s.mode === 'dynamic') return s.startServers

@@ -64,7 +64,6 @@
 // - A thread that exits without the pool asking (a crash, process.exit() in a handler, V8's heap
 //   cap) is a death: logged (pm.heap_limit by name), replaced at once.
 
-import { randomInt } from 'node:crypto'
 import { availableParallelism } from 'node:os'
 import { fileURLToPath } from 'node:url'
 import { getHeapStatistics } from 'node:v8'
@@ -80,7 +79,7 @@ import type { PoolConfig } from '../config/types.ts'
 import { formatSize, formatTime } from '../config/values.ts'
 import type { Logger } from '../log/logger.ts'
 import { accessLogMeasuresUsage } from '../log/access-log.ts'
-import { PM_START, initialThreads, maintain, onWaiting, type PmDecision, type PmMemory, type PmSettings, type PmThread, type PmView } from './pm.ts'
+import { PM_START, initialThreads, maintain, onWaiting, threadMaxRequests, type PmDecision, type PmMemory, type PmSettings, type PmThread, type PmView } from './pm.ts'
 import { PoolStats, type PoolGauges, type PoolStatsSnapshot } from './pool-stats.ts'
 import { describeThread, lastRequestOf, type LastRequest, type ThreadSnapshot } from './thread-snapshot.ts'
 import { RequestQueue } from './request-queue.ts'
@@ -1023,12 +1022,11 @@ export class Pool {
     const askedAt = this.#starting.get(worker) ?? 0
     const now = performance.now()
     this.#startupMs = 0.7 * this.#startupMs + 0.3 * (now - askedAt)
-    const { maxRequests, maxRequestsJitter } = this.config.pm
     const thread: Thread = {
       id,
       worker,
       startedAtMs: now,
-      maxRequests: maxRequests > 0 ? maxRequests + (maxRequestsJitter > 0 ? randomInt(0, maxRequestsJitter + 1) : 0) : Infinity,
+      maxRequests: threadMaxRequests(this.config.pm),
       ready: false,
       jobs: new Set(),
       inflight: 0,

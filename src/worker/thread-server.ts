@@ -25,6 +25,7 @@ import type { AccessLog } from '../log/access-log.ts'
 import { toPoolRequest, type PoolRequest, type TaskFields } from '../pool/pool-request.ts'
 import type { Pool } from '../pool/pool.ts'
 import { ScriptResolver } from '../pool/script-resolver.ts'
+import { threadMaxRequests } from '../pool/pm.ts'
 import { Listener } from '../server/listener.ts'
 
 /** AcceptBalance's pause: about a thread's wake-up here (bench/micro/wake.ts), so that a woken thread gets to accept. */
@@ -74,9 +75,7 @@ export class ThreadPool {
     this.config = config
     this.#links = links
     this.#texts = new RequestTextWriter(links.requestTexts)
-    const { maxRequests, maxRequestsJitter } = config.pm
-    // Math.random, not node:crypto: a thread would load crypto for this alone (~0.5 MiB per thread).
-    this.#maxRequests = maxRequests > 0 ? maxRequests + (maxRequestsJitter > 0 ? Math.floor(Math.random() * (maxRequestsJitter + 1)) : 0) : Infinity
+    this.#maxRequests = threadMaxRequests(config.pm)
     const sink = { postMessage: (m: WorkerMessage): void => { queueMicrotask(() => { this.#onMessage(m) }) } }
     this.port = sink as unknown as MessagePort
   }

@@ -6,7 +6,7 @@
 
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
-import { PM_START, initialThreads, maintain, onWaiting } from '../../../src/pool/pm.ts'
+import { PM_START, initialThreads, maintain, onWaiting, threadMaxRequests } from '../../../src/pool/pm.ts'
 import type { PmDecision, PmMemory, PmSettings, PmThread } from '../../../src/pool/pm.ts'
 
 const DYNAMIC: PmSettings = {
@@ -191,5 +191,15 @@ describe('pm = ondemand', () => {
   it('asks again for a thread when requests wait and none is coming (a start failed)', () => {
     assert.equal(maintain(s, PM_START, { nowMs: 0, threads: [], starting: 0, waiting: 2 }).spawn, 1)
     assert.equal(maintain(s, PM_START, { nowMs: 0, threads: [], starting: 1, waiting: 2 }).spawn, 0)
+  })
+})
+
+describe('threadMaxRequests', () => {
+  it('is Infinity without pm.max_requests, else max_requests plus a draw of 0..jitter', () => {
+    assert.equal(threadMaxRequests({ maxRequests: 0, maxRequestsJitter: 10 }), Infinity)
+    assert.equal(threadMaxRequests({ maxRequests: 500, maxRequestsJitter: 0 }), 500)
+    const seen = new Set<number>()
+    for (let i = 0; i < 2000; i++) seen.add(threadMaxRequests({ maxRequests: 100, maxRequestsJitter: 3 }))
+    assert.deepEqual([...seen].sort((a, b) => a - b), [100, 101, 102, 103])
   })
 })
