@@ -11,30 +11,24 @@ import {
 import { ProtocolError, isFpmError } from '../common/errors.ts'
 import type { Logger } from '../log/logger.ts'
 import type { AccessLog } from '../log/access-log.ts'
-import type { Pool } from '../pool/pool.ts'
 import type { ScriptResolver } from '../pool/script-resolver.ts'
-import type { OwnPage } from '../status/pages.ts'
+import type { PageContext } from '../status/pages.ts'
 import { Exchange } from './exchange.ts'
 import { frameStdout, frameEnd, frameEndOnly, frameStderr } from './responder.ts'
 import {
   MAX_CONNECTIONS, MAX_REQUESTS, MAX_REQUESTS_PER_CONNECTION, BODY_QUEUE_HIGH_WATER_BYTES, CLOSE_LINGER_MS
 } from './limits.ts'
 
-/** What every connection of a pool shares. */
-export interface ServerContext {
-  readonly pool: Pool
+/** What every connection of a pool shares: the pool, and its ping and status pages (status/pages.ts PageContext), then: */
+export interface ServerContext extends PageContext {
   readonly resolver: ScriptResolver
   readonly log: Logger
-  /** The pm.status_listen listener: it serves the status page only (status/pages.ts). */
-  readonly statusOnly?: boolean
   /** The pool's access log (log/access-log.ts); absent or null: none. */
   readonly accessLog?: AccessLog | null
   /** pm.accept = threads: told of each connection accepted and closed (worker/thread-server.ts AcceptBalance). */
   readonly acceptBalance?: { accepted: () => void, closed: () => void }
   /** pm.accept = threads: the handlers run on this thread (worker/thread-server.ts). */
   readonly sameThread?: boolean
-  /** Renders the status page (status/pages.ts PageContext); pm.accept = threads: the main thread does. */
-  readonly statusPage: (query: string, isHead: boolean) => OwnPage | Promise<OwnPage>
 }
 
 const GET_VALUES_ANSWERS: Record<string, string> = {

@@ -1,7 +1,7 @@
 // The status page's five formats and the ping page, byte for byte as php-fpm 8.2 sends them
 // (php-fpm.md §4.3, §4.6, §5; checked against a running php-fpm8.2 by test/integration/
-// status-php-compat.test.ts): plain text, JSON, XML, HTML and OpenMetrics, their header blocks
-// included. Pure functions of a StatusReport (status/report.ts): the exporters that parse php's
+// status-php-compat.test.ts): plain text, JSON, XML, HTML and OpenMetrics (their header blocks are
+// in status/heads.ts). Pure functions of a StatusReport (status/report.ts): the exporters that parse php's
 // pages (php-fpm_exporter, Datadog, Zabbix templates) parse these.
 //
 // One deliberate difference: php escapes only the query string, so an unusual pool name, script or
@@ -10,8 +10,6 @@
 import type { ProcessReport, StatusReport } from './report.ts'
 
 export type StatusFormat = 'text' | 'json' | 'xml' | 'html' | 'openmetrics'
-
-export { PING_HEAD, STATUS_HEADS } from './heads.ts'
 
 /**
  * The format a query string asks for: php only checks which keys exist in $_GET (values ignored),

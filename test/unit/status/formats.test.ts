@@ -5,7 +5,8 @@
 
 import { describe, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { PING_HEAD, STATUS_HEADS, renderStatus, statusQuery, strftimeLocal } from '../../../src/status/formats.ts'
+import { renderStatus, statusQuery, strftimeLocal } from '../../../src/status/formats.ts'
+import { PING_HEAD, STATUS_HEADS } from '../../../src/status/heads.ts'
 import type { ProcessReport, StatusReport } from '../../../src/status/report.ts'
 
 // +0530: a non-zero offset with minutes, fixed for the test (Node applies a TZ change at once).
