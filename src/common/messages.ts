@@ -89,7 +89,7 @@ export const Msg = {
   LOG: 5,
   /** { t, id, kind, ... }: an error no handler caught (unhandled rejection, uncaught exception), from request `id` (0: unknown). */
   FAULT: 6,
-  /** { t, ids, results }: tasks that ended, with their results (same order), batched per turn of the thread's event loop. */
+  /** { t, id, head, body, error, usage, failure }: a task that ended, with its result (ResultMessage), sent as soon as it ends. */
   RESULT: 7,
   /** pm.accept = threads, { t, why }: the thread stopped accepting (pm.max_requests reached, or asked by STOP); its connections close once idle. */
   LEAVING: 8,

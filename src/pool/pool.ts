@@ -327,13 +327,13 @@ export class Pool {
    */
   #describeAcceptingThread (t: Thread, nowMs: number): ThreadSnapshot {
     const channel = this.#channels.get(t.id)
-    t.served = channel?.acceptCounts?.[ACCEPTED] ?? 0
+    const served = channel?.acceptCounts?.[ACCEPTED] ?? 0
     const jobs = []
     for (const { id, startedAtMs, what } of this.#runningOn(t)) {
       if (what === null) continue
       jobs.push({ id, task: { script: what.script, params: uriParams(what.uri) }, req: { method: what.method, uri: what.uri, startedAtMs: startedAtMs - performance.timeOrigin }, responseEnded: false })
     }
-    return describeThread({ id: t.id, startedAtMs: t.startedAtMs, served: t.served, jobs, last: this.#lastOnThread(channel) }, channel, nowMs)
+    return describeThread({ id: t.id, startedAtMs: t.startedAtMs, served, jobs, last: this.#lastOnThread(channel) }, channel, nowMs)
   }
 
   /** pm.accept = threads: the thread's last finished request, from its counts and request texts (null: none, or its entry reused). */

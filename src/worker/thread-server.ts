@@ -222,7 +222,7 @@ export async function serveOnThread (handle: object, pool: ThreadPool, log: Logg
     resolver: new ScriptResolver(pool.config),
     log,
     accessLog,
-    statusPage: async (query: string, isHead: boolean): Promise<OwnPage> => await pool.remoteStatus(query, isHead),
+    statusPage: async (query, isHead) => await pool.remoteStatus(query, isHead),
     sameThread: true,
     acceptBalance: new AcceptBalance(pool.poolWords, pool.counts, pool.config.pm.maxChildren)
   })
