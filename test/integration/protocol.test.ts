@@ -378,6 +378,27 @@ describe('multiplexing and params framing', () => {
   })
 })
 
+describe('the params the server reads itself', () => {
+  test('without SCRIPT_FILENAME, PATH_TRANSLATED names the script (php-fpm\'s fallback); REQUEST_METHOD HEAD gets no body', async () => {
+    const conn = await RawConn.open(fpm.port)
+    const p = buildCgiParams({ uri: '/info.mjs?q=pt', documentRoot: APPS, method: 'GET' })
+    delete p.SCRIPT_FILENAME
+    p.PATH_TRANSLATED = join(APPS, 'info.mjs')
+    conn.write([begin(1), ...records(RecordType.PARAMS, 1, encodeParams(Object.entries(p))), buildStreamEnd(RecordType.PARAMS, 1), buildStreamEnd(RecordType.STDIN, 1)])
+    const res = http(await conn.response(1))
+    assert.equal(res.status, 200)
+    const info = JSON.parse(res.body.toString()) as { url: string, env: Record<string, string> }
+    assert.equal(info.url, 'http://localhost/info.mjs?q=pt')
+    assert.equal(info.env.SCRIPT_FILENAME, undefined)
+    assert.equal(info.env.PATH_TRANSLATED, join(APPS, 'info.mjs'))
+
+    conn.write(request(2, '/info.mjs?q=head', { method: 'HEAD' }))
+    const head = http(await conn.response(2))
+    assert.equal(head.status, 200)
+    assert.equal(head.body.length, 0, 'no body for HEAD')
+  })
+})
+
 describe('management records and roles', () => {
   test('GET_VALUES -> GET_VALUES_RESULT with the limits the server applies; the connection stays usable', async () => {
     const conn = await RawConn.open(fpm.port)
