@@ -101,9 +101,10 @@ export function cgiRequestParts (params: readonly string[]): CgiRequestParts {
         if (name === 'QUERY_STRING') queryString = value
         else if (name === 'CONTENT_TYPE') contentType = value
         break
-      case 14:
-        if (name === 'REQUEST_METHOD') { if (value !== '') method = value } else if (name === 'REQUEST_SCHEME') scheme = value
-        else if (name === 'CONTENT_LENGTH') contentLength = value
+      case 14: // slices of the params text: a character first, before a compare that calls into the runtime
+        if (name.charCodeAt(0) === 0x43 /* C */) { if (name === 'CONTENT_LENGTH') contentLength = value } else if (name.charCodeAt(8) === 0x4d /* M */) {
+          if (name === 'REQUEST_METHOD' && value !== '') method = value
+        } else if (name === 'REQUEST_SCHEME') scheme = value
         break
     }
   }

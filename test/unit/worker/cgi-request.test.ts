@@ -108,6 +108,11 @@ describe('cgiRequestParts: method and headers', () => {
       REMOTE_ADDR: '1.2.3.4'
     }))
     assert.deepEqual(parts.headers, ['host', 'h', 'x-forwarded-for', '10.0.0.1', 'accept-language', 'fr', 'content-type', 'text/plain'])
+    // Params of the same length as CONTENT_LENGTH (14) around it are not taken for it.
+    const sized = cgiRequestParts(params({ REQUEST_SCHEME: 'https', CONTENT_LENGTH: '42', REQUEST_METHOD: 'PUT', HTTP_HOST: 'h', REQUEST_URI: '/' }))
+    assert.deepEqual(sized.headers, ['host', 'h', 'content-length', '42'])
+    assert.equal(sized.method, 'PUT')
+    assert.equal(sized.url, 'https://h/')
     assert.equal(headerNameFromParam('HTTP_X_A_B'), 'x-a-b')
   })
 
