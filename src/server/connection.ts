@@ -9,6 +9,7 @@ import {
   parseBeginRequest, decodeParams, buildUnknownType, buildGetValuesResult
 } from '../fastcgi/index.ts'
 import { ProtocolError, isFpmError } from '../common/errors.ts'
+import { IdMap } from '../common/id-map.ts'
 import type { Logger } from '../log/logger.ts'
 import type { AccessLog } from '../log/access-log.ts'
 import type { ScriptResolver } from '../pool/script-resolver.ts'
@@ -37,13 +38,16 @@ const GET_VALUES_ANSWERS: Record<string, string> = {
   FCGI_MPXS_CONNS: '1'
 }
 
+/** request.body_timeout's check after each read (one function, not a closure per read). */
+function watchBody (ex: Exchange): void { ex.watchBody() }
+
 export class Connection implements RecordSink {
   readonly ctx: ServerContext
   readonly log: Logger
   readonly peer: string
   readonly #socket: Socket
   readonly #parser: RecordParser
-  readonly #exchanges = new Map<number, Exchange>()
+  readonly #exchanges = new IdMap<Exchange>()
   #drainWaiters: Array<() => void> = []
   #closeWhenIdle = false
   /** The next request is the last (closeAfterRequest): close once it is answered. */
@@ -87,7 +91,7 @@ export class Connection implements RecordSink {
       return
     }
     // request.body_timeout: requests whose body is still incomplete after this read.
-    for (const ex of this.#exchanges.values()) ex.watchBody()
+    this.#exchanges.forEach(watchBody)
   }
 
   onRecord (type: number, requestId: number, content: Buffer): void {

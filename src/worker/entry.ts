@@ -16,6 +16,7 @@ import { Scheduler } from './scheduler.ts'
 import { captureConsole } from './console-capture.ts'
 import { createRequestTexts } from '../common/request-texts.ts'
 import { createThreadCounts } from '../common/accept-counters.ts'
+import { IdMap } from '../common/id-map.ts'
 import { currentRequest, installFaultHandlers } from './faults.ts'
 
 /** ABORTs for ids not (yet) running here (the main thread may abort a request whose task it has not
@@ -34,7 +35,7 @@ const scheduler = new Scheduler(Math.max(1, data?.threadConcurrency ?? 1), runTa
   if (threadPool === null) deliverResult(id, result, failure)
   else threadPool.deliver(id, result, failure)
 }, { measureHeap: data?.measureHeap === true, measureUsage: data?.measureUsage })
-const active = new Map<number, RequestState>()
+const active = new IdMap<RequestState>()
 const earlyAborts = new Map<number, string>()
 
 const { port1, port2 } = new MessageChannel()

@@ -19,6 +19,7 @@ import {
 import type { AcceptMessage, LeavingMessage, MainMessage, StatusPageMessage, WorkerMessage, WorkerResult, WorkerTask } from '../common/messages.ts'
 import type { OwnPage } from '../status/pages.ts'
 import { FpmError } from '../common/errors.ts'
+import { IdMap } from '../common/id-map.ts'
 import type { PoolConfig } from '../config/types.ts'
 import type { Logger } from '../log/logger.ts'
 import type { AccessLog } from '../log/access-log.ts'
@@ -60,7 +61,7 @@ export interface ThreadPoolLinks {
 export class ThreadPool {
   readonly config: PoolConfig
   readonly #links: ThreadPoolLinks
-  readonly #requests = new Map<number, PoolRequest>()
+  readonly #requests = new IdMap<PoolRequest>()
   /** What RequestState takes for its channel: its messages come back to the server on this thread. */
   readonly port: MessagePort
   #nextId = 1
