@@ -1,73 +1,109 @@
-// A map from request ids to what runs them, for maps that hold one entry most of the time and are
-// emptied and filled again per request: a connection's exchanges, a thread's running requests.
+// A map from request ids to what serves them, for maps that are filled and emptied per request: a
+// connection's exchanges, the pool's jobs, a thread's running requests.
 //
 // Why not a Map: V8 rebuilds a Map's hash table when a delete empties it (or leaves it under a
 // quarter full) and when deleted entries fill it, and allocates the new table in the generation of
 // the old one. A long-lived Map's table is in the old generation, so a Map filled and emptied per
 // request made old-generation garbage per request: a full mark-compact every 250 ms at 75k req/s on
 // one thread (--trace-gc), and most of the bytes that V8's sampling heap profiler saw collected by
-// those came from Map.prototype.delete. Here the one entry is two fields; a Map takes the others
-// only while several ids are there at once (multiplexed requests, pm.thread_concurrency > 1).
+// those came from Map.prototype.delete.
+//
+// Here an id has one slot, `id mod capacity`, in two arrays made once: sequential ids in flight
+// together never meet, and neither do a connection's few FastCGI request ids. An id whose slot is
+// taken (an old request still there when one `capacity` ids later arrives) goes to a Map, which is
+// the only part that can churn.
+
+const EMPTY = -1
 
 export class IdMap<V> {
-  #hasOne = false
-  #oneId = 0
-  #one: V | undefined = undefined
+  readonly #mask: number
+  /** The id in each slot, or EMPTY; Float64: pool ids pass 2^31 after a few hours at 100k req/s. */
+  readonly #ids: Float64Array
+  readonly #values: Array<V | undefined>
+  #inSlots = 0
   #more: Map<number, V> | null = null
 
+  /** `capacity`: slots, rounded up to a power of two; ids are integers >= 0. */
+  constructor (capacity: number) {
+    let size = 1
+    while (size < capacity) size *= 2
+    this.#mask = size - 1
+    this.#ids = new Float64Array(size).fill(EMPTY)
+    this.#values = new Array<V | undefined>(size).fill(undefined)
+  }
+
   get size (): number {
-    return (this.#hasOne ? 1 : 0) + (this.#more === null ? 0 : this.#more.size)
+    return this.#inSlots + (this.#more === null ? 0 : this.#more.size)
   }
 
   get (id: number): V | undefined {
-    if (this.#hasOne && this.#oneId === id) return this.#one
+    const slot = id & this.#mask
+    if (this.#ids[slot] === id) return this.#values[slot]
     return this.#more === null ? undefined : this.#more.get(id)
   }
 
   set (id: number, value: V): void {
-    if (this.#hasOne ? this.#oneId === id : this.#more === null || !this.#more.has(id)) {
-      this.#hasOne = true
-      this.#oneId = id
-      this.#one = value
-      return
+    const slot = id & this.#mask
+    const inSlot = this.#ids[slot]
+    if (inSlot === id) {
+      this.#values[slot] = value
+    } else if (inSlot === EMPTY && (this.#more === null || !this.#more.has(id))) {
+      this.#ids[slot] = id
+      this.#values[slot] = value
+      this.#inSlots++
+    } else {
+      (this.#more ??= new Map()).set(id, value)
     }
-    (this.#more ??= new Map()).set(id, value)
   }
 
   delete (id: number): boolean {
-    if (this.#hasOne && this.#oneId === id) {
-      this.#hasOne = false
-      this.#one = undefined
+    const slot = id & this.#mask
+    if (this.#ids[slot] === id) {
+      this.#ids[slot] = EMPTY
+      this.#values[slot] = undefined
+      this.#inSlots--
       return true
     }
     return this.#more !== null && this.#more.delete(id)
   }
 
   clear (): void {
-    this.#hasOne = false
-    this.#one = undefined
+    if (this.#inSlots > 0) {
+      this.#ids.fill(EMPTY)
+      this.#values.fill(undefined)
+      this.#inSlots = 0
+    }
     this.#more?.clear()
   }
 
   /** The values present now, in an array of their own. */
   values (): V[] {
-    const values = this.#more === null ? [] : [...this.#more.values()]
-    if (this.#hasOne) values.unshift(this.#one as V)
+    const values: V[] = []
+    if (this.#inSlots > 0) {
+      for (let slot = 0; slot <= this.#mask; slot++) {
+        if (this.#ids[slot] !== EMPTY) values.push(this.#values[slot] as V)
+      }
+    }
+    if (this.#more !== null) for (const value of this.#more.values()) values.push(value)
     return values
   }
 
   /**
    * Calls `fn` with each value present when it is called: changes made by `fn` (deleting or adding
-   * entries) do not change which values it gets. Pass a function made once, not a new closure per call.
+   * entries) do not change which values it gets. Pass a function made once, not a new closure per
+   * call. Without allocation when one value is present (the common case: a connection's request).
    */
   forEach (fn: (value: V) => void): void {
-    const more = this.#more
-    if (more === null || more.size === 0) {
-      if (this.#hasOne) fn(this.#one as V)
-      return
+    const size = this.size
+    if (size === 0) return
+    if (size === 1 && this.#inSlots === 1) {
+      for (let slot = 0; slot <= this.#mask; slot++) {
+        if (this.#ids[slot] !== EMPTY) {
+          fn(this.#values[slot] as V)
+          return
+        }
+      }
     }
-    const values = [...more.values()]
-    if (this.#hasOne) fn(this.#one as V)
-    for (const value of values) fn(value)
+    for (const value of this.values()) fn(value)
   }
 }

@@ -75,6 +75,7 @@ import {
   type SerializedError, type RequestUsage, type HelloMessage, type FaultMessage, type ResultMessage, type AcceptMessage, type AcceptReply, type StopMessage, type StatusPageMessage
 } from '../common/messages.ts'
 import { FpmError } from '../common/errors.ts'
+import { IdMap } from '../common/id-map.ts'
 import type { PoolConfig } from '../config/types.ts'
 import { formatSize, formatTime } from '../config/values.ts'
 import type { Logger } from '../log/logger.ts'
@@ -148,8 +149,8 @@ export class Pool {
   readonly log: Logger
   readonly #piscina: Piscina
   readonly #channels = new Map<number, Channel>()
-  /** Every request the pool holds, queued or on a thread, by pool id. */
-  readonly #jobs = new Map<number, Job>()
+  /** Every request the pool holds, queued or on a thread, by pool id (common/id-map.ts: not a Map, which would churn). */
+  readonly #jobs = new IdMap<Job>(1024)
   readonly #queue = new RequestQueue<Job>()
   /** Threads by id, in start order (requests go to the oldest free thread first). */
   readonly #threads = new Map<number, Thread>()

@@ -47,7 +47,7 @@ export class Connection implements RecordSink {
   readonly peer: string
   readonly #socket: Socket
   readonly #parser: RecordParser
-  readonly #exchanges = new IdMap<Exchange>()
+  readonly #exchanges = new IdMap<Exchange>(8)
   #drainWaiters: Array<() => void> = []
   #closeWhenIdle = false
   /** The next request is the last (closeAfterRequest): close once it is answered. */

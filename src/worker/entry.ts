@@ -35,7 +35,7 @@ const scheduler = new Scheduler(Math.max(1, data?.threadConcurrency ?? 1), runTa
   if (threadPool === null) deliverResult(id, result, failure)
   else threadPool.deliver(id, result, failure)
 }, { measureHeap: data?.measureHeap === true, measureUsage: data?.measureUsage })
-const active = new IdMap<RequestState>()
+const active = new IdMap<RequestState>(64)
 const earlyAborts = new Map<number, string>()
 
 const { port1, port2 } = new MessageChannel()

@@ -61,7 +61,7 @@ export interface ThreadPoolLinks {
 export class ThreadPool {
   readonly config: PoolConfig
   readonly #links: ThreadPoolLinks
-  readonly #requests = new IdMap<PoolRequest>()
+  readonly #requests = new IdMap<PoolRequest>(256)
   /** What RequestState takes for its channel: its messages come back to the server on this thread. */
   readonly port: MessagePort
   #nextId = 1
