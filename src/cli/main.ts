@@ -144,7 +144,7 @@ async function serve (config: FpmConfig, log: Logger, opts: { pidFile: string | 
   const { Master } = await import('../master/master.ts')
   const master = new Master(config, log)
   try {
-    await master.start(supervised === undefined ? opts : { ...opts, supervised: true, listenFds: supervised.listenFds })
+    await master.start(supervised === undefined ? opts : { ...opts, supervised: true, listenFds: supervised.listenFds, threadFds: supervised.threadFds })
   } catch (err) {
     startFailed(log, err)
     return false

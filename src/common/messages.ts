@@ -282,6 +282,8 @@ export interface WorkerData {
    */
   readonly accept?: {
     readonly fd: number
+    /** Descriptors of the socket for the first threads, each taken once (pool.ts threadFdTable). */
+    readonly threadFds: Int32Array
     readonly config: PoolConfig
     readonly logLevel: 'debug' | 'info' | 'warn' | 'error'
     /** Pool-wide, shared: common/accept-counters.ts. */

@@ -42,9 +42,10 @@ export class Master {
   /**
    * Starts every pool and its listener. Throws (after cleaning up) when any cannot start.
    * `supervised`: this is the server process of master/supervisor.ts: the supervisor owns the pid file
-   * and the lifecycle log lines, and `listenFds` (pool name → fd) are the sockets it bound.
+   * and the lifecycle log lines, `listenFds` (pool name → fd) are the sockets it bound, and
+   * `threadFds` more descriptors of them for the initial threads of pm.accept = threads pools.
    */
-  async start (opts: { pidFile?: string | null, supervised?: boolean, listenFds?: Readonly<Record<string, number>> | null } = {}): Promise<void> {
+  async start (opts: { pidFile?: string | null, supervised?: boolean, listenFds?: Readonly<Record<string, number>> | null, threadFds?: Readonly<Record<string, readonly number[]>> } = {}): Promise<void> {
     try {
       for (const poolConfig of this.config.pools) {
         const log = this.log.child({ pool: poolConfig.name })
@@ -57,7 +58,8 @@ export class Master {
         const bound = threadsAccept && fd === undefined ? await bindListenSocket(poolConfig) : null
         const acceptFd = threadsAccept ? fd ?? bound?.fd : undefined
         if (threadsAccept && acceptFd === undefined) throw new FpmError('FPM_ERR_LISTEN_BIND', `[pool ${poolConfig.name}] pm.accept = threads: cannot bind '${poolConfig.listen.address}' for the threads to share`)
-        const pool = new Pool(poolConfig, log, { emergencyRestartThreshold: g.emergencyRestartThreshold, emergencyRestartIntervalMs: g.emergencyRestartIntervalMs, acceptFd })
+        const threadFds = fd === undefined ? undefined : opts.threadFds?.[poolConfig.name]
+        const pool = new Pool(poolConfig, log, { emergencyRestartThreshold: g.emergencyRestartThreshold, emergencyRestartIntervalMs: g.emergencyRestartIntervalMs, acceptFd, threadFds })
         const ctx = { pool, resolver: new ScriptResolver(poolConfig), log, accessLog, statusPage: (query: string, isHead: boolean) => statusPage(pool, query, isHead) }
         const listener = threadsAccept ? null : new Listener(poolConfig, ctx)
         const statusListener = createStatusListener(poolConfig, ctx)

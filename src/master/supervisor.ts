@@ -26,6 +26,8 @@ import { statusListenConfig, statusListenKey } from '../status/status-listener.t
 
 /** Set in the environment of a server process started by the supervisor (removed once read). */
 const SERVER_ENV = 'NODE_FPM_SUPERVISED'
+/** Descriptors passed per pm.accept = threads pool at most (threads beyond have theirs copied). */
+const MAX_THREAD_FDS = 256
 /** Status of a supervisor that gave up (php-fpm's EX_SOFTWARE). */
 export const EXIT_GAVE_UP = 70
 
@@ -65,6 +67,12 @@ export interface StartMessage {
   readonly config: FpmConfig
   /** pool name → inherited fd; pools without one bind themselves (Windows, named pipes). */
   readonly listenFds: Readonly<Record<string, number>>
+  /**
+   * pm.accept = threads: pool name → more inherited descriptors of the same socket, one for each
+   * thread the pool starts with, which takes it as its own (without them a thread has a process
+   * copy one for it: worker/socket-copy.ts).
+   */
+  readonly threadFds: Readonly<Record<string, readonly number[]>>
   readonly forceStderr: boolean
   readonly supervisorPid: number
   readonly stopTimeoutMs: number
@@ -85,7 +93,8 @@ export class Supervisor {
   readonly #restartDelayMaxMs: number
   readonly #stableAfterMs: number
   readonly #stopTimeoutMs: number
-  readonly #sockets: Array<{ readonly pool: string, readonly socket: BoundSocket }> = []
+  /** `threads`: pm.accept = threads, the pool's static thread count (each starting thread gets a descriptor of the socket). */
+  readonly #sockets: Array<{ readonly pool: string, readonly socket: BoundSocket, readonly threads?: number }> = []
   readonly #signalHandlers: Array<[NodeJS.Signals, () => void]> = []
   #pidFileWritten = false
 
@@ -130,7 +139,7 @@ export class Supervisor {
     try {
       for (const pool of this.#opts.config.pools) {
         const socket = await bindListenSocket(pool)
-        if (socket !== null) this.#sockets.push({ pool: pool.name, socket })
+        if (socket !== null) this.#sockets.push({ pool: pool.name, socket, threads: pool.pm.accept === 'threads' ? pool.pm.maxChildren : undefined })
         const status = statusListenConfig(pool)
         const statusSocket = status === null ? null : await bindListenSocket(status)
         if (statusSocket !== null) this.#sockets.push({ pool: statusListenKey(pool.name), socket: statusSocket })
@@ -161,11 +170,22 @@ export class Supervisor {
   #spawn (): void {
     this.#restartTimer = null
     const listenFds: Record<string, number> = {}
-    // fd 3 is the IPC channel, the pools' sockets follow
+    const threadFds: Record<string, number[]> = {}
+    // fd 3 is the IPC channel, the pools' sockets follow, then a descriptor for each initial thread
+    // of the pm.accept = threads pools (the same socket: spawn dup2()s each entry)
     const stdio: StdioOptions = ['inherit', 'inherit', 'inherit', 'ipc']
     for (const { pool, socket } of this.#sockets) {
       listenFds[pool] = stdio.length
       stdio.push(socket.fd)
+    }
+    for (const { pool, socket, threads } of this.#sockets) {
+      if (threads === undefined) continue
+      const fds: number[] = []
+      for (let i = 0; i < Math.min(threads, MAX_THREAD_FDS); i++) {
+        fds.push(stdio.length)
+        stdio.push(socket.fd)
+      }
+      threadFds[pool] = fds
     }
     const child = spawn(process.execPath, [...process.execArgv, this.#opts.entry, ...this.#opts.args], {
       stdio,
@@ -199,6 +219,7 @@ export class Supervisor {
       type: 'start',
       config: this.#opts.config,
       listenFds,
+      threadFds,
       forceStderr: this.#opts.forceStderr,
       supervisorPid: process.pid,
       stopTimeoutMs: this.#stopTimeoutMs

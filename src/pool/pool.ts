@@ -142,6 +142,8 @@ export interface PoolOptions {
   readonly emergencyRestartIntervalMs?: number
   /** pm.accept = threads: the pool's bound socket, of which each thread listens on a descriptor of its own. */
   readonly acceptFd?: number
+  /** pm.accept = threads under the supervisor: inherited descriptors of that socket, one for each of the first threads. */
+  readonly threadFds?: readonly number[]
 }
 
 export class Pool {
@@ -249,7 +251,7 @@ export class Pool {
       threadConcurrency: pm.threadConcurrency,
       measureHeap: config.heapSoftLimitBytes > 0,
       measureUsage: this.#measureUsage,
-      accept: opts.acceptFd === undefined ? undefined : { fd: opts.acceptFd, config, logLevel: threadLogLevel(log), poolWords: this.#poolWords }
+      accept: opts.acceptFd === undefined ? undefined : { fd: opts.acceptFd, threadFds: threadFdTable(opts.threadFds ?? []), config, logLevel: threadLogLevel(log), poolWords: this.#poolWords }
     }
     this.#piscina = new Piscina({
       filename: workerEntry,
@@ -1654,4 +1656,15 @@ function formatMiB (bytes: number): string {
 /** How often request_terminate_timeout is checked: timeout / 20, at least 10 ms, at most php's 1 s heartbeat. */
 export function timeoutCheckEveryMs (timeoutMs: number): number {
   return Math.min(HEARTBEAT_MS, Math.max(10, Math.floor(timeoutMs / 20)))
+}
+
+/**
+ * The descriptors each starting thread can take as its own (worker/socket-copy.ts claimThreadFd),
+ * in shared memory: word 0 counts those taken, the others are the descriptors. Each is taken once,
+ * by whichever thread starts first; a thread that finds none left has the socket copied for it.
+ */
+function threadFdTable (fds: readonly number[]): Int32Array {
+  const table = new Int32Array(new SharedArrayBuffer(4 * (1 + fds.length)))
+  table.set(fds, 1)
+  return table
 }

@@ -55,9 +55,11 @@ if (data?.accept !== undefined) void serveConnections(data.accept)
 
 /** pm.accept = threads: loaded only then, so that a thread of the default mode starts light. */
 async function serveConnections (accept: NonNullable<WorkerData['accept']>): Promise<void> {
-  // The copy of the socket takes a process start (~30 ms): it runs while the server code loads.
-  const { copyListeningSocket } = await import('./socket-copy.ts')
-  const copy = copyListeningSocket(accept.fd)
+  // A descriptor of the socket of this thread's own: inherited (one for each initial thread under
+  // the supervisor), else copied, which takes a process start (~30 ms) while the server code loads.
+  const { claimThreadFd, copyListeningSocket, openThreadFd } = await import('./socket-copy.ts')
+  const ownFd = claimThreadFd(accept.threadFds)
+  const copy = ownFd === -1 ? copyListeningSocket(accept.fd) : Promise.resolve().then(() => openThreadFd(ownFd))
   copy.catch(() => {}) // awaited below, where a failure ends the thread
   const { ThreadPool, leaver, serveOnThread } = await import('./thread-server.ts')
   const { threadLogger } = await import('./thread-logger.ts')
@@ -83,6 +85,7 @@ async function serveConnections (accept: NonNullable<WorkerData['accept']>): Pro
   onReopen = () => { reopenModule?.reopenLogs(log, { quiet: true }) }
   try {
     listener = await serveOnThread(await copy, threadPool, log, accessLogModule?.AccessLog.open(accept.config, log) ?? null)
+    log.debug(ownFd === -1 ? `thread ${threadId} accepts on a copy of the listening socket` : `thread ${threadId} accepts on the inherited descriptor ${ownFd}`)
     port1.postMessage({ t: Msg.ACCEPTING })
   } catch (err) {
     // Ends the thread: the pool counts a thread that failed to start and asks for another.

@@ -4,12 +4,15 @@
 // thread ends, and Node cannot duplicate a descriptor: a short-lived child process gets a copy as
 // its fd 4 and sends it back over IPC (SCM_RIGHTS), and the thread adopts the handle that arrives
 // (thread-server.ts serveOnThread). All the copies share the socket's one accept queue, so a thread
-// that ends loses no connection that waits there.
+// that ends loses no connection that waits there. Under the supervisor the server process inherits
+// a descriptor for each initial thread (master/supervisor.ts threadFds): a thread that takes one
+// opens it itself, without a process (claimThreadFd, openThreadFd); later threads have theirs copied.
 
 import { FpmError } from '../common/errors.ts'
 
-// Not an ESM import: its namespace would load more of node:child_process than spawn needs (pool/script-resolver.ts).
+// Not ESM imports: their namespaces would load more of node:child_process and node:net than needed (pool/script-resolver.ts).
 const { spawn } = process.getBuiltinModule('node:child_process')
+const net = process.getBuiltinModule('node:net') as unknown as { _createServerHandle: (address: null, port: number, addressType: number, fd: number, flags: number) => object | number }
 
 /** How long the copy of the listening socket may take to arrive (a Node process start, ~30 ms). */
 const COPY_TIMEOUT_MS = 10_000
@@ -37,4 +40,17 @@ export async function copyListeningSocket (fd: number): Promise<object> {
   } finally {
     child.unref()
   }
+}
+
+/** One of the inherited descriptors left for the starting threads (pool.ts threadFdTable), or -1. */
+export function claimThreadFd (table: Int32Array): number {
+  const i = Atomics.add(table, 0, 1) + 1
+  return i < table.length ? Atomics.load(table, i) : -1
+}
+
+/** The raw handle of `fd`, an inherited descriptor of the listening socket, now this thread's. */
+export function openThreadFd (fd: number): object {
+  const handle = net._createServerHandle(null, 0, 0, fd, 0)
+  if (typeof handle === 'number') throw new FpmError('FPM_ERR_LISTEN_BIND', `the inherited descriptor ${fd} of the listening socket cannot be opened (error ${handle})`)
+  return handle
 }
