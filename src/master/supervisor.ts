@@ -26,7 +26,7 @@ import { statusListenConfig, statusListenKey } from '../status/status-listener.t
 
 /** Set in the environment of a server process started by the supervisor (removed once read). */
 const SERVER_ENV = 'NODE_FPM_SUPERVISED'
-/** Descriptors passed per pm.accept = threads pool at most (threads beyond have theirs copied). */
+/** Descriptors passed for the threads of all pm.accept = threads pools at most (within a 1024 fd limit; threads beyond have theirs copied). */
 const MAX_THREAD_FDS = 256
 /** Status of a supervisor that gave up (php-fpm's EX_SOFTWARE). */
 export const EXIT_GAVE_UP = 70
@@ -178,10 +178,11 @@ export class Supervisor {
       listenFds[pool] = stdio.length
       stdio.push(socket.fd)
     }
+    let budget = MAX_THREAD_FDS
     for (const { pool, socket, threads } of this.#sockets) {
       if (threads === undefined) continue
       const fds: number[] = []
-      for (let i = 0; i < Math.min(threads, MAX_THREAD_FDS); i++) {
+      for (let i = 0; i < threads && budget > 0; i++, budget--) {
         fds.push(stdio.length)
         stdio.push(socket.fd)
       }
