@@ -44,8 +44,13 @@ export interface Thread {
   readonly maxRequests: number
   /** Can take requests (a microtask after workerCreate, once piscina lists it as ready). */
   ready: boolean
-  /** Requests handed to it and not settled (running, or waiting in its scheduler). */
-  readonly jobs: Set<Job>
+  /**
+   * Requests handed to it and not settled (running, or waiting in its scheduler), in the order handed.
+   * An array, not a Set: a Set whose hash table is in the old generation is rebuilt there as requests
+   * come and go, and the tables it leaves behind keep the requests they held alive through young
+   * collections until the next full one (common/id-map.ts says more).
+   */
+  readonly jobs: Job[]
   inflight: number
   /** Requests handed to it so far. */
   served: number
@@ -133,4 +138,12 @@ export function claimWord (channel: Channel, jobId: number): number {
     }
   }
   return -1
+}
+
+/** Takes `job` out of a thread's jobs, keeping their order; false when it is not there. */
+export function removeJob (jobs: Job[], job: Job): boolean {
+  const i = jobs.indexOf(job)
+  if (i === -1) return false
+  jobs.splice(i, 1)
+  return true
 }

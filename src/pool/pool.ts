@@ -85,7 +85,7 @@ import { PoolStats, type PoolGauges, type PoolStatsSnapshot } from './pool-stats
 import { describeThread, lastRequestOf, type LastRequest, type ThreadSnapshot } from './thread-snapshot.ts'
 import { RequestQueue } from './request-queue.ts'
 import { Slowlog, type RunningRequest } from './slowlog.ts'
-import { claimWord, newChannel, type Channel, type Job, type Thread } from './pool-thread.ts'
+import { claimWord, newChannel, removeJob, type Channel, type Job, type Thread } from './pool-thread.ts'
 import { readRequestText } from '../common/request-texts.ts'
 import { statusPage } from '../status/status-page.ts'
 import { onReopenLogs } from '../log/reopen-signal.ts'
@@ -540,7 +540,7 @@ export class Pool {
     job.slots = this.#channels.get(thread.id)?.runningIds ?? null
     job.req.threadId = thread.id
     job.req.startedAtMs = now
-    thread.jobs.add(job)
+    thread.jobs.push(job)
     if (thread.inflight++ === 0) this.#stats.active(++this.#activeThreads)
     thread.served++
     thread.lastActiveMs = now
@@ -767,7 +767,8 @@ export class Pool {
     for (const thread of this.#threads.values()) {
       if (thread.inflight === 0 || thread.gone) continue
       const channel = this.#channels.get(thread.id)
-      for (const job of thread.jobs) {
+      // A copy: answering a request that timed out may settle others of the thread.
+      for (const job of thread.jobs.slice()) {
         if (job.timedOutAtMs !== 0 || (job.responseEnded && !trackFinished && !thread.faulted)) continue
         const since = this.#runningSince(job, channel)
         if (since !== null && now - since >= limitMs) this.#timeOut(thread, job, now - since)
@@ -909,7 +910,7 @@ export class Pool {
   /** request_terminate_timeout_grace has passed since `job` was aborted. */
   #graceOver (thread: Thread, job: Job): void {
     job.graceTimer = null
-    if (this.#destroyed || !thread.jobs.has(job) || thread.gone || this.#threads.get(thread.id) !== thread) return
+    if (this.#destroyed || !thread.jobs.includes(job) || thread.gone || this.#threads.get(thread.id) !== thread) return
     const graceMs = this.config.request.terminateGraceMs
     this.log.warn({ thread: thread.id, script: job.task.script, method: job.req.method, uri: job.req.uri },
       `thread ${thread.id}, script '${job.task.script}' (request: "${job.req.method} ${job.req.uri}") still running ${formatTime(graceMs)} after its request.signal was aborted (request_terminate_timeout_grace), terminating`)
@@ -1031,7 +1032,7 @@ export class Pool {
       startedAtMs: now,
       maxRequests: threadMaxRequests(this.config.pm),
       ready: false,
-      jobs: new Set(),
+      jobs: [],
       inflight: 0,
       served: 0,
       lastActiveMs: now,
@@ -1204,7 +1205,7 @@ export class Pool {
 
   /** `job` of `thread` settled (`usage`: what it cost the thread, when measured). */
   #released (thread: Thread, job: Job, usage: RequestUsage | null = null): void {
-    if (!thread.jobs.delete(job)) return
+    if (!removeJob(thread.jobs, job)) return
     if (job.timedOutAtMs !== 0) {
       thread.timingOut--
       if (job.graceTimer !== null) {
@@ -1252,7 +1253,7 @@ export class Pool {
       const open = counts[CONNECTIONS] ?? 0
       if (open > 0) connectionsClosed(this.#poolWords, counts, open)
     }
-    if (thread.jobs.size > 0) {
+    if (thread.jobs.length > 0) {
       const err: Error = thread.exitError ?? new FpmError('FPM_ERR_WORKER_DIED', `thread ${thread.id} exited with code ${code}`)
       for (const job of [...thread.jobs]) this.#onFailure(job, err)
     }
@@ -1372,7 +1373,7 @@ export class Pool {
   #detach (job: Job): void {
     const thread = job.thread
     if (thread === null) return
-    thread.jobs.delete(job)
+    removeJob(thread.jobs, job)
     thread.served--
     job.thread = null
     job.slots = null
@@ -1598,7 +1599,7 @@ export class Pool {
     if (m.answered && job !== undefined && job.thread === thread && job.abandonTimer === null) {
       job.abandonTimer = setTimeout(() => {
         job.abandonTimer = null
-        if (!thread.jobs.has(job)) return
+        if (!thread.jobs.includes(job)) return
         job.abandoned = true
         this.#endIfOnlyAbandoned(thread)
       }, this.config.request.terminateGraceMs).unref()
