@@ -45,6 +45,8 @@ export class Connection implements RecordSink {
   readonly ctx: ServerContext
   readonly log: Logger
   readonly peer: string
+  /** Where the listener keeps it (server/listener.ts); -1 once closed. */
+  listIndex = -1
   readonly #socket: Socket
   readonly #parser: RecordParser
   readonly #exchanges = new IdMap<Exchange>(8)
@@ -194,6 +196,17 @@ export class Connection implements RecordSink {
     for (const b of bufs) ok = socket.write(b)
     socket.uncork()
     return ok
+  }
+
+  /** Drops the connection (the server stops): `graceful` ends it after what is queued is written, else destroys it now. */
+  drop (graceful: boolean): void {
+    const socket = this.#socket
+    if (graceful) {
+      socket.end()
+      setTimeout(() => { socket.destroy() }, 1000).unref()
+    } else {
+      socket.destroy()
+    }
   }
 
   /** Runs `fn` once the socket has drained (or at once if it has been closed). */

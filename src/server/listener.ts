@@ -24,8 +24,12 @@ export class Listener {
   readonly #server: Server
   readonly #allowed: Set<string> | null
   #unixPath: string | null = null
-  /** The open connections, by their socket. */
-  readonly #connections = new Map<Socket, Connection>()
+  /**
+   * The open connections, each at its `listIndex`. An array, not a Map by socket: a Map filled and
+   * emptied per connection is rebuilt in the old generation, and its old tables keep connections alive
+   * through young collections (common/id-map.ts says more).
+   */
+  readonly #connections: Connection[] = []
   #drained: (() => void) | null = null
 
   constructor (config: PoolConfig, ctx: ServerContext) {
@@ -107,17 +111,10 @@ export class Listener {
 
   /** Drops every open connection: `graceful` ends them after what is queued is written, else destroys them now. */
   closeConnections (graceful: boolean): void {
-    for (const socket of this.#connections.keys()) {
-      if (graceful) {
-        socket.end()
-        setTimeout(() => { socket.destroy() }, 1000).unref()
-      } else {
-        socket.destroy()
-      }
-    }
+    for (const connection of this.#connections.slice()) connection.drop(graceful)
   }
 
-  get connectionCount (): number { return this.#connections.size }
+  get connectionCount (): number { return this.#connections.length }
 
   #onConnection (socket: Socket): void {
     if (this.#allowed !== null && socket.remoteAddress !== undefined && !isAllowed(this.#allowed, socket.remoteAddress)) {
@@ -125,13 +122,22 @@ export class Listener {
       socket.destroy()
       return
     }
-    this.#connections.set(socket, new Connection(socket, this.#ctx))
+    const connection = new Connection(socket, this.#ctx)
+    const connections = this.#connections
+    connection.listIndex = connections.length
+    connections.push(connection)
     const balance = this.#ctx.acceptBalance
     balance?.accepted()
     socket.once('close', () => {
       balance?.closed()
-      this.#connections.delete(socket)
-      if (this.#connections.size === 0) this.#drained?.()
+      // The last one takes its place.
+      const last = connections.pop()!
+      if (last !== connection) {
+        connections[connection.listIndex] = last
+        last.listIndex = connection.listIndex
+      }
+      connection.listIndex = -1
+      if (connections.length === 0) this.#drained?.()
     })
   }
 
@@ -141,10 +147,10 @@ export class Listener {
    */
   async drain (idleMs: number): Promise<void> {
     this.#server.close()
-    if (this.#connections.size === 0) return
+    if (this.#connections.length === 0) return
     await new Promise<void>((resolve) => {
       this.#drained = resolve
-      for (const connection of this.#connections.values()) connection.closeAfterRequest(idleMs)
+      for (const connection of this.#connections.slice()) connection.closeAfterRequest(idleMs)
     })
   }
 }
