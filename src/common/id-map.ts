@@ -4,9 +4,11 @@
 // Why not a Map: V8 rebuilds a Map's hash table when a delete empties it (or leaves it under a
 // quarter full) and when deleted entries fill it, and allocates the new table in the generation of
 // the old one. A long-lived Map's table is in the old generation, so a Map filled and emptied per
-// request made old-generation garbage per request: a full mark-compact every 250 ms at 75k req/s on
-// one thread (--trace-gc), and most of the bytes that V8's sampling heap profiler saw collected by
-// those came from Map.prototype.delete.
+// request made old-generation garbage per request, and each table left behind still points at the
+// entries it held, which young collections then keep alive (and promote) until the next full one:
+// a full mark-compact every 250 ms at 75k req/s on one thread (--trace-gc), and most of the bytes
+// that V8's sampling heap profiler saw collected by those came from Map.prototype.delete. The same
+// holds for a Set (pool-thread.ts jobs) and a Map by socket (server/listener.ts).
 //
 // Here an id has one slot, `id mod capacity`, in two arrays made once: sequential ids in flight
 // together never meet, and neither do a connection's few FastCGI request ids. An id whose slot is
