@@ -65,7 +65,6 @@ function decision (memory: PmMemory, spawn = 0, retire: number | null = null, ma
   return { spawn, retire, memory, maxChildrenReached, busy }
 }
 
-/** Threads a pool starts with: static all, dynamic pm.start_servers, ondemand none. */
 /**
  * pm.max_requests for one thread, with its own pm.max_requests_jitter drawn (php: a random 0..jitter
  * per child, so that children recycle at different times); Infinity: no limit. Math.random: a
@@ -76,6 +75,7 @@ export function threadMaxRequests (pm: Pick<PmConfig, 'maxRequests' | 'maxReques
   return pm.maxRequests + (pm.maxRequestsJitter > 0 ? Math.floor(Math.random() * (pm.maxRequestsJitter + 1)) : 0)
 }
 
+/** Threads a pool starts with: static all, dynamic pm.start_servers, ondemand none. */
 export function initialThreads (s: PmSettings): number {
   if (s.mode === 'static') return s.maxChildren
   if (s.mode === 'dynamic') return s.startServers
