@@ -491,13 +491,19 @@ describe('malformed input closes that connection only', () => {
 })
 
 describe('aborts', () => {
-  test('FCGI_ABORT_REQUEST on a running request: END_REQUEST arrives and request.signal fired', async () => {
+  /** Runs wait-abort.mjs as request `id`, aborts it once it started, and returns its END_REQUEST (REQUEST_COMPLETE). */
+  async function abortWhileWaiting (id: number, tag: string, query = ''): Promise<{ conn: RawConn, res: Resp }> {
     const conn = await RawConn.open(fpm.port)
-    conn.write(request(11, '/wait-abort.mjs?tag=abort-record'))
-    await waitForFile(mark, /^started abort-record$/m)
-    conn.write([buildAbortRequest(11)])
-    const res = await conn.response(11)
+    conn.write(request(id, `/wait-abort.mjs?tag=${tag}${query}`))
+    await waitForFile(mark, new RegExp(`^started ${tag}$`, 'm'))
+    conn.write([buildAbortRequest(id)])
+    const res = await conn.response(id)
     assert.equal(res.protocolStatus, ProtocolStatus.REQUEST_COMPLETE)
+    return { conn, res }
+  }
+
+  test('FCGI_ABORT_REQUEST on a running request: END_REQUEST arrives and request.signal fired', async () => {
+    const { conn, res } = await abortWhileWaiting(11, 'abort-record')
     assert.equal(res.stdout.length, 0, 'no output for the aborted request')
     await waitForFile(mark, /^aborted abort-record FPM_ERR_REQUEST_ABORTED$/m)
     // the connection (keep-conn) and the id stay usable
@@ -506,12 +512,7 @@ describe('aborts', () => {
   })
 
   test('FCGI_ABORT_REQUEST before the handler first reads request.signal: the signal it gets is already aborted', async () => {
-    const conn = await RawConn.open(fpm.port)
-    conn.write(request(13, '/wait-abort.mjs?tag=abort-unread&late=700'))
-    await waitForFile(mark, /^started abort-unread$/m)
-    conn.write([buildAbortRequest(13)])
-    const res = await conn.response(13)
-    assert.equal(res.protocolStatus, ProtocolStatus.REQUEST_COMPLETE)
+    await abortWhileWaiting(13, 'abort-unread', '&late=700')
     await waitForFile(mark, /^aborted abort-unread FPM_ERR_REQUEST_ABORTED$/m)
   })
 
