@@ -38,8 +38,14 @@ import type { CpuReader } from './process-cpu.ts'
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url)).replace(/\/$/, '')
 const START_TIMEOUT_MS = 15_000
-/** Warm-up of a server's first run of each scenario, at least. */
-const FIRST_WARMUP_S = 2
+/**
+ * --jit-warmup comes in this many parts, each on new connections: a thread's JIT keeps
+ * deoptimizing and recompiling the socket paths for the first few connections that open and close
+ * after its code was optimized (measured: 22, 11, 6, then 0 deopts over four 3 s runs at 5k req/s).
+ */
+const JIT_WARMUP_PARTS = 3
+/** Per-request time limit in the JIT warm-up: php-fpm leaves kept connections beyond its workers unanswered, so end them soon. */
+const JIT_WARMUP_TIMEOUT_MS = 1000
 
 // ---- scenarios ------------------------------------------------------------------------------------
 
@@ -91,6 +97,7 @@ interface BenchOptions {
   rounds: number
   duration: number
   warmup: number
+  jitWarmup: number
   full?: boolean
   vs?: string
   ioConcurrency?: number
@@ -226,6 +233,19 @@ function canConnect (socketPath: string): Promise<boolean> {
   })
 }
 
+/**
+ * A server's first run of a scenario: closed-loop load first, not measured, so that the run sees
+ * compiled code. Each of node-fpm's threads has its own JIT, which needs tens of thousands of
+ * requests and a few connections opening and closing to settle (until then its p99 is several ms
+ * higher, and the more threads share the load, the longer each takes). php-fpm gets the same.
+ */
+async function jitWarmup (lo: LoadOptions, seconds: number): Promise<void> {
+  const { rate: _rate, onMeasure: _onMeasure, ...closedLoop } = lo
+  for (let part = 0; part < JIT_WARMUP_PARTS; part++) {
+    await runLoad({ ...closedLoop, warmup: 0, duration: seconds / JIT_WARMUP_PARTS, timeoutMs: JIT_WARMUP_TIMEOUT_MS, check: part === 0 })
+  }
+}
+
 // ---- figures --------------------------------------------------------------------------------------
 
 interface Cell {
@@ -329,6 +349,7 @@ async function main (): Promise<void> {
     .option('--rounds <n>', 'runs per server and cell, interleaved; the table shows medians', wholeNumber('--rounds', 1), 3)
     .option('--duration <s>', 'measured seconds per run', seconds('--duration', 0.1), 2)
     .option('--warmup <s>', 'warm-up seconds before each run', seconds('--warmup', 0), 0.5)
+    .option('--jit-warmup <s>', `before a server's first run of each scenario: seconds of closed-loop load, not measured, in ${JIT_WARMUP_PARTS} parts on new connections (node-fpm's threads compile their hot code; 0: none)`, seconds('--jit-warmup', 0), 6)
     .option('--full', 'the whole matrix: --connections 1,16,64 --keep-conn yes,no (unless given)')
     .option('--vs <server>', "reference server: 'php-fpm' (default when it is installed) or 'none'")
     .option('--accept <who>', "node-fpm's pm.accept: main (the main thread accepts and dispatches) or threads (each thread accepts and serves its connections)", acceptMode, 'main')
@@ -364,7 +385,7 @@ async function main (): Promise<void> {
   const serverCount = vs === 'php-fpm' ? 2 : 1
   const runCount = opts.workers.length * cellsPerBlock * opts.rounds * serverCount
   const firstRuns = opts.workers.length * scenarios.length * serverCount
-  const estimate = runCount * (opts.warmup + opts.duration + 0.2) + firstRuns * Math.max(0, FIRST_WARMUP_S - opts.warmup)
+  const estimate = runCount * (opts.warmup + opts.duration + 0.2) + firstRuns * opts.jitWarmup
   say(`${runCount} runs of ${opts.warmup} + ${opts.duration} s: about ${Math.ceil(estimate / 60)} min`)
 
   // A signal ends the run; the exit hook of managed-process.ts then kills the servers and removes their dirs.
@@ -407,7 +428,6 @@ async function main (): Promise<void> {
               for (const srv of order) {
                 done++
                 const t = srv.target(sc)
-                // A server's first run of a scenario warms it longer: its JIT has not seen that code yet.
                 const first = !warmed.has(`${srv.name} ${sc.name}`)
                 warmed.add(`${srv.name} ${sc.name}`)
                 const lo: LoadOptions = {
@@ -416,7 +436,7 @@ async function main (): Promise<void> {
                   script: t.script,
                   connections,
                   duration: opts.duration,
-                  warmup: first ? Math.max(opts.warmup, FIRST_WARMUP_S) : opts.warmup,
+                  warmup: opts.warmup,
                   keepConn,
                   expectStatus: 200
                 }
@@ -428,6 +448,7 @@ async function main (): Promise<void> {
                 let cpuMs: number | null = null
                 const cpu = srv.cpu
                 if (cpu !== null) lo.onMeasure = (edge) => { if (edge === 'start') cpuAtStartMs = cpu(); else cpuMs = cpu() - cpuAtStartMs }
+                if (first && opts.jitWarmup > 0) await jitWarmup(lo, opts.jitWarmup)
                 const loadResult = await runLoad(lo)
                 const res: ServerRun = { ...loadResult, serverCpuUs: cpuMs !== null && loadResult.requests > 0 ? round(cpuMs * 1000 / loadResult.requests, 1) : null }
                 runs.get(srv)!.push(res)
@@ -471,6 +492,7 @@ async function main (): Promise<void> {
       rounds: opts.rounds,
       duration: opts.duration,
       warmup: opts.warmup,
+      jitWarmup: opts.jitWarmup,
       vs,
       ioConcurrency: opts.ioConcurrency ?? null,
       accept: opts.accept,
@@ -505,7 +527,7 @@ async function main (): Promise<void> {
     process.stdout.write(JSON.stringify(result, null, 2) + '\n')
   } else {
     const multiWorkers = opts.workers.length > 1
-    const out = ['', `${opts.duration} s per run after ${opts.warmup} s of warm-up, ${opts.rounds} round${opts.rounds > 1 ? 's' : ''} (medians), ` +
+    const out = ['', `${opts.duration} s per run after ${opts.warmup} s of warm-up (${opts.jitWarmup} s before a server's first run of a scenario), ${opts.rounds} round${opts.rounds > 1 ? 's' : ''} (medians), ` +
       `${multiWorkers ? `workers ${opts.workers.join(',')}` : `${opts.workers[0]} workers`} per server (pm = static), ` +
       `Node ${process.version}, ${os.cpus().length} CPUs` +
       (opts.rate !== undefined ? `, open loop at ${opts.rate} req/s (latency from the scheduled time)` : ''), '', table(cellSummaries, multiWorkers)]
