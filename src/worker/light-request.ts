@@ -16,6 +16,11 @@
 //   replacement Request shares Request.prototype, so instanceof and subclassing are unchanged.
 // - `signal` is the request's own AbortSignal, also on the real Request and on clones (as an own
 //   property: undici's fetch(request) does not follow it, pass { signal: request.signal }).
+// - arrayBuffer(), bytes(), text() and json() of a body the server buffered whole (a Uint8Array no
+//   one else holds) are answered here, without the real Request: undici would copy the bytes into
+//   a stream and out of it again (two copies of a 1 MiB upload, and the mark-compacts that their
+//   external memory brings on: the echo bench spent a third of its CPU in them). Once read, the
+//   Request looks as undici's does: bodyUsed true, body locked, readers and clone() fail.
 
 import { appendPairs, installLightClass, isToken, lightPrototype, realTarget, replaceGlobal, withHeaders } from './light-delegation.ts'
 import { undici } from './undici-classes.ts'
@@ -29,6 +34,11 @@ export interface SignalSource {
 
 let realOf: (request: LightRequest, syncHeaders: boolean) => Request
 let isLight: (value: unknown) => value is LightRequest
+let readWhole: (request: LightRequest) => Uint8Array | null | typeof ALREADY_READ | undefined
+
+/** readWhole's answer for a body read before. */
+const ALREADY_READ = Symbol('already read')
+const noop = (): void => {}
 
 export class LightRequest {
   readonly #method: string
@@ -39,6 +49,8 @@ export class LightRequest {
   readonly #signalSource: SignalSource
   #headers: Headers | null = null
   #real: Request | null = null
+  /** A light body reader took the body (readWhole). */
+  #read = false
 
   /** `method` must already be valid and normalized (normalizeMethod); `body` null for GET/HEAD. */
   constructor (method: string, url: string, headerPairs: readonly string[], body: RequestBody, signalSource: SignalSource) {
@@ -52,6 +64,16 @@ export class LightRequest {
   static {
     realOf = (request, syncHeaders) => syncHeaders ? request.#synced() : request.#materialize()
     isLight = (value): value is LightRequest => typeof value === 'object' && value !== null && #method in value
+    // The bytes for a light body reader (taken: later reads fail), null for no body; undefined
+    // when the real Request answers (it exists, or the body is a stream).
+    readWhole = (request) => {
+      const body = request.#body
+      if (request.#real !== null || (body !== null && !(body instanceof Uint8Array))) return undefined
+      if (body === null) return null
+      if (request.#read) return ALREADY_READ
+      request.#read = true
+      return body
+    }
   }
 
   get method (): string {
@@ -80,7 +102,7 @@ export class LightRequest {
   }
 
   get bodyUsed (): boolean {
-    return this.#real !== null && this.#real.bodyUsed
+    return this.#real !== null ? this.#real.bodyUsed : this.#read
   }
 
   clone (): Request {
@@ -93,7 +115,10 @@ export class LightRequest {
   #materialize (): Request {
     let real = this.#real
     if (real === null) {
-      real = new (undici().Request)(this.#url, { method: this.#method, body: this.#body, duplex: 'half' } as RequestInit)
+      // Read here: the handler may have the bytes; the real one gets none and looks read.
+      const body = this.#read ? new Uint8Array(0) : this.#body
+      real = new (undici().Request)(this.#url, { method: this.#method, body, duplex: 'half' } as RequestInit)
+      if (this.#read) real.body?.getReader().read().catch(noop)
       Object.defineProperty(real, 'signal', { value: this.#signalSource.signal, configurable: true, enumerable: false, writable: false })
       if (this.#headers === null) appendPairs(real.headers, this.#headerPairs)
       this.#real = real
@@ -112,6 +137,36 @@ export class LightRequest {
 // real Request's; `constructor` is Request.prototype's (the global Request).
 const realOfLight = (value: object, syncHeaders: boolean): object => realOf(value as LightRequest, syncHeaders)
 lightPrototype(LightRequest.prototype, 'Request', realOfLight)
+
+const utf8 = new TextDecoder()
+/** The bytes as an ArrayBuffer of their own: theirs when they span it (the server's exact copy), else a copy. */
+const ownBuffer = (bytes: Uint8Array): ArrayBuffer => bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength && bytes.buffer instanceof ArrayBuffer
+  ? bytes.buffer
+  : bytes.slice().buffer as ArrayBuffer
+const LIGHT_READERS: ReadonlyArray<readonly [string, (bytes: Uint8Array | null) => unknown]> = [
+  ['arrayBuffer', (bytes) => bytes === null ? new ArrayBuffer(0) : ownBuffer(bytes)],
+  ['bytes', (bytes) => bytes === null ? new Uint8Array(0) : new Uint8Array(ownBuffer(bytes))],
+  // UTF-8 decode as the Fetch spec's (and undici's) text(): a leading BOM dropped, bad bytes replaced.
+  ['text', (bytes) => bytes === null ? '' : utf8.decode(bytes)],
+  ['json', (bytes) => JSON.parse(bytes === null ? '' : utf8.decode(bytes)) as unknown]
+]
+for (const [name, read] of LIGHT_READERS) {
+  const delegated = Object.getOwnPropertyDescriptor(LightRequest.prototype, name)?.value as (this: LightRequest) => Promise<unknown>
+  const reader = {
+    [name] (this: LightRequest): Promise<unknown> {
+      if (!isLight(this)) return Reflect.apply(delegated, this, [])
+      const bytes = readWhole(this)
+      if (bytes === undefined) return Reflect.apply(delegated, this, [])
+      if (bytes === ALREADY_READ) return Promise.reject(new TypeError('Body is unusable: Body has already been read'))
+      try {
+        return Promise.resolve(read(bytes))
+      } catch (err) {
+        return Promise.reject(err)
+      }
+    }
+  }[name]
+  Object.defineProperty(LightRequest.prototype, name, { value: reader, writable: true, enumerable: false, configurable: true })
+}
 
 /** True for a light Request (whether or not its real Request exists). */
 export function isLightRequest (value: unknown): value is LightRequest {

@@ -354,6 +354,52 @@ describe('light Request', () => {
     assert.equal(await (parsed.get('file') as File).text(), 'content')
   })
 
+  it('reads a whole body without copying it, then looks read as undici\'s does', async () => {
+    const bytes = utf8('whole body')
+    const request = lightRequest('POST', bytes)
+    const buffer = await request.arrayBuffer()
+    assert.equal(buffer, bytes.buffer, 'the bytes the server buffered, not a copy')
+    assert.equal(request.bodyUsed, true)
+    await assert.rejects(request.arrayBuffer(), { name: 'TypeError', message: 'Body is unusable: Body has already been read' })
+    await assert.rejects(request.text(), TypeError)
+    await assert.rejects(request.blob(), TypeError)
+    assert.throws(() => request.clone(), TypeError)
+    assert.ok(request.body !== null && request.body.locked)
+    assert.throws(() => new Request(request), TypeError)
+    await assert.rejects(fetch(request), TypeError)
+
+    // Bytes that do not span their buffer are copied; a null body reads empty and is never used.
+    const backing = utf8('..part..')
+    const part = await lightRequest('POST', backing.subarray(2, 6)).bytes()
+    assert.notEqual(part.buffer, backing.buffer)
+    assert.deepEqual([...part], [...utf8('part')])
+    const none = lightRequest('GET', null)
+    assert.equal((await none.arrayBuffer()).byteLength, 0)
+    assert.equal(await none.text(), '')
+    await assert.rejects(none.json(), SyntaxError)
+    assert.equal(none.bodyUsed, false)
+  })
+
+  it('text() and json() decode as undici does (BOM, bad UTF-8, bad JSON)', async () => {
+    await fc.assert(fc.asyncProperty(
+      fc.oneof(fc.uint8Array({ maxLength: 40 }), fc.constantFrom([0xef, 0xbb, 0xbf, 0x41], [0xff, 0x7b, 0x7d], [0x7b, 0x22, 0x61, 0x22, 0x3a, 0x31, 0x7d], [0xef, 0xbb, 0xbf, 0x5b, 0x5d]).map(b => new Uint8Array(b))),
+      fc.constantFrom('text', 'json', 'bytes'),
+      async (raw, reader) => {
+        const outcome = async (r: Request): Promise<unknown> => {
+          try {
+            const v: unknown = await (r as unknown as Record<string, () => Promise<unknown>>)[reader]!()
+            return ['ok', v instanceof Uint8Array ? [...v] : v]
+          } catch (err) {
+            return ['error', (err as Error).name]
+          }
+        }
+        const light = lightRequest('POST', new Uint8Array(raw))
+        const native = new NativeRequest('http://h.example/', { method: 'POST', body: new Uint8Array(raw) })
+        assert.deepEqual(await outcome(light), await outcome(native))
+        assert.equal(light.bodyUsed, native.bodyUsed)
+      }))
+  })
+
   it('a streaming body: body is the stream the handler reads', async () => {
     const stream = new ReadableStream<Uint8Array>({ start (c) { c.enqueue(utf8('str')); c.enqueue(utf8('eam')); c.close() } })
     const request = lightRequest('PUT', stream)
