@@ -58,6 +58,12 @@ export class Connection implements RecordSink {
   #inputOutstanding = false
   #ending = false
   #paused = false
+  /**
+   * end()'s limit (CLOSE_LINGER_MS), cleared when the socket closes: its closure holds the whole
+   * connection (parser, last reads, queued writes), thousands of them for 5 s at a new connection
+   * per request.
+   */
+  #lingerTimer: NodeJS.Timeout | null = null
 
   constructor (socket: Socket, ctx: ServerContext) {
     this.ctx = ctx
@@ -265,7 +271,7 @@ export class Connection implements RecordSink {
       return
     }
     this.#socket.end()
-    setTimeout(() => { this.#socket.destroy() }, CLOSE_LINGER_MS).unref()
+    this.#lingerTimer = setTimeout(() => { this.#socket.destroy() }, CLOSE_LINGER_MS).unref()
   }
 
   /**
@@ -292,6 +298,10 @@ export class Connection implements RecordSink {
   }
 
   #onClose (): void {
+    if (this.#lingerTimer !== null) {
+      clearTimeout(this.#lingerTimer)
+      this.#lingerTimer = null
+    }
     for (const ex of this.#exchanges.values()) ex.abort('connection closed')
     this.#exchanges.clear()
     this.#onDrainEvent()
