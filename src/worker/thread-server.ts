@@ -77,7 +77,8 @@ export class ThreadPool {
     this.#links = links
     this.#texts = new RequestTextWriter(links.requestTexts)
     this.#maxRequests = threadMaxRequests(config.pm)
-    const sink = { postMessage: (m: WorkerMessage): void => { queueMicrotask(() => { this.#onMessage(m) }) } }
+    // sameThread: the sender then passes views rather than copies made to be moved (web-response.ts).
+    const sink = { sameThread: true, postMessage: (m: WorkerMessage): void => { queueMicrotask(() => { this.#onMessage(m) }) } }
     this.port = sink as unknown as MessagePort
   }
 

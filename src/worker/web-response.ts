@@ -245,6 +245,11 @@ export class ResponseSender {
   readonly #head: string
   readonly #body: ReadableStream<Uint8Array> | Uint8Array | null
   readonly #gate: FastPathGate | null
+  /**
+   * The port delivers on this thread (pm.accept = threads, thread-server.ts): nothing is moved, so
+   * the pieces of a body this sender owns go as views of it, not as copies made to be moved.
+   */
+  readonly #local: boolean
   #reader: ReadableStreamDefaultReader<Uint8Array> | null = null
   #headSent = false
   #ended = false
@@ -269,6 +274,7 @@ export class ResponseSender {
     this.#head = head
     this.#body = body
     this.#gate = gate
+    this.#local = (port as { readonly sameThread?: boolean }).sameThread === true
   }
 
   start (): Promise<SendOutcome> {
@@ -308,7 +314,7 @@ export class ResponseSender {
     if (body !== null) {
       try {
         if (body instanceof Uint8Array) {
-          await this.#add(body)
+          await this.#add(body, true)
         } else {
           this.#reader = body.getReader()
           if (this.#cut || this.#aborted) this.#reader.cancel().catch(noop)
@@ -369,7 +375,8 @@ export class ResponseSender {
     return this.#tick
   }
 
-  async #add (chunk: Uint8Array): Promise<void> {
+  /** `owned`: the sender's own bytes (the whole body), not a chunk its producer may still write to. */
+  async #add (chunk: Uint8Array, owned = false): Promise<void> {
     const size = chunk.byteLength
     if (size === 0) return
     if (!this.#headSent && this.#gate !== null && !this.#cut) {
@@ -382,7 +389,7 @@ export class ResponseSender {
     }
     if (size >= TRANSFER_MIN_BYTES) {
       if (this.#chunksBytes > 0) await this.#post(this.#take(), false, false)
-      await this.#post(chunk, false, false)
+      await this.#post(chunk, false, false, owned)
       return
     }
     this.#chunks.push(chunk)
@@ -401,7 +408,8 @@ export class ResponseSender {
   }
 
   /** Posts `data` (HEAD first if the head is not out yet), in window-sized pieces. */
-  async #post (data: Uint8Array | null, end: boolean, failed: boolean): Promise<void> {
+  async #post (data: Uint8Array | null, end: boolean, failed: boolean, owned = false): Promise<void> {
+    const asViews = owned && this.#local
     const total = data === null ? 0 : data.byteLength
     let offset = 0
     do {
@@ -412,19 +420,21 @@ export class ResponseSender {
         if (this.#aborted) return
       }
       let piece: Uint8Array | null = null
-      if (size > 0) piece = size === total ? data : copyExact(data as Uint8Array, offset, offset + size)
+      if (size > 0) {
+        piece = size === total ? data : asViews ? (data as Uint8Array).subarray(offset, offset + size) : copyExact(data as Uint8Array, offset, offset + size)
+      }
       offset += size
       const isLast = offset >= total
-      this.#send(piece, end && isLast, failed && isLast)
+      this.#send(piece, end && isLast, failed && isLast, asViews)
     } while (offset < total)
   }
 
-  #send (body: Uint8Array | null, end: boolean, failed: boolean): void {
+  #send (body: Uint8Array | null, end: boolean, failed: boolean, asView = false): void {
     let transfer: ArrayBuffer[] | undefined
     if (body !== null) {
       this.#inFlight += body.byteLength
-      if (!isExact(body)) body = copyExact(body, 0, body.byteLength)
-      if (body.byteLength >= TRANSFER_MIN_BYTES) transfer = [body.buffer as ArrayBuffer]
+      if (!asView && !isExact(body)) body = copyExact(body, 0, body.byteLength)
+      if (!this.#local && body.byteLength >= TRANSFER_MIN_BYTES) transfer = [body.buffer as ArrayBuffer]
     }
     if (end) this.#ended = true
     let msg: HeadMessage | ChunkMessage
