@@ -411,11 +411,14 @@ export class ResponseSender {
   async #post (data: Uint8Array | null, end: boolean, failed: boolean, owned = false): Promise<void> {
     const asViews = owned && this.#local
     const total = data === null ? 0 : data.byteLength
+    // A whole body this sender owns, first out (nothing in flight), is in memory already: moved in
+    // one message it adds nothing to what is held, where window-sized pieces would each be a copy.
+    const whole = owned && !this.#local && this.#inFlight === 0 && data !== null && isExact(data)
     let offset = 0
     do {
       if (this.#aborted || this.#ended) return
-      const size = Math.min(total - offset, MESSAGE_MAX_BYTES)
-      if (size > 0 && this.#inFlight + size > RESPONSE_WINDOW_BYTES) {
+      const size = whole ? total : Math.min(total - offset, MESSAGE_MAX_BYTES)
+      if (!whole && size > 0 && this.#inFlight + size > RESPONSE_WINDOW_BYTES) {
         await this.#waitForWindow(size)
         if (this.#aborted) return
       }
