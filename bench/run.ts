@@ -234,15 +234,19 @@ function canConnect (socketPath: string): Promise<boolean> {
 }
 
 /**
- * A server's first run of a scenario: closed-loop load first, not measured, so that the run sees
- * compiled code. Each of node-fpm's threads has its own JIT, which needs tens of thousands of
- * requests and a few connections opening and closing to settle (until then its p99 is several ms
- * higher, and the more threads share the load, the longer each takes). php-fpm gets the same.
+ * A server's first run of a scenario: load first, not measured (closed loop, the last part at the
+ * run's rate when it has one), so that the run sees compiled code. Each of node-fpm's threads has
+ * its own JIT, which needs tens of thousands of requests and a few connections opening and closing
+ * to settle (until then its p99 is several ms higher, and the more threads share the load, the
+ * longer each takes). php-fpm gets the same.
  */
 async function jitWarmup (lo: LoadOptions, seconds: number): Promise<void> {
-  const { rate: _rate, onMeasure: _onMeasure, ...closedLoop } = lo
+  const { rate, onMeasure: _onMeasure, ...closedLoop } = lo
   for (let part = 0; part < JIT_WARMUP_PARTS; part++) {
-    await runLoad({ ...closedLoop, warmup: 0, duration: seconds / JIT_WARMUP_PARTS, timeoutMs: JIT_WARMUP_TIMEOUT_MS, check: part === 0 })
+    // With --rate the last part runs open loop like the runs: threads that sleep between requests
+    // take other paths (timers, waking) than under full load.
+    const open = rate !== undefined && part === JIT_WARMUP_PARTS - 1
+    await runLoad({ ...closedLoop, ...(open ? { rate } : {}), warmup: 0, duration: seconds / JIT_WARMUP_PARTS, timeoutMs: JIT_WARMUP_TIMEOUT_MS, check: part === 0 })
   }
 }
 
@@ -349,7 +353,7 @@ async function main (): Promise<void> {
     .option('--rounds <n>', 'runs per server and cell, interleaved; the table shows medians', wholeNumber('--rounds', 1), 3)
     .option('--duration <s>', 'measured seconds per run', seconds('--duration', 0.1), 2)
     .option('--warmup <s>', 'warm-up seconds before each run', seconds('--warmup', 0), 0.5)
-    .option('--jit-warmup <s>', `before a server's first run of each scenario: seconds of closed-loop load, not measured, in ${JIT_WARMUP_PARTS} parts on new connections (node-fpm's threads compile their hot code; 0: none)`, seconds('--jit-warmup', 0), 6)
+    .option('--jit-warmup <s>', `before a server's first run of each scenario: seconds of load, not measured, in ${JIT_WARMUP_PARTS} parts on new connections, closed loop (with --rate the last part at that rate): node-fpm's threads compile their hot code; 0: none`, seconds('--jit-warmup', 0), 6)
     .option('--full', 'the whole matrix: --connections 1,16,64 --keep-conn yes,no (unless given)')
     .option('--vs <server>', "reference server: 'php-fpm' (default when it is installed) or 'none'")
     .option('--accept <who>', "node-fpm's pm.accept: main (the main thread accepts and dispatches) or threads (each thread accepts and serves its connections)", acceptMode, 'main')
