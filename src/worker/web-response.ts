@@ -407,7 +407,10 @@ export class ResponseSender {
     return out
   }
 
-  /** Posts `data` (HEAD first if the head is not out yet), in window-sized pieces. */
+  /**
+   * Posts `data` (HEAD first if the head is not out yet), in window-sized pieces; a whole body the
+   * sender owns in one message (moved), or with pm.accept = threads as views.
+   */
   async #post (data: Uint8Array | null, end: boolean, failed: boolean, owned = false): Promise<void> {
     const asViews = owned && this.#local
     const total = data === null ? 0 : data.byteLength
