@@ -130,6 +130,16 @@ export function realTarget (newTarget: AnyClass, impl: AnyClass, real: AnyClass)
   return newTarget === impl ? real : newTarget
 }
 
+/**
+ * A real object built after its light one's body went elsewhere (the sender took it, a light reader
+ * read it): built with no bytes, it is made to look read as well (bodyUsed true, body locked).
+ */
+export function markRead (real: { readonly body: ReadableStream<Uint8Array> | null }): void {
+  real.body?.getReader().read().catch(noop)
+}
+
+function noop (): void {}
+
 /** `real` with the headers handlers see (they may have changed them, or got them before `real` existed). */
 export function withHeaders<T extends { readonly headers: Headers }> (real: T, headers: Headers | null): T {
   if (headers !== null && headers !== real.headers) copyHeaders(headers, real.headers)

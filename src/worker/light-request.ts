@@ -22,8 +22,9 @@
 //   external memory brings on: the echo bench spent a third of its CPU in them). Once read, the
 //   Request looks as undici's does: bodyUsed true, body locked, readers and clone() fail.
 
-import { appendPairs, installLightClass, isToken, lightPrototype, realTarget, replaceGlobal, withHeaders } from './light-delegation.ts'
+import { appendPairs, installLightClass, isToken, lightPrototype, markRead, realTarget, replaceGlobal, withHeaders } from './light-delegation.ts'
 import { undici } from './undici-classes.ts'
+import { isExact } from './web-response.ts'
 
 type RequestBody = Uint8Array | ReadableStream<Uint8Array> | null
 
@@ -38,7 +39,6 @@ let readWhole: (request: LightRequest) => Uint8Array | null | typeof ALREADY_REA
 
 /** readWhole's answer for a body read before. */
 const ALREADY_READ = Symbol('already read')
-const noop = (): void => {}
 
 export class LightRequest {
   readonly #method: string
@@ -118,7 +118,7 @@ export class LightRequest {
       // Read here: the handler may have the bytes; the real one gets none and looks read.
       const body = this.#read ? new Uint8Array(0) : this.#body
       real = new (undici().Request)(this.#url, { method: this.#method, body, duplex: 'half' } as RequestInit)
-      if (this.#read) real.body?.getReader().read().catch(noop)
+      if (this.#read) markRead(real)
       Object.defineProperty(real, 'signal', { value: this.#signalSource.signal, configurable: true, enumerable: false, writable: false })
       if (this.#headers === null) appendPairs(real.headers, this.#headerPairs)
       this.#real = real
@@ -140,9 +140,7 @@ lightPrototype(LightRequest.prototype, 'Request', realOfLight)
 
 const utf8 = new TextDecoder()
 /** The bytes as an ArrayBuffer of their own: theirs when they span it (the server's exact copy), else a copy. */
-const ownBuffer = (bytes: Uint8Array): ArrayBuffer => bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength && bytes.buffer instanceof ArrayBuffer
-  ? bytes.buffer
-  : bytes.slice().buffer as ArrayBuffer
+const ownBuffer = (bytes: Uint8Array): ArrayBuffer => (isExact(bytes) ? bytes : bytes.slice()).buffer as ArrayBuffer
 const LIGHT_READERS: ReadonlyArray<readonly [string, (bytes: Uint8Array | null) => unknown]> = [
   ['arrayBuffer', (bytes) => bytes === null ? new ArrayBuffer(0) : ownBuffer(bytes)],
   ['bytes', (bytes) => bytes === null ? new Uint8Array(0) : new Uint8Array(ownBuffer(bytes))],

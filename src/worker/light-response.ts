@@ -25,7 +25,7 @@
 // - Once the sender has taken the body, the Response looks as it does after the sender read a real
 //   one: bodyUsed true, body locked (cancelled for HEAD), text() and clone() fail.
 
-import { appendPairs, installLightClass, isToken, lightPrototype, realTarget, withHeaders } from './light-delegation.ts'
+import { appendPairs, installLightClass, isToken, lightPrototype, markRead, realTarget, withHeaders } from './light-delegation.ts'
 import { undici } from './undici-classes.ts'
 const TEXT_PLAIN = 'text/plain;charset=UTF-8'
 const JSON_TYPE = 'application/json'
@@ -166,7 +166,7 @@ export class LightResponse {
       // Taken: the sender has the bytes (it may have moved them to the main thread).
       if (this.#taken !== Taken.NO && body !== null) body = new Uint8Array(0)
       real = new (undici().Response)(body, init)
-      if (this.#taken === Taken.READ && real.body !== null) real.body.getReader().read().catch(noop)
+      if (this.#taken === Taken.READ) markRead(real)
       else if (this.#taken === Taken.CANCELLED && real.body !== null) real.body.cancel().catch(noop)
       this.#real = real
     }
