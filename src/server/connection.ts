@@ -17,7 +17,7 @@ import type { PageContext } from '../status/pages.ts'
 import { Exchange } from './exchange.ts'
 import { frameStdout, frameEnd, frameEndOnly, frameStderr } from './responder.ts'
 import {
-  MAX_CONNECTIONS, MAX_REQUESTS, MAX_REQUESTS_PER_CONNECTION, BODY_QUEUE_HIGH_WATER_BYTES, CLOSE_LINGER_MS
+  MAX_CONNECTIONS, MAX_REQUESTS, MAX_REQUESTS_PER_CONNECTION, BODY_QUEUE_HIGH_WATER_BYTES, CLOSE_LINGER_MS, DROP_LINGER_MS
 } from './limits.ts'
 
 /** What every connection of a pool shares: the pool, and its ping and status pages (status/pages.ts PageContext), then: */
@@ -59,11 +59,12 @@ export class Connection implements RecordSink {
   #ending = false
   #paused = false
   /**
-   * end()'s limit (CLOSE_LINGER_MS), cleared when the socket closes: its closure holds the whole
-   * connection (parser, last reads, queued writes), thousands of them for 5 s at a new connection
-   * per request.
+   * After end() (#endThenDestroy): destroys a peer that never closes; cleared when the socket closes,
+   * since its closure holds the whole connection (parser, last reads, queued writes), thousands of
+   * them for 5 s at a new connection per request.
    */
   #lingerTimer: NodeJS.Timeout | null = null
+  #lingerDeadlineMs = 0
 
   constructor (socket: Socket, ctx: ServerContext) {
     this.ctx = ctx
@@ -206,13 +207,23 @@ export class Connection implements RecordSink {
 
   /** Drops the connection (the server stops): `graceful` ends it after what is queued is written, else destroys it now. */
   drop (graceful: boolean): void {
-    const socket = this.#socket
-    if (graceful) {
-      socket.end()
-      setTimeout(() => { socket.destroy() }, 1000).unref()
-    } else {
-      socket.destroy()
+    if (graceful) this.#endThenDestroy(DROP_LINGER_MS)
+    else this.#socket.destroy()
+  }
+
+  /**
+   * Ends the socket after what is queued is written; destroys it if the peer has not closed `afterMs`
+   * later (or at an earlier limit already set).
+   */
+  #endThenDestroy (afterMs: number): void {
+    this.#socket.end()
+    const deadlineMs = performance.now() + afterMs
+    if (this.#lingerTimer !== null) {
+      if (this.#lingerDeadlineMs <= deadlineMs) return
+      clearTimeout(this.#lingerTimer)
     }
+    this.#lingerDeadlineMs = deadlineMs
+    this.#lingerTimer = setTimeout(() => { this.#socket.destroy() }, afterMs).unref()
   }
 
   /** Runs `fn` once the socket has drained (or at once if it has been closed). */
@@ -270,8 +281,7 @@ export class Connection implements RecordSink {
       this.#socket.destroy()
       return
     }
-    this.#socket.end()
-    this.#lingerTimer = setTimeout(() => { this.#socket.destroy() }, CLOSE_LINGER_MS).unref()
+    this.#endThenDestroy(CLOSE_LINGER_MS)
   }
 
   /**

@@ -11,3 +11,5 @@ export const MAX_REQUESTS = MAX_CONNECTIONS * MAX_REQUESTS_PER_CONNECTION
 export const BODY_QUEUE_HIGH_WATER_BYTES = 1024 * 1024
 /** Without FCGI_KEEP_CONN we end() the socket after END_REQUEST; a peer that never closes is destroyed after this. */
 export const CLOSE_LINGER_MS = 5000
+/** Stopping gracefully (Listener.closeConnections): how long a peer has to close after what was queued is written. */
+export const DROP_LINGER_MS = 1000
