@@ -3,7 +3,7 @@
 // Logs are JSON lines on the child's stderr (not a TTY), collected for assertions.
 
 import { spawn, type ChildProcess } from 'node:child_process'
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
@@ -26,6 +26,16 @@ export interface FpmHandle {
   readonly rawStderr: () => string
   waitForLog (pred: (l: LogLine) => boolean, timeoutMs?: number): Promise<LogLine>
   stop (signal?: NodeJS.Signals): Promise<number | null>
+}
+
+/** Linux: /proc/<pid>/status has the memory figures rssBytes reads. */
+export const HAS_PROC = existsSync('/proc/self/status')
+
+/** A process's resident memory (VmRSS: a server's worker threads included), in bytes. */
+export function rssBytes (pid: number): number {
+  const m = /^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
+  if (m === null) throw new Error(`no VmRSS in /proc/${pid}/status`)
+  return Number(m[1]) * 1024
 }
 
 export async function freePort (): Promise<number> {

@@ -7,7 +7,7 @@
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { createHash, randomBytes } from 'node:crypto'
-import { existsSync, readFileSync } from 'node:fs'
+import { readFileSync } from 'node:fs'
 import net from 'node:net'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -16,7 +16,7 @@ import {
   FCGI_KEEP_CONN, ProtocolStatus, RecordParser, RecordType, Role,
   buildBeginRequest, buildStreamEnd, encodeParams, frameChunks, parseEndRequest
 } from '../../src/fastcgi/index.ts'
-import { REPO, startFpm } from '../helpers/fpm-tester.ts'
+import { HAS_PROC, REPO, rssBytes, startFpm } from '../helpers/fpm-tester.ts'
 import type { FpmHandle } from '../helpers/fpm-tester.ts'
 
 const APPS = join(REPO, 'test/fixtures/protocol-apps')
@@ -51,14 +51,6 @@ request.body_max_size = 0
 
 // ---------------------------------------------------------------------------------------------
 // Server memory
-
-const hasProc = existsSync('/proc/self/status')
-
-function rssBytes (pid: number): number {
-  const m = /^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
-  assert.ok(m !== null, 'VmRSS in /proc/<pid>/status')
-  return Number(m[1]) * 1024
-}
 
 /** Samples the server's RSS every 20 ms until stop(); `peak` is the largest sample. */
 class RssSampler {
@@ -271,7 +263,7 @@ describe('request bodies', () => {
   test('a 100 MB upload streams through to a slow handler: exact bytes (sha256), bounded server memory', { timeout: 60_000 }, async (t) => {
     const total = 100 * MB
     const conn = await open()
-    const sampler = hasProc ? new RssSampler(fpm.child.pid!) : null
+    const sampler = HAS_PROC ? new RssSampler(fpm.child.pid!) : null
     const progressFile = join(fpm.dir, 'marks.progress-up')
     // The handler rewrites the file (writeFileSync truncates first): an empty read is a write under way, not 0.
     const consumed = (): number => {
@@ -372,7 +364,7 @@ describe('response bodies', () => {
     const conn = await open()
     const progressFile = join(fpm.dir, 'marks.progress-dl')
     const produced = (): number => { try { return Number(readFileSync(progressFile, 'utf8')) } catch { return 0 } }
-    const sampler = hasProc ? new RssSampler(fpm.child.pid!) : null
+    const sampler = HAS_PROC ? new RssSampler(fpm.child.pid!) : null
     let received = 0
     let mismatch = -1
     let firstData: (() => void) | null = null

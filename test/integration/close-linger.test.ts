@@ -7,10 +7,9 @@
 
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { runLoad } from '../../src/bench/load-generator.ts'
-import { REPO, startFpm } from '../helpers/fpm-tester.ts'
+import { HAS_PROC, REPO, rssBytes, startFpm } from '../helpers/fpm-tester.ts'
 import type { FpmHandle } from '../helpers/fpm-tester.ts'
 
 const APPS = join(REPO, 'test/fixtures/protocol-apps')
@@ -36,15 +35,7 @@ pm.accept = threads
 root = {{ROOT}}
 `
 
-const hasProc = existsSync('/proc/self/status')
-
-function rssBytes (pid: number): number {
-  const m = /^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
-  assert.ok(m !== null, 'VmRSS in /proc/<pid>/status')
-  return Number(m[1]) * 1024
-}
-
-describe('a new connection per request, responses still being written when the request ends', { skip: hasProc ? false : 'needs /proc' }, () => {
+describe('a new connection per request, responses still being written when the request ends', { skip: HAS_PROC ? false : 'needs /proc' }, () => {
   let fpm: FpmHandle
   before(async () => {
     // --no-supervisor: the RSS read below is fpm.child's, which must be the server itself.
