@@ -7,6 +7,7 @@
 import { Buffer } from 'node:buffer'
 import type { MessagePort } from 'node:worker_threads'
 import type { PoolConfig } from '../config/types.ts'
+import type { ParamsShape } from './params-shape.ts'
 
 export const TRANSFER_MIN_BYTES = 16 * 1024
 /** Fast-path response bodies up to this size cross as latin1 text (WorkerResult.response). */
@@ -29,6 +30,12 @@ export interface WorkerTask {
    * thread decodes it itself), or already decoded, flat: [name0, value0, ...] (latin1, byte-exact).
    */
   readonly params: string | string[]
+  /**
+   * pm.accept = threads only, where the task never leaves the thread: the shape of the decoded params
+   * (common/params-shape.ts), so that the handler's side does not compare the names again. Never
+   * in a TASKS message (it holds functions).
+   */
+  readonly shape?: ParamsShape | null
   /** The whole request body when it fitted in memory; null when there is none or it streams. */
   readonly body: Uint8Array | null
   /** True: the body arrives in MainMessage BODY chunks on the worker's channel (the worker PULLs them). */

@@ -1,7 +1,7 @@
 // FastCGI params (CGI/1.1 meta-variables, RFC 3875 §4.1) -> the Web `Request` a handler receives,
 // plus the streaming request body fed by the worker's channel (PULL/BODY, common/messages.ts).
 // Pure functions except RequestBodyStream, which posts PULL messages. Runs on every request: no
-// regexes, no per-param allocations beyond the header pairs, one pass over the params.
+// regexes, no pass over the params: what it reads is where the params' shape says (common/params-shape.ts).
 //
 // Decisions (documented here because they differ from a literal CGI reading):
 // - The URL is byte-exact: every byte >= 0x80 of the latin1 params is percent-encoded as that byte
@@ -28,6 +28,7 @@ import type { UnderlyingSource } from 'node:stream/web'
 import { LightRequest, normalizeMethod } from './light-request.ts'
 import type { SignalSource } from './light-request.ts'
 import { isCanonicalHttpUrl } from './canonical-url.ts'
+import { shapeOf, valueAt, type ParamsShape } from '../common/params-shape.ts'
 
 export interface CgiRequestParts {
   readonly method: string
@@ -42,75 +43,38 @@ export interface CgiRequestParts {
 const HEX: string[] = []
 for (let i = 0; i < 256; i++) HEX.push('%' + (i < 16 ? '0' : '') + i.toString(16).toUpperCase())
 
-const HEADER_NAME_CACHE_MAX = 1024
-const headerNames = new Map<string, string>()
-
-/** HTTP_X_FORWARDED_FOR -> x-forwarded-for (cached: the set of names seen is small). */
-export function headerNameFromParam (param: string): string {
-  let name = headerNames.get(param)
-  if (name === undefined) {
-    name = param.slice(5).toLowerCase().replaceAll('_', '-')
-    if (headerNames.size < HEADER_NAME_CACHE_MAX) headerNames.set(param, name)
-  }
-  return name
-}
-
-/** Starts with HTTP_ (without a call: this runs for every param of every request). */
-function isHttpParam (name: string): boolean {
-  return name.length > 5 && name.charCodeAt(4) === 0x5f && name.charCodeAt(0) === 0x48 && name.charCodeAt(1) === 0x54 &&
-    name.charCodeAt(2) === 0x54 && name.charCodeAt(3) === 0x50
-}
-
-/** One pass over the flat [name, value, ...] params. Later duplicates win, as in php's $_SERVER. */
-export function cgiRequestParts (params: readonly string[]): CgiRequestParts {
+/**
+ * The parts of the Request in `params` (flat pairs), read where `shape` says (common/params-shape.ts).
+ * Later duplicates win, as in php's $_SERVER; an empty REQUEST_METHOD does not count.
+ */
+export function cgiRequestParts (params: readonly string[], shape: ParamsShape = shapeOf(params)): CgiRequestParts {
   let method = 'GET'
-  let scheme = ''
-  let https = ''
-  let host = ''
-  let serverName = ''
-  let serverPort = ''
-  let requestUri = ''
-  let scriptName = ''
-  let pathInfo = ''
-  let queryString = ''
-  let contentType = ''
-  let contentLength = ''
-  const headers: string[] = []
-  const last = params.length - 1
-  for (let i = 0; i < last; i += 2) {
-    const name = params[i] as string
-    const value = params[i + 1] as string
-    if (isHttpParam(name)) {
-      if (name === 'HTTP_HOST') host = value
-      else if (name === 'HTTP_CONTENT_TYPE' || name === 'HTTP_CONTENT_LENGTH') continue
-      headers.push(headerNameFromParam(name), value)
-      continue
-    }
-    // By length first: most params (DOCUMENT_ROOT, SCRIPT_FILENAME, SERVER_SOFTWARE...) are none of
-    // these, and a string switch would compare each of them with every case.
-    switch (name.length) {
-      case 5: if (name === 'HTTPS') https = value; break
-      case 9: if (name === 'PATH_INFO') pathInfo = value; break
-      case 11:
-        if (name === 'REQUEST_URI') requestUri = value
-        else if (name === 'SCRIPT_NAME') scriptName = value
-        else if (name === 'SERVER_NAME') serverName = value
-        else if (name === 'SERVER_PORT') serverPort = value
-        break
-      case 12:
-        if (name === 'QUERY_STRING') queryString = value
-        else if (name === 'CONTENT_TYPE') contentType = value
-        break
-      case 14: // slices of the params text: a character first, before a compare that calls into the runtime
-        if (name.charCodeAt(0) === 0x43 /* C */) { if (name === 'CONTENT_LENGTH') contentLength = value } else if (name.charCodeAt(8) === 0x4d /* M */) {
-          if (name === 'REQUEST_METHOD' && value !== '') method = value
-        } else if (name === 'REQUEST_SCHEME') scheme = value
-        break
-    }
+  const methods = shape.requestMethods
+  for (let i = methods.length - 1; i >= 0; i--) {
+    const value = params[methods[i]!]!
+    if (value !== '') { method = value; break }
+  }
+  const host = valueAt(params, shape.httpHost, '')
+  const contentType = valueAt(params, shape.contentType, '')
+  const contentLength = valueAt(params, shape.contentLength, '')
+  const headerAt = shape.headerAt
+  const headerNames = shape.headerNames
+  const headers: string[] = new Array<string>(2 * headerAt.length)
+  for (let i = 0; i < headerAt.length; i++) {
+    headers[2 * i] = headerNames[i]!
+    headers[2 * i + 1] = params[headerAt[i]!]!
   }
   if (contentType !== '') headers.push('content-type', contentType)
   if (contentLength !== '') headers.push('content-length', contentLength)
 
+  let scheme = valueAt(params, shape.requestScheme, '')
+  const https = valueAt(params, shape.https, '')
+  const serverName = valueAt(params, shape.serverName, '')
+  const serverPort = valueAt(params, shape.serverPort, '')
+  const requestUri = valueAt(params, shape.requestUri, '')
+  const scriptName = valueAt(params, shape.scriptName, '')
+  const pathInfo = valueAt(params, shape.pathInfo, '')
+  const queryString = valueAt(params, shape.queryString, '')
   const lower = scheme.toLowerCase()
   if (lower === 'http' || lower === 'https') scheme = lower
   else scheme = https !== '' && https.toLowerCase() !== 'off' ? 'https' : 'http'

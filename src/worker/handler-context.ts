@@ -18,6 +18,7 @@ import { cachedHandler, describeValue, loadHandler } from './app-loader.ts'
 import type { FetchHandler } from './app-loader.ts'
 import { cgiRequestParts, createRequest, RequestBodyStream } from './cgi-request.ts'
 import { buildEnv } from './env.ts'
+import { shapeOf } from '../common/params-shape.ts'
 import { lightBodyBytes, lightBodyText, resultBody, ResponseSender, SendOutcome, serializeHead, serializeLightHead } from './web-response.ts'
 import type { FastPathGate } from './web-response.ts'
 import { installRequestGlobals } from './light-request.ts'
@@ -244,7 +245,8 @@ export class RequestState implements FastPathGate {
 
     const params = typeof task.params === 'string' ? decodeParamsOf(task.params) : task.params
     this.#params = params
-    const parts = cgiRequestParts(params)
+    const shape = task.shape ?? shapeOf(params)
+    const parts = cgiRequestParts(params, shape)
     let body: Uint8Array | ReadableStream<Uint8Array> | null = task.body
     if (task.bodyStreaming && parts.hasBody) {
       this.#body = new RequestBodyStream(this.id, this.#port)
@@ -260,7 +262,7 @@ export class RequestState implements FastPathGate {
     let returned: unknown
     let threw = false
     try {
-      returned = handler(request, buildEnv(params, this.#poolEnv), new HandlerContext(this))
+      returned = handler(request, buildEnv(params, this.#poolEnv, shape), new HandlerContext(this))
       // A handler that answers synchronously goes on without a turn of the microtask queue.
       if (isThenable(returned)) returned = await returned
     } catch (err) {

@@ -4,7 +4,8 @@ import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { MessageChannel } from 'node:worker_threads'
 import type { MessagePort } from 'node:worker_threads'
-import { cgiRequestParts, createRequest, encodeTarget, headerNameFromParam, RequestBodyStream } from '../../../src/worker/cgi-request.ts'
+import { cgiRequestParts, createRequest, encodeTarget, RequestBodyStream } from '../../../src/worker/cgi-request.ts'
+import { headerNameOf } from '../../../src/common/params-shape.ts'
 import { BODY_PULL_BYTES, Msg } from '../../../src/common/messages.ts'
 import type { PullMessage } from '../../../src/common/messages.ts'
 
@@ -113,7 +114,7 @@ describe('cgiRequestParts: method and headers', () => {
     assert.deepEqual(sized.headers, ['host', 'h', 'content-length', '42'])
     assert.equal(sized.method, 'PUT')
     assert.equal(sized.url, 'https://h/')
-    assert.equal(headerNameFromParam('HTTP_X_A_B'), 'x-a-b')
+    assert.equal(headerNameOf('HTTP_X_A_B'), 'x-a-b')
   })
 
   it('a later duplicate param wins', () => {
