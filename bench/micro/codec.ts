@@ -1,4 +1,5 @@
-// Micro-benchmark of the FastCGI codec (src/fastcgi): record parsing, stream framing, params decoding.
+// Micro-benchmark of the FastCGI codec (src/fastcgi): record parsing, stream framing, params decoding,
+// and what a pool thread then reads of the params (common/params-shape.ts).
 // One core, no sockets. Each case is checked for correctness first, then timed for about --time ms.
 //
 //   node_modules/.bin/node bench/micro/codec.ts [--json] [--time=1000]
@@ -9,8 +10,12 @@ import { Buffer } from 'node:buffer'
 import os from 'node:os'
 import {
   FCGI_KEEP_CONN, RecordParser, RecordType, Role, STREAM_RECORD_LEN,
-  buildBeginRequest, buildStreamEnd, decodeParams, encodeParams, frameChunks, frameInto, frameResponse, framedLength
+  buildBeginRequest, buildStreamEnd, decodeParams, decodeParamsText, encodeParams, frameChunks, frameInto, frameResponse, framedLength,
+  paramsText
 } from '../../src/fastcgi/index.ts'
+import { shapeOf } from '../../src/common/params-shape.ts'
+import { cgiRequestParts } from '../../src/worker/cgi-request.ts'
+import { buildEnv } from '../../src/worker/env.ts'
 
 const args = process.argv.slice(2)
 const asJson = args.includes('--json')
@@ -178,6 +183,28 @@ measure('decodeParams, 25-pair nginx set', () => {
   decodeParams(paramsBody, out)
   return out.length
 })
+
+// The params work of one request on a pool thread: decode the text, find the shape (common/params-shape.ts),
+// the Request's parts, the env object. Names seen before (a web server's, request after request), and a
+// new list of names every request (64 lists, more than the shapes kept: each request makes its shape).
+const sameNames = Array.from({ length: 64 }, (_, i) => paramsText(encodeParams(NGINX_PARAMS.map(([n, v]) => [n, n === 'REMOTE_PORT' ? String(40000 + i) : v]))))
+const newNames = Array.from({ length: 64 }, (_, i) => paramsText(encodeParams([...NGINX_PARAMS, [`HTTP_X_TRACE_${i}`, 'x']])))
+function requestParams (texts: readonly string[], i: number): number {
+  const params: string[] = []
+  decodeParamsText(texts[i & 63]!, params)
+  const shape = shapeOf(params)
+  return cgiRequestParts(params, shape).url.length + buildEnv(params, {}, shape).REQUEST_URI!.length
+}
+check(requestParams(sameNames, 0) === requestParams(newNames, 0) && shapeOf(decodeParamsOf(sameNames[1]!)) === shapeOf(decodeParamsOf(sameNames[2]!)), 'request params')
+let nth = 0
+measure('params of one request (decode, shape, Request parts, env), names seen before', () => requestParams(sameNames, nth++), { op: 'request' })
+measure('the same, a new list of names every request (no shape reused)', () => requestParams(newNames, nth++), { op: 'request' })
+
+function decodeParamsOf (text: string): string[] {
+  const out: string[] = []
+  decodeParamsText(text, out)
+  return out
+}
 
 // ---- framing ------------------------------------------------------------------------------------
 

@@ -75,8 +75,9 @@ export function valueAt<T> (params: readonly string[], at: number, absent: T): s
   return at < 0 ? absent : params[at] as string
 }
 
+/** Last name first: lists of one web server differ in their HTTP_* params, which come last. */
 function sameNames (names: readonly string[], params: readonly string[]): boolean {
-  for (let i = 0; i < names.length; i++) {
+  for (let i = names.length - 1; i >= 0; i--) {
     if (names[i] !== params[2 * i]) return false
   }
   return true
@@ -101,31 +102,43 @@ function newShape (params: readonly string[]): ParamsShape {
   const headerAt: number[] = []
   const headerNames: string[] = []
   for (let i = 0; i + 1 < params.length; i += 2) {
-    // A name of its own: a shape outlives the request, and a slice would keep its whole params text.
-    const name = ownString(params[i]!)
+    // The request's own strings: a long name is a slice of its params text, which the shape then
+    // keeps (16 shapes at most, each holding one text: as env.ts's shapes did before).
+    const name = params[i]!
     names.push(name)
     const at = i + 1
-    if (name.startsWith('HTTP_') && name.length > 5) {
+    if (isHttpParam(name)) {
       if (name === 'HTTP_CONTENT_TYPE' || name === 'HTTP_CONTENT_LENGTH') continue
       if (name === 'HTTP_HOST') httpHost = at
       headerAt.push(at)
       headerNames.push(headerNameOf(name))
       continue
     }
-    switch (name) {
-      case 'REQUEST_URI': requestUri = at; break
-      case 'SCRIPT_NAME': scriptName = at; break
-      case 'QUERY_STRING': queryString = at; break
-      case 'SCRIPT_FILENAME': scriptFilename = at; break
-      case 'PATH_TRANSLATED': pathTranslated = at; break
-      case 'CONTENT_LENGTH': contentLength = at; break
-      case 'CONTENT_TYPE': contentType = at; break
-      case 'HTTPS': https = at; break
-      case 'PATH_INFO': pathInfo = at; break
-      case 'SERVER_NAME': serverName = at; break
-      case 'SERVER_PORT': serverPort = at; break
-      case 'REQUEST_SCHEME': requestScheme = at; break
-      case 'REQUEST_METHOD': requestMethods.push(at); break
+    // By length first: most names (DOCUMENT_ROOT, SERVER_SOFTWARE...) are none of these, and a string
+    // switch would compare each with every case (a new shape is made for every request of a client
+    // whose headers vary: that must stay cheap).
+    switch (name.length) {
+      case 5: if (name === 'HTTPS') https = at; break
+      case 9: if (name === 'PATH_INFO') pathInfo = at; break
+      case 11:
+        if (name === 'REQUEST_URI') requestUri = at
+        else if (name === 'SCRIPT_NAME') scriptName = at
+        else if (name === 'SERVER_NAME') serverName = at
+        else if (name === 'SERVER_PORT') serverPort = at
+        break
+      case 12:
+        if (name === 'QUERY_STRING') queryString = at
+        else if (name === 'CONTENT_TYPE') contentType = at
+        break
+      case 14:
+        if (name === 'CONTENT_LENGTH') contentLength = at
+        else if (name === 'REQUEST_METHOD') requestMethods.push(at)
+        else if (name === 'REQUEST_SCHEME') requestScheme = at
+        break
+      case 15:
+        if (name === 'SCRIPT_FILENAME') scriptFilename = at
+        else if (name === 'PATH_TRANSLATED') pathTranslated = at
+        break
     }
   }
   return {
@@ -150,12 +163,21 @@ function newShape (params: readonly string[]): ParamsShape {
   }
 }
 
-/** HTTP_X_FORWARDED_FOR -> x-forwarded-for. */
-export function headerNameOf (param: string): string {
-  return param.slice(5).toLowerCase().replaceAll('_', '-')
+/** Starts with HTTP_ and has more (without a call). */
+function isHttpParam (name: string): boolean {
+  return name.length > 5 && name.charCodeAt(4) === 0x5f && name.charCodeAt(0) === 0x48 && name.charCodeAt(1) === 0x54 &&
+    name.charCodeAt(2) === 0x54 && name.charCodeAt(3) === 0x50
 }
 
-/** A flat copy of `name` (a property key is one: the string V8 keeps for it, not a slice of anything). */
-function ownString (name: string): string {
-  return Object.keys({ [name]: 0 })[0] ?? name
+const HEADER_NAMES_MAX = 1024
+const headerNames = new Map<string, string>()
+
+/** HTTP_X_FORWARDED_FOR -> x-forwarded-for (cached: the set of names seen is small). */
+export function headerNameOf (param: string): string {
+  let name = headerNames.get(param)
+  if (name === undefined) {
+    name = param.slice(5).toLowerCase().replaceAll('_', '-')
+    if (headerNames.size < HEADER_NAMES_MAX) headerNames.set(param, name)
+  }
+  return name
 }
