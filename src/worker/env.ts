@@ -5,10 +5,11 @@
 // goes through a map transition (or a dictionary insert) per property. A web server sends the same
 // names in the same order request after request, so for a list of names seen before (a shape,
 // common/params-shape.ts, which keeps it) the thread compiles a function that returns an object
-// literal with those keys: V8 then copies a boilerplate and stores the values (~0.05 us). Names are embedded with JSON.stringify (a string
-// literal whatever they hold) and `__proto__` as a computed key (an own property, as before). Where
-// code cannot be generated (--disallow-code-generation-from-strings), or for a shape seen once, the
-// object is built property by property as before.
+// literal with those keys: V8 then copies a boilerplate and stores the values (~0.05 us). Names are
+// embedded with JSON.stringify (a string literal whatever they hold) and `__proto__` as a computed
+// key (an own property, as before). Where code cannot be generated
+// (--disallow-code-generation-from-strings), or for a shape seen once, the object is built property
+// by property as before.
 
 import { shapeOf, type EnvFactory, type ParamsShape } from '../common/params-shape.ts'
 
