@@ -35,7 +35,7 @@ import path from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { Command, InvalidArgumentError } from 'commander'
 import { acceptMode, parseOptions, wholeNumber, wholeNumberList } from './cli-options.ts'
-import { benchEnvironment, fileStamp, RESULTS_DIR } from './environment.ts'
+import { benchEnvironment, environmentAtEnd, fileStamp, RESULTS_DIR } from './environment.ts'
 import { formatTable, median, round } from './figures.ts'
 import { forget, hasExited, sleep, spawnManaged, stopManaged, stopper } from './managed-process.ts'
 import { findNginx, nginxVersion, startFront } from './nginx-front.ts'
@@ -485,7 +485,7 @@ async function main (): Promise<void> {
     options: { ...opts, servers, json: undefined },
     env: {
       ...env,
-      loadAvgEnd: os.loadavg().map(x => round(x, 2)),
+      ...environmentAtEnd(env),
       nginx: nginxVersion(nginxBin),
       wrk: wrkVersion(wrkBin),
       phpFpm: phpBin !== null && servers.includes('php-fpm') ? `${phpBin}: ${phpFpmVersion(phpBin) ?? '?'}` : null
@@ -520,6 +520,7 @@ async function main (): Promise<void> {
         'With more connections than workers, the requests nginx sends on its other upstream connections wait in php-fpm\'s listen ' +
         'backlog meanwhile: php-fpm\'s keepalive req/s is real, and its p99 is that wait (a wait beyond --timeout counts as a wrk timeout error).')
     }
+    if (result.env.speedChange !== null) out.push('', result.env.speedChange)
     out.push('', `results: ${path.relative(process.cwd(), file)}`)
     process.stdout.write(out.join('\n') + '\n')
   }

@@ -27,7 +27,7 @@ import { runLoad } from '../src/bench/load-generator.ts'
 import type { LoadOptions, LoadResult } from '../src/bench/load-generator.ts'
 import { renderResultsChart } from './chart.ts'
 import { acceptMode, wholeNumber, wholeNumberList } from './cli-options.ts'
-import { benchEnvironment, fileStamp, RESULTS_DIR } from './environment.ts'
+import { benchEnvironment, environmentAtEnd, fileStamp, RESULTS_DIR } from './environment.ts'
 import { formatTable, median, round } from './figures.ts'
 import { hasExited, sleep, spawnManaged, stopper } from './managed-process.ts'
 import { APPS_DIR } from './node-fpm-process.ts'
@@ -504,7 +504,7 @@ async function main (): Promise<void> {
     },
     env: {
       ...env,
-      loadAvgEnd: os.loadavg().map(x => round(x, 2)),
+      ...environmentAtEnd(env),
       phpFpm: phpBin !== null && vs === 'php-fpm' ? phpFpmVersion(phpBin) : null
     },
     scenarios: scenarios.map(s => ({
@@ -541,6 +541,7 @@ async function main (): Promise<void> {
         'many connections as it has workers; the others got no answer (see "conns served"), and its latency covers only those it served: ' +
         'a p99 ratio marked * compares unlike things.')
     }
+    if (result.env.speedChange !== null) out.push('', result.env.speedChange)
     if (codec !== null) out.push('', 'codec micro-benchmark: see "codec" in the results file')
     out.push('', `results: ${path.relative(process.cwd(), file)}`, `chart:   ${path.relative(process.cwd(), svgFile)}`)
     process.stdout.write(out.join('\n') + '\n')

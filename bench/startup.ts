@@ -24,12 +24,11 @@
 // Linux only (/proc). See bench/README.md.
 
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
-import os from 'node:os'
 import path from 'node:path'
 import { Command, InvalidArgumentError } from 'commander'
 import { acceptMode, parseOptions, wholeNumber } from './cli-options.ts'
 import { buildCgiParams, fcgiRequest } from '../src/client/fcgi-client.ts'
-import { benchEnvironment, fileStamp, RESULTS_DIR } from './environment.ts'
+import { benchEnvironment, environmentAtEnd, fileStamp, RESULTS_DIR } from './environment.ts'
 import { formatTable, median, round } from './figures.ts'
 import { sleep } from './managed-process.ts'
 import { readyLineTime, serverPid, spawnNodeFpm, threadsReadyLineTime } from './node-fpm-process.ts'
@@ -271,7 +270,7 @@ async function main (): Promise<void> {
     date: started.toISOString(),
     bench: 'bench/startup.ts',
     options: { threads: opts.threads, starts: opts.starts, modes: opts.modes, settleMs: opts.settleMs },
-    env: { ...env, loadAvgEnd: os.loadavg().map(x => round(x, 2)) },
+    env: { ...env, ...environmentAtEnd(env) },
     targets: { readyMs: TARGET_READY_MS, readyThreads: 8, idleRssPerThreadMiB: TARGET_IDLE_THREAD_MIB },
     summary,
     samples
@@ -297,6 +296,7 @@ async function main (): Promise<void> {
       `idle RSS per thread ${s.idleRssPerThreadMiB <= TARGET_IDLE_THREAD_MIB ? '<=' : '>'} ${TARGET_IDLE_THREAD_MIB} MiB (${s.idleRssPerThreadMiB} MiB)` +
       `${s.everyThreadServed ? '' : '; every thread served a request: NOT verified by the status page'}`)
   }
+  if (result.env.speedChange !== null) out.push('', result.env.speedChange)
   out.push('', `results: ${path.relative(process.cwd(), file)}`)
   process.stdout.write(out.join('\n') + '\n')
 }
