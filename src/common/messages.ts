@@ -192,6 +192,13 @@ export interface ResultMessage {
   readonly error: SerializedError | null
   readonly usage: RequestUsage | null
   readonly failure: SerializedError | null
+  /**
+   * How long the request held its thread, ms: from its start there to its result, measured by the
+   * thread (worker/scheduler.ts), so that neither its wake-up nor the main thread's own delay in
+   * reading the result counts; -1 when it never ran. The pool's dispatch policy reads it
+   * (pool/dispatch-policy.ts nextServiceMs).
+   */
+  readonly serviceMs: number
 }
 
 /** The WorkerResult a RESULT message carries. */

@@ -583,7 +583,8 @@ export class Pool {
     else channel.port.postMessage(msg, transfer)
   }
 
-  #onResult (job: Job, result: WorkerResult): void {
+  /** `serviceMs`: how long it held its thread, as the thread measured it (ResultMessage; -1: it never ran). */
+  #onResult (job: Job, result: WorkerResult, serviceMs: number): void {
     if (this.#jobs.get(job.id) !== job) return // answered already: its thread got stuck (#onExitOverdue)
     const thread = job.thread
     this.#stats.counters.completed++
@@ -592,10 +593,9 @@ export class Pool {
       this.log.info({ thread: thread.id, script: job.task.script, uri: job.req.uri, afterMs: ms },
         `thread ${thread.id}, script '${job.task.script}' (request: "${job.req.method} ${job.req.uri}") ended ${ms} ms after its request.signal was aborted: the thread is kept`)
     }
-    if (thread !== null) {
-      // From its start on the thread (it may have waited there behind others) to its result.
-      this.#serviceMs = nextServiceMs(this.#serviceMs, performance.now() - Math.max(job.req.startedAtMs, thread.lastDoneMs))
-    }
+    // Measured by the thread: a thread slow to wake, or a main thread slow to read the result (a busy
+    // or throttled machine), does not make quick requests look slow and the pool spread them out.
+    if (thread !== null && serviceMs >= 0) this.#serviceMs = nextServiceMs(this.#serviceMs, serviceMs)
     this.#settle(job, result, null)
     if (thread !== null) {
       this.#released(thread, job, result.usage ?? null)
@@ -1567,7 +1567,7 @@ export class Pool {
     if (job === undefined || job.thread?.id !== threadId) return // answered already (its thread got stuck)
     const failure = m.failure
     if (failure === null) {
-      this.#onResult(job, resultOf(m))
+      this.#onResult(job, resultOf(m), m.serviceMs)
     } else {
       const err = new FpmError('FPM_ERR_WORKER_DIED', `thread ${threadId} failed to run the request: ${failure.message}`)
       err.stack = failure.stack

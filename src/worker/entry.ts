@@ -31,8 +31,8 @@ let threadPool: import('./thread-server.ts').ThreadPool | null = null
 /** pm.accept = threads: what the main thread's STOP and REOPEN do (set once the thread serves). */
 let onStop: () => void = () => {}
 let onReopen: () => void = () => {}
-const scheduler = new Scheduler(Math.max(1, data?.threadConcurrency ?? 1), runTask, (id, result, failure) => {
-  if (threadPool === null) deliverResult(id, result, failure)
+const scheduler = new Scheduler(Math.max(1, data?.threadConcurrency ?? 1), runTask, (id, result, failure, serviceMs) => {
+  if (threadPool === null) deliverResult(id, result, failure, serviceMs)
   else threadPool.deliver(id, result, failure)
 }, { measureHeap: data?.measureHeap === true, measureUsage: data?.measureUsage })
 const active = new IdMap<RequestState>(64)
@@ -140,7 +140,7 @@ function rememberAbort (id: number, reason: string): void {
  * (scheduler.ts says why). `failure`: node-fpm's own bug, not a handler error (those are in the
  * result); the request gets 502.
  */
-function deliverResult (id: number, result: WorkerResult | null, failure: unknown): void {
+function deliverResult (id: number, result: WorkerResult | null, failure: unknown, serviceMs: number): void {
   const msg: ResultMessage = {
     t: Msg.RESULT,
     id,
@@ -148,7 +148,8 @@ function deliverResult (id: number, result: WorkerResult | null, failure: unknow
     body: result?.response?.body ?? null,
     error: result?.error ?? null,
     usage: result?.usage ?? null,
-    failure: failure === null ? null : serializeError(failure)
+    failure: failure === null ? null : serializeError(failure),
+    serviceMs
   }
   port1.postMessage(msg)
 }

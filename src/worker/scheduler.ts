@@ -46,13 +46,15 @@ export function createRunningSlots (concurrency: number): RunningSlots {
 }
 
 const NOT_RUN: WorkerResult = { response: null, error: null }
+/** performance.timeOrigin is a getter (a brand check, then a call into Node) and never changes: read once. */
+const TIME_ORIGIN_MS = performance.timeOrigin
 
 /**
  * Hands a task's outcome to the main thread, synchronously: `result`, or `failure` when running it
- * threw (node-fpm's own bug; handler errors are in the result). Not called for a task the main
- * thread took back (it runs elsewhere).
+ * threw (node-fpm's own bug; handler errors are in the result), and how long it held the thread
+ * (ms; -1: it never ran). Not called for a task the main thread took back (it runs elsewhere).
  */
-export type Deliver = (id: number, result: WorkerResult | null, failure: unknown) => void
+export type Deliver = (id: number, result: WorkerResult | null, failure: unknown, serviceMs: number) => void
 
 /** process.threadCpuUsage: Node 23.9 / 22.19; before, the process's CPU time (all threads) is the best there is. */
 const threadCpuUsage: (previous?: NodeJS.CpuUsage) => NodeJS.CpuUsage =
@@ -98,7 +100,7 @@ export class Scheduler {
     const i = this.#waiting.findIndex((task) => task.id === id)
     if (i === -1) return false
     const task = this.#waiting.splice(i, 1)[0] as WorkerTask
-    if (this.#claim(task)) this.#deliver(id, NOT_RUN, null)
+    if (this.#claim(task)) this.#deliver(id, NOT_RUN, null, -1)
     return true
   }
 
@@ -106,8 +108,9 @@ export class Scheduler {
     const { ids, startedAtMs } = this.slots
     const slot = ids.indexOf(0)
     this.#running++
+    const startMs = performance.now()
     // Published before any handler code runs: a thread that dies from here on was running it.
-    startedAtMs[slot] = performance.timeOrigin + performance.now()
+    startedAtMs[slot] = TIME_ORIGIN_MS + startMs
     Atomics.store(ids, slot, task.id)
     let result: WorkerResult | null = null
     let failure: unknown = null
@@ -119,7 +122,7 @@ export class Scheduler {
     if (this.#measureHeap) this.slots.heapUsed[0] = getHeapStatistics().used_heap_size
     try {
       // Out before the slot says it ended (see the top of this file).
-      this.#deliver(task.id, result, failure)
+      this.#deliver(task.id, result, failure, performance.now() - startMs)
     } finally {
       Atomics.store(ids, slot, 0)
       this.#running--

@@ -61,3 +61,27 @@ describe('Scheduler: a task dropped while it waits (ABORT)', () => {
     assert.deepEqual([...scheduler.slots.ids], [3], 'task 3 runs, task 2 was skipped')
   })
 })
+
+describe('Scheduler: how long a task held the thread', () => {
+  test('from its start here to its result, not from when it was submitted; -1 for one that never ran', async () => {
+    const serviceMs = new Map<number, number>()
+    const finishers = new Map<number, () => void>()
+    const scheduler = new Scheduler(1, async (t) => await new Promise<WorkerResult>((resolve) => { finishers.set(t.id, () => { resolve(OK) }) }),
+      (id, _result, _failure, ms) => { serviceMs.set(id, ms) })
+    scheduler.submit(task(1, -1))
+    scheduler.submit(task(2, -1)) // waits behind task 1
+    scheduler.submit(task(3, -1))
+    assert.equal(scheduler.dropWaiting(3), true)
+    await new Promise((resolve) => setTimeout(resolve, 150))
+    finishers.get(1)?.()
+    await new Promise((resolve) => setImmediate(resolve))
+    await new Promise((resolve) => setTimeout(resolve, 20))
+    finishers.get(2)?.()
+    await new Promise((resolve) => setImmediate(resolve))
+    assert.equal(serviceMs.get(3), -1)
+    assert.ok((serviceMs.get(1) ?? 0) >= 145, `task 1 ran ${serviceMs.get(1)} ms`)
+    // Task 2 waited 150 ms behind task 1, then ran about 20 ms: only the 20 count.
+    const two = serviceMs.get(2) ?? -1
+    assert.ok(two >= 15 && two < 100, `task 2 held the thread ${two} ms`)
+  })
+})
