@@ -5,6 +5,7 @@
 import { execFileSync } from 'node:child_process'
 import os from 'node:os'
 import { fileURLToPath } from 'node:url'
+import { round } from './figures.ts'
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url))
 /** Where every bench writes its results file (bench/results/). */
@@ -50,26 +51,23 @@ export function benchEnvironment (): BenchEnvironment {
     cpuModel: os.cpus()[0]?.model ?? null,
     platform: `${os.platform()} ${os.release()} ${os.arch()}`,
     totalMemoryMiB: Math.round(os.totalmem() / 1048576),
-    loadAvg: os.loadavg().map(round2),
+    loadAvg: os.loadavg().map(x => round(x, 2)),
     commit,
     dirty: commit === null ? null : git(['status', '--porcelain', '--untracked-files=no']) !== '',
-    cpuProbeStartMs: round2(cpuProbeMs())
+    cpuProbeStartMs: round(cpuProbeMs(), 2)
   }
 }
 
 /** The load averages and the machine's speed once the runs are done (after benchEnvironment at the start). */
 export function environmentAtEnd (env: BenchEnvironment): EnvironmentAtEnd {
-  const cpuProbeEndMs = round2(cpuProbeMs())
+  const cpuProbeEndMs = round(cpuProbeMs(), 2)
   return {
-    loadAvgEnd: os.loadavg().map(round2),
+    loadAvgEnd: os.loadavg().map(x => round(x, 2)),
     cpuProbeEndMs,
     speedChange: speedChange(env.cpuProbeStartMs, cpuProbeEndMs)
   }
 }
 
-function round2 (x: number): number {
-  return Math.round(x * 100) / 100
-}
 
 /** Rounds of cpuProbeMs's loop: a few tens of ms. */
 const PROBE_ROUNDS = 20_000_000
