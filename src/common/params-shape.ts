@@ -85,22 +85,29 @@ function sameNames (names: readonly string[], params: readonly string[]): boolea
 
 function newShape (params: readonly string[]): ParamsShape {
   const names: string[] = []
-  let requestUri = -1
-  let scriptName = -1
-  let queryString = -1
-  let scriptFilename = -1
-  let pathTranslated = -1
-  let contentLength = -1
-  let contentType = -1
-  let https = -1
-  let pathInfo = -1
-  let serverName = -1
-  let serverPort = -1
-  let requestScheme = -1
-  let httpHost = -1
   const requestMethods: number[] = []
   const headerAt: number[] = []
   const headerNames: string[] = []
+  const shape: { -readonly [K in keyof ParamsShape]: ParamsShape[K] } = {
+    names,
+    requestUri: -1,
+    scriptName: -1,
+    queryString: -1,
+    scriptFilename: -1,
+    pathTranslated: -1,
+    contentLength: -1,
+    contentType: -1,
+    https: -1,
+    pathInfo: -1,
+    serverName: -1,
+    serverPort: -1,
+    requestScheme: -1,
+    httpHost: -1,
+    requestMethods,
+    headerAt,
+    headerNames,
+    env: null
+  }
   for (let i = 0; i + 1 < params.length; i += 2) {
     // The request's own strings: a long name is a slice of its params text, which the shape then
     // keeps (16 shapes at most, each holding one text: as env.ts's shapes did before).
@@ -109,7 +116,7 @@ function newShape (params: readonly string[]): ParamsShape {
     const at = i + 1
     if (isHttpParam(name)) {
       if (name === 'HTTP_CONTENT_TYPE' || name === 'HTTP_CONTENT_LENGTH') continue
-      if (name === 'HTTP_HOST') httpHost = at
+      if (name === 'HTTP_HOST') shape.httpHost = at
       headerAt.push(at)
       headerNames.push(headerNameOf(name))
       continue
@@ -118,49 +125,30 @@ function newShape (params: readonly string[]): ParamsShape {
     // switch would compare each with every case (a new shape is made for every request of a client
     // whose headers vary: that must stay cheap).
     switch (name.length) {
-      case 5: if (name === 'HTTPS') https = at; break
-      case 9: if (name === 'PATH_INFO') pathInfo = at; break
+      case 5: if (name === 'HTTPS') shape.https = at; break
+      case 9: if (name === 'PATH_INFO') shape.pathInfo = at; break
       case 11:
-        if (name === 'REQUEST_URI') requestUri = at
-        else if (name === 'SCRIPT_NAME') scriptName = at
-        else if (name === 'SERVER_NAME') serverName = at
-        else if (name === 'SERVER_PORT') serverPort = at
+        if (name === 'REQUEST_URI') shape.requestUri = at
+        else if (name === 'SCRIPT_NAME') shape.scriptName = at
+        else if (name === 'SERVER_NAME') shape.serverName = at
+        else if (name === 'SERVER_PORT') shape.serverPort = at
         break
       case 12:
-        if (name === 'QUERY_STRING') queryString = at
-        else if (name === 'CONTENT_TYPE') contentType = at
+        if (name === 'QUERY_STRING') shape.queryString = at
+        else if (name === 'CONTENT_TYPE') shape.contentType = at
         break
       case 14:
-        if (name === 'CONTENT_LENGTH') contentLength = at
+        if (name === 'CONTENT_LENGTH') shape.contentLength = at
         else if (name === 'REQUEST_METHOD') requestMethods.push(at)
-        else if (name === 'REQUEST_SCHEME') requestScheme = at
+        else if (name === 'REQUEST_SCHEME') shape.requestScheme = at
         break
       case 15:
-        if (name === 'SCRIPT_FILENAME') scriptFilename = at
-        else if (name === 'PATH_TRANSLATED') pathTranslated = at
+        if (name === 'SCRIPT_FILENAME') shape.scriptFilename = at
+        else if (name === 'PATH_TRANSLATED') shape.pathTranslated = at
         break
     }
   }
-  return {
-    names,
-    requestUri,
-    scriptName,
-    queryString,
-    scriptFilename,
-    pathTranslated,
-    contentLength,
-    contentType,
-    https,
-    pathInfo,
-    serverName,
-    serverPort,
-    requestScheme,
-    httpHost,
-    requestMethods,
-    headerAt,
-    headerNames,
-    env: null
-  }
+  return shape
 }
 
 /** Starts with HTTP_ and has more (without a call). */
@@ -170,14 +158,14 @@ function isHttpParam (name: string): boolean {
 }
 
 const HEADER_NAMES_MAX = 1024
-const headerNames = new Map<string, string>()
+const headerNameCache = new Map<string, string>()
 
 /** HTTP_X_FORWARDED_FOR -> x-forwarded-for (cached: the set of names seen is small). */
 export function headerNameOf (param: string): string {
-  let name = headerNames.get(param)
+  let name = headerNameCache.get(param)
   if (name === undefined) {
     name = param.slice(5).toLowerCase().replaceAll('_', '-')
-    if (headerNames.size < HEADER_NAMES_MAX) headerNames.set(param, name)
+    if (headerNameCache.size < HEADER_NAMES_MAX) headerNameCache.set(param, name)
   }
   return name
 }
