@@ -15,6 +15,7 @@ import type { AccessLog } from '../log/access-log.ts'
 import type { ScriptResolver } from '../pool/script-resolver.ts'
 import type { PageContext } from '../status/pages.ts'
 import { Exchange } from './exchange.ts'
+import { takeReadsDirectly } from './direct-reads.ts'
 import { frameStdout, frameEnd, frameEndOnly, frameStderr } from './responder.ts'
 import {
   MAX_CONNECTIONS, MAX_REQUESTS, MAX_REQUESTS_PER_CONNECTION, BODY_QUEUE_HIGH_WATER_BYTES, CLOSE_LINGER_MS, DROP_LINGER_MS
@@ -72,7 +73,9 @@ export class Connection implements RecordSink {
     this.#socket = socket
     this.peer = socket.remoteAddress !== undefined ? `${socket.remoteAddress}:${socket.remotePort ?? ''}` : 'unix'
     this.#parser = new RecordParser(this)
-    socket.on('data', (chunk: Buffer) => { this.#onData(chunk) })
+    const onData = (chunk: Buffer): void => { this.#onData(chunk) }
+    socket.on('data', onData)
+    takeReadsDirectly(socket, onData)
     socket.on('drain', () => { this.#onDrainEvent() })
     socket.on('error', (err: Error & { code?: string }) => {
       if (err.code !== 'ECONNRESET' && err.code !== 'EPIPE') this.log.debug({ peer: this.peer, err }, 'connection error')
