@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// The installed `node-fpm` command. It runs the build in dist/ (plain JavaScript, made by
+// The installed `node-fpm` command. It runs the build in dist/main/ (plain JavaScript, bundled, made by
 // `npm run build`, which `npm ci` and `npm install` run through `prepare`): no type stripping at
 // run time, in the server or in any of its threads. Without a build (a checkout where it was not
 // made), it runs the TypeScript sources by type stripping: on by default from Node 22.18 / 23.6;
@@ -16,7 +16,7 @@ import { fileURLToPath } from 'node:url'
 const compileCache = enableCompileCache?.()
 if (compileCache?.directory !== undefined) process.env.NODE_COMPILE_CACHE ??= compileCache.directory
 
-const built = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url))
+const built = fileURLToPath(new URL('../dist/main/main.js', import.meta.url))
 const main = existsSync(built) ? built : fileURLToPath(new URL('../src/cli/main.ts', import.meta.url))
 if (main === built || process.features.typescript) {
   await import(main)

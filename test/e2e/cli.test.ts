@@ -158,8 +158,8 @@ describe('the default configuration served (npm start, with -p a prefix holding 
     // separate chunk of the build's thread bundle (dist/thread/).
     writeFileSync(join(prefix, 'pools.d/threads.conf'), `[www-threads]\nlisten = www-threads.sock\npm = static\npm.max_children = 1\npm.accept = threads\nroot = ${EXAMPLES}\n`)
     // What `npm start` runs: bin/node-fpm.js, on the build in dist/ (npm test builds it first), so
-    // these tests also prove the built server and its threads (bundled: dist/thread/) run without type stripping.
-    assert.ok(existsSync(join(REPO, 'dist/cli/main.js')) && existsSync(join(REPO, 'dist/thread/entry.js')), 'npm run build made dist/')
+    // these tests also prove the built server and its threads (bundled: dist/main/, dist/thread/) run without type stripping.
+    assert.ok(existsSync(join(REPO, 'dist/main/main.js')) && existsSync(join(REPO, 'dist/thread/entry.js')), 'npm run build made dist/')
     // cwd elsewhere: relative paths (the unix socket, pools.d) must come from -p.
     server = spawn(NODE, [BIN, '-p', prefix, '-g', pidFile()], { cwd: tmpdir(), stdio: ['ignore', 'ignore', 'pipe'] })
     exit = new Promise((resolve) => server.once('exit', (code) => { resolve(code) }))
