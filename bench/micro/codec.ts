@@ -11,7 +11,7 @@ import os from 'node:os'
 import {
   FCGI_KEEP_CONN, RecordParser, RecordType, Role, STREAM_RECORD_LEN,
   buildBeginRequest, buildStreamEnd, decodeParams, decodeParamsText, encodeParams, frameChunks, frameInto, frameResponse, framedLength,
-  paramsText
+  decodeParamNames, paramValue, paramsText, type ParamNames
 } from '../../src/fastcgi/index.ts'
 import { shapeOf } from '../../src/common/params-shape.ts'
 import { cgiRequestParts } from '../../src/worker/cgi-request.ts'
@@ -199,6 +199,23 @@ check(requestParams(sameNames, 0) === requestParams(newNames, 0) && shapeOf(deco
 let nth = 0
 measure('params of one request (decode, shape, Request parts, env), names seen before', () => requestParams(sameNames, nth++), { op: 'request' })
 measure('the same, a new list of names every request (no shape reused)', () => requestParams(newNames, nth++), { op: 'request' })
+
+// The default mode's main thread routes a request on a few values (server/exchange.ts paramsDone) and hands
+// the text to a thread: the names only and the values it reads (decodeParamNames, paramValue), against
+// decoding every value as a thread does.
+function routeParams (texts: readonly string[], i: number, everyValue: boolean): number {
+  const text = texts[i & 63]!
+  const params: ParamNames = []
+  if (everyValue) decodeParamsText(text, params as string[])
+  else decodeParamNames(text, params)
+  const shape = shapeOf(params)
+  const value = (at: number): string => { const v = params[at]; return at < 0 ? '' : typeof v === 'string' ? v : paramValue(text, v!) }
+  return value(shape.requestUri).length + value(shape.scriptFilename).length + value(shape.scriptName).length +
+    value(shape.queryString).length + value(shape.contentLength).length + value(shape.requestMethods[0] ?? -1).length
+}
+check(routeParams(sameNames, 0, true) === routeParams(sameNames, 0, false) && routeParams(sameNames, 0, true) > 0, 'route params')
+measure('the main thread\'s routing of one request (default mode): names, shape, 6 values', () => routeParams(sameNames, nth++, false), { op: 'request' })
+measure('the same, every value decoded (as before 2026-11-22)', () => routeParams(sameNames, nth++, true), { op: 'request' })
 
 function decodeParamsOf (text: string): string[] {
   const out: string[] = []

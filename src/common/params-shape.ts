@@ -50,10 +50,11 @@ const SHAPES_MAX = 16
 const shapes: ParamsShape[] = []
 
 /**
- * The shape of `params` (flat pairs): one seen before when its names are the same, in the same
- * order, else a new one (which then goes first). The names are compared once here, and only here.
+ * The shape of `params` (flat pairs, or names only: fastcgi/params.ts decodeParamNames): one seen
+ * before when its names are the same, in the same order, else a new one (which then goes first). The
+ * names are compared once here, and only here.
  */
-export function shapeOf (params: readonly string[]): ParamsShape {
+export function shapeOf (params: readonly (string | number)[]): ParamsShape {
   const pairs = params.length >> 1
   for (let s = 0; s < shapes.length; s++) {
     const shape = shapes[s]!
@@ -76,14 +77,14 @@ export function valueAt<T> (params: readonly string[], at: number, absent: T): s
 }
 
 /** Last name first: lists of one web server differ in their HTTP_* params, which come last. */
-function sameNames (names: readonly string[], params: readonly string[]): boolean {
+function sameNames (names: readonly string[], params: readonly (string | number)[]): boolean {
   for (let i = names.length - 1; i >= 0; i--) {
     if (names[i] !== params[2 * i]) return false
   }
   return true
 }
 
-function newShape (params: readonly string[]): ParamsShape {
+function newShape (params: readonly (string | number)[]): ParamsShape {
   const names: string[] = []
   const requestMethods: number[] = []
   const headerAt: number[] = []
@@ -111,7 +112,7 @@ function newShape (params: readonly string[]): ParamsShape {
   for (let i = 0; i + 1 < params.length; i += 2) {
     // The request's own strings: a long name is a slice of its params text, which the shape then
     // keeps (16 shapes at most, each holding one text: as env.ts's shapes did before).
-    const name = params[i]!
+    const name = params[i] as string
     names.push(name)
     const at = i + 1
     if (isHttpParam(name)) {

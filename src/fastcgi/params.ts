@@ -46,6 +46,46 @@ export function paramsText (content: Uint8Array): string {
  * text alive, which is at most the request's params.
  */
 export function decodeParamsText (text: string, out: string[], maxPairs: number = Infinity): void {
+  decodeText(text, out, maxPairs, true)
+}
+
+/**
+ * Flat params whose values are not decoded: `[name0, at0, name1, at1, ...]`, `at` being where the
+ * pair starts in the text (paramValue decodes its value from there).
+ */
+export type ParamNames = Array<string | number>
+
+/**
+ * decodeParamsText without the values (the same pairs, checks and errors): the default mode's main
+ * thread routes a request on a few values and hands the text to a thread, which decodes it all. The
+ * strings of the values it never read were a third of what it allocated per request.
+ */
+export function decodeParamNames (text: string, out: ParamNames, maxPairs: number = Infinity): void {
+  decodeText(text, out, maxPairs, false)
+}
+
+/** The value of the pair at `at` in `text`, which decodeParamNames has checked. */
+export function paramValue (text: string, at: number): string {
+  let pos = at
+  let nameLen = text.charCodeAt(pos)
+  if (nameLen > 0x7f) {
+    nameLen = ((nameLen & 0x7f) << 24) | (text.charCodeAt(pos + 1) << 16) | (text.charCodeAt(pos + 2) << 8) | text.charCodeAt(pos + 3)
+    pos += 4
+  } else {
+    pos += 1
+  }
+  let valueLen = text.charCodeAt(pos)
+  if (valueLen > 0x7f) {
+    valueLen = ((valueLen & 0x7f) << 24) | (text.charCodeAt(pos + 1) << 16) | (text.charCodeAt(pos + 2) << 8) | text.charCodeAt(pos + 3)
+    pos += 4
+  } else {
+    pos += 1
+  }
+  pos += nameLen
+  return text.slice(pos, pos + valueLen)
+}
+
+function decodeText (text: string, out: ParamNames, maxPairs: number, values: boolean): void {
   const len = text.length
   const start = out.length
   let pos = 0
@@ -78,7 +118,7 @@ export function decodeParamsText (text: string, out: string[], maxPairs: number 
     // A NUL in a name would truncate it in C consumers: reject, like php's fcgi_get_params.
     if (name.indexOf('\0') !== -1) fail(out, start, `NUL byte in name at byte ${pos}`)
     pos += nameLen
-    out.push(name, text.slice(pos, pos + valueLen))
+    out.push(name, values ? text.slice(pos, pos + valueLen) : at)
     pos += valueLen
   }
 }
@@ -154,7 +194,7 @@ function latin1View (content: Uint8Array): Buffer {
   return Buffer.isBuffer(content) ? content : Buffer.from(content.buffer, content.byteOffset, content.byteLength)
 }
 
-function fail (out: string[], start: number, why: string): never {
+function fail (out: ParamNames, start: number, why: string): never {
   out.length = start
   throw new ProtocolError('FPM_ERR_PROTOCOL_PARAMS', `malformed FastCGI params: ${why}`)
 }

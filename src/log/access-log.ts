@@ -25,6 +25,7 @@
 
 import type { AccessLogConfig, PoolConfig } from '../config/types.ts'
 import type { WorkerResult } from '../common/messages.ts'
+import { paramValue } from '../fastcgi/params.ts'
 import { compileAccessFormat, ACCESS_LOG_BUFFER, type AccessEntry, type AccessFormatter } from './access-format.ts'
 import { LogFile } from './log-file.ts'
 import type { Logger } from './logger.ts'
@@ -153,7 +154,8 @@ export class AccessRecord implements AccessEntry {
   readonly #log: AccessLog
   readonly #peer: string
   readonly #t0: number
-  #params: readonly string[] | null = null
+  #params: readonly (string | number)[] | null = null
+  #paramsText = ''
   /** The CGI head of the response that was sent; null: none (yet). */
   #head: string | null = null
   /** The handler's head when none was sent (the web server had aborted). */
@@ -172,8 +174,11 @@ export class AccessRecord implements AccessEntry {
     this.#t0 = performance.now()
   }
 
-  /** The request's params, decoded (they are kept, not copied). */
-  setParams (params: readonly string[]): void { this.#params = params }
+  /** The request's params, kept (not copied): flat pairs, or names only whose values `text` holds (fastcgi/params.ts decodeParamNames). */
+  setParams (params: readonly (string | number)[], text: string): void {
+    this.#params = params
+    this.#paramsText = text
+  }
 
   /** The CGI head written to the web server (the first one counts). */
   sent (head: string): void { this.#head ??= head }
@@ -277,7 +282,11 @@ export class AccessRecord implements AccessEntry {
   #param (name: string): string | undefined {
     const p = this.#params
     if (p === null) return undefined
-    for (let i = p.length - 2; i >= 0; i -= 2) if (p[i] === name) return p[i + 1]
+    for (let i = p.length - 2; i >= 0; i -= 2) {
+      if (p[i] !== name) continue
+      const value = p[i + 1]!
+      return typeof value === 'string' ? value : paramValue(this.#paramsText, value)
+    }
     return undefined
   }
 }

@@ -4,8 +4,8 @@
 // or streams a large one to the worker on demand (PULL credits), relays the response to the
 // connection, and makes sure every request it accepted gets exactly one END_REQUEST.
 
-import { decodeParamsText, paramsText } from '../fastcgi/index.ts'
-import { shapeOf, valueAt, type ParamsShape } from '../common/params-shape.ts'
+import { decodeParamNames, decodeParamsText, paramValue, paramsText, type ParamNames } from '../fastcgi/index.ts'
+import { shapeOf, type ParamsShape } from '../common/params-shape.ts'
 import { Msg, TRANSFER_MIN_BYTES, type WorkerResult, type SerializedError } from '../common/messages.ts'
 import type { PoolRequest } from '../pool/pool-request.ts'
 import { formatTime } from '../config/values.ts'
@@ -41,8 +41,11 @@ export class Exchange implements PoolRequest {
   #paramBytes = 0
   /** The PARAMS bytes as latin1 text: what the thread gets (and decodes itself). */
   #paramsText = ''
-  /** The decoded params, handed as they are to a handler on this thread (pm.accept = threads). */
-  #params: string[] = []
+  /**
+   * The decoded params: with pm.accept = threads every value, handed as they are to the handler on
+   * this thread; else the names only (fastcgi/params.ts decodeParamNames), a value read by #value.
+   */
+  #params: ParamNames = []
   /** Their shape, handed with them. */
   #shape: ParamsShape | null = null
   method = 'GET'
@@ -108,25 +111,28 @@ export class Exchange implements PoolRequest {
     const chunks = this.#paramChunks
     const all = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, this.#paramBytes)
     this.#paramChunks = []
-    const params: string[] = []
-    // The thread gets the same text and decodes it itself (fastcgi/params.ts paramsText).
-    this.#paramsText = all === undefined ? '' : paramsText(all)
-    decodeParamsText(this.#paramsText, params) // throws ProtocolError: the connection closes
+    const params: ParamNames = []
+    const text = all === undefined ? '' : paramsText(all)
+    this.#paramsText = text
+    // Throw ProtocolError: the connection closes. Another thread gets the text and decodes it itself
+    // (fastcgi/params.ts paramsText), and this one reads a few values: their names are enough here.
+    if (this.conn.ctx.sameThread === true) decodeParamsText(text, params as string[])
+    else decodeParamNames(text, params)
     this.#params = params
-    this.#access?.setParams(params)
+    this.#access?.setParams(params, text)
     this.#stage = Stage.STDIN
     // Where this web server puts each variable, worked out once for its list of names (common/params-shape.ts).
     const shape = shapeOf(params)
     this.#shape = shape
-    this.uri = valueAt(params, shape.requestUri, '')
+    this.uri = this.#value(shape.requestUri, '')
     const methods = shape.requestMethods
-    if (methods.length > 0) this.method = params[methods[methods.length - 1]!]!
-    const contentLength = valueAt(params, shape.contentLength, '')
+    if (methods.length > 0) this.method = this.#value(methods[methods.length - 1]!, this.method)
+    const contentLength = this.#value(shape.contentLength, '')
     this.#contentLength = contentLength === '' ? -1 : Number(contentLength)
-    const scriptName = valueAt(params, shape.scriptName, undefined)
-    const query = valueAt(params, shape.queryString, '')
-    const scriptFilename = valueAt(params, shape.scriptFilename, undefined)
-    const pathTranslated = valueAt(params, shape.pathTranslated, undefined)
+    const scriptName = this.#value(shape.scriptName, undefined)
+    const query = this.#value(shape.queryString, '')
+    const scriptFilename = this.#value(shape.scriptFilename, undefined)
+    const pathTranslated = this.#value(shape.pathTranslated, undefined)
     this.isHead = this.method === 'HEAD'
     // php-fpm's ping and status pages, before script resolution (status/pages.ts).
     const page = ownPage(this.conn.ctx, { scriptName, query, scriptPath: scriptFilename ?? pathTranslated, isHead: this.isHead })
@@ -159,6 +165,13 @@ export class Exchange implements PoolRequest {
       return
     }
     if (this.#contentLength > pool.config.request.bodyBufferBytes) this.#dispatch(true)
+  }
+
+  /** The value at `at` (a shape's position), or `absent`. */
+  #value<T> (at: number, absent: T): string | T {
+    if (at < 0) return absent
+    const v = this.#params[at]!
+    return typeof v === 'string' ? v : paramValue(this.#paramsText, v)
   }
 
   addStdin (content: Buffer): void {
@@ -271,8 +284,8 @@ export class Exchange implements PoolRequest {
     }
     this.conn.ctx.pool.dispatch(this, {
       script: this.script,
-      // Another thread decodes the text itself (cheaper to clone than the pairs); this one has them.
-      params: this.conn.ctx.sameThread === true ? this.#params : this.#paramsText,
+      // Another thread decodes the text itself (cheaper to clone than the pairs); this one has them all.
+      params: this.conn.ctx.sameThread === true ? this.#params as string[] : this.#paramsText,
       shape: this.conn.ctx.sameThread === true ? this.#shape : null,
       body,
       bodyStreaming: streaming,

@@ -1,10 +1,11 @@
 // Name-value pairs (FastCGI spec §3.4): golden length encodings (Go's sizeTests), round trips,
-// byte-exact latin1, and every malformed input.
+// byte-exact latin1, every malformed input, and the names-only decode against the full one.
 
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { Buffer } from 'node:buffer'
-import { decodeParams, encodeParams, encodedParamsLength } from '../../../src/fastcgi/params.ts'
+import fc from 'fast-check'
+import { decodeParamNames, decodeParams, decodeParamsText, encodeParams, encodedParamsLength, paramValue, paramsText, type ParamNames } from '../../../src/fastcgi/params.ts'
 
 function decode (bytes: Uint8Array | number[], maxPairs?: number): string[] {
   const out: string[] = []
@@ -171,4 +172,52 @@ test('encodeParams refuses what decodeParams would reject or cannot represent', 
   assert.throws(() => encodeParams([['\u0100', 'x']]), RangeError)
   assert.throws(() => encodeParams(['A', 'b', 'C']), /even number/)
   assert.throws(() => encodeParams([['A', 1 as unknown as string]]), TypeError)
+})
+
+// decodeParamNames (the default mode's main thread): the names, and where each pair starts, from which
+// paramValue decodes the value; against decodeParamsText on the same text, lengths around 127/128.
+const latin1Text = (min: number, max: number): fc.Arbitrary<string> =>
+  fc.oneof(fc.integer({ min, max }), fc.constantFrom(...[127, 128, 129, 300].filter((n) => n >= min && n <= max)))
+    .chain((n) => fc.array(fc.integer({ min: 0, max: 255 }), { minLength: n, maxLength: n }))
+    .map((codes) => String.fromCharCode(...codes))
+
+test('decodeParamNames: the names of decodeParamsText, and paramValue gives each value back (property)', () => {
+  const name = latin1Text(1, 300).filter((s) => !s.includes('\0'))
+  fc.assert(fc.property(fc.array(fc.tuple(name, latin1Text(0, 300)), { maxLength: 12 }), (pairs) => {
+    const text = paramsText(encodeParams(pairs))
+    const full: string[] = []
+    decodeParamsText(text, full)
+    const names: ParamNames = ['KEPT', 0]
+    decodeParamNames(text, names)
+    assert.equal(names.length, full.length + 2, 'appended to out')
+    for (let i = 0; i < full.length; i += 2) {
+      assert.equal(names[i + 2], full[i])
+      const at = names[i + 3]
+      assert.equal(typeof at, 'number')
+      assert.equal(paramValue(text, at as number), full[i + 1])
+    }
+  }), { numRuns: 300 })
+})
+
+test('decodeParamNames rejects what decodeParamsText rejects, with the same message, and restores out (property)', () => {
+  // Random bytes, often valid: short lengths, and the bytes of real pairs cut or extended.
+  const bytes = fc.oneof(
+    fc.array(fc.oneof(fc.integer({ min: 0, max: 8 }), fc.integer({ min: 0, max: 255 })), { maxLength: 40 }),
+    fc.tuple(fc.array(fc.tuple(fc.string({ minLength: 1, maxLength: 3 }), fc.string({ maxLength: 3 })), { maxLength: 3 }), fc.integer({ min: -3, max: 2 }))
+      .map(([pairs, cut]) => {
+        const b = [...encodeParams(pairs.map(([n, v]) => [n.replaceAll('\0', 'x').replace(/[^\x00-\xff]/gu, 'y'), v.replace(/[^\x00-\xff]/gu, 'y')] as [string, string]))]
+        return cut < 0 ? b.slice(0, Math.max(0, b.length + cut)) : [...b, ...Array<number>(cut).fill(0)]
+      })
+  )
+  fc.assert(fc.property(bytes, fc.integer({ min: 1, max: 4 }), (codes, maxPairs) => {
+    const text = String.fromCharCode(...codes)
+    const outcome = (decode: () => void): string => { try { decode(); return 'ok' } catch (err) { return `${(err as { code?: string }).code}: ${(err as Error).message}` } }
+    const full = ['KEEP', 'me']
+    const names: ParamNames = ['KEEP', 'me']
+    const a = outcome(() => { decodeParamsText(text, full, maxPairs) })
+    const b = outcome(() => { decodeParamNames(text, names, maxPairs) })
+    assert.equal(b, a)
+    if (a !== 'ok') assert.deepEqual(names, ['KEEP', 'me'], 'out restored')
+    else for (let i = 2; i < full.length; i += 2) assert.equal(paramValue(text, names[i + 1] as number), full[i + 1])
+  }), { numRuns: 1000 })
 })

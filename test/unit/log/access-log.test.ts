@@ -15,6 +15,7 @@ import type { PoolConfig } from '../../../src/config/types.ts'
 import { AccessLog, accessLogMeasuresUsage } from '../../../src/log/access-log.ts'
 import type { AccessRecord } from '../../../src/log/access-log.ts'
 import type { WorkerResult } from '../../../src/common/messages.ts'
+import { decodeParamNames, encodeParams, paramsText, type ParamNames } from '../../../src/fastcgi/index.ts'
 
 let dir: string
 let n = 0
@@ -46,7 +47,7 @@ const GET = ['REQUEST_METHOD', 'GET', 'SCRIPT_NAME', '/index.mjs', 'QUERY_STRING
 /** A request: params, then the head sent (or none), the worker's result, the end. */
 function request (log: AccessLog, opts: { params?: string[] | null, head?: string | null, result?: WorkerResult | null, peer?: string, script?: string, threadId?: number }): AccessRecord {
   const r = log.begin(opts.peer ?? '127.0.0.1:41000')
-  if (opts.params !== null) r.setParams(opts.params ?? GET)
+  if (opts.params !== null) r.setParams(opts.params ?? GET, '')
   if (opts.head !== undefined && opts.head !== null) r.sent(opts.head)
   if (opts.result !== undefined) r.settled(opts.result)
   r.finish({ script: opts.script ?? '/srv/index.mjs', threadId: opts.threadId ?? 7 })
@@ -66,7 +67,7 @@ describe('AccessLog', () => {
     request(log, { head: null, result: { response: { head: 'Status: 201 Created\r\n\r\n', body: null }, error: null } })
     // The head sent counts, not a later one.
     const r = log.begin('127.0.0.1:1')
-    r.setParams(GET)
+    r.setParams(GET, '')
     r.sent('Status: 503 Service Unavailable\r\n\r\n')
     r.sent('Status: 200 OK\r\n\r\n')
     r.finish({ script: '', threadId: 0 })
@@ -97,6 +98,31 @@ describe('AccessLog', () => {
       '12 GET /index.mjs last -', '12 GET /index.mjs last -', '7 GET /index.mjs last -', '0 GET /index.mjs last -', '0 GET /index.mjs last -',
       '0 POST /a?x=1 - -'
     ])
+  })
+
+  it("params as names only, their values left in the text (the default mode's main thread): the same lines as decoded pairs", async () => {
+    const format = '%l %m %r%Q%q %{X}e %{NONE}e %{LONG_VALUE}e %{A_LONG_NAME_' + 'N'.repeat(100) + '}e|%f'
+    const lists = [
+      [...GET, 'CONTENT_LENGTH', '12abc', 'X', 'first', 'X', 'last', 'LONG_VALUE', 'v'.repeat(300)],
+      ['REQUEST_METHOD', 'POST', 'SCRIPT_NAME', '/a', 'QUERY_STRING', 'x=1', `A_LONG_NAME_${'N'.repeat(100)}`, 'é\u00ff', 'SCRIPT_FILENAME', '/srv/a.mjs'],
+      ['X', '']
+    ]
+    const flat = open(format)
+    const names = open(format)
+    for (const params of lists) {
+      request(flat.log, { params, script: '' })
+      const text = paramsText(encodeParams(params))
+      const decoded: ParamNames = []
+      decodeParamNames(text, decoded)
+      assert.ok(decoded.some((v) => typeof v === 'number'), 'the values are left in the text')
+      const r = names.log.begin('127.0.0.1:41000')
+      r.setParams(decoded, text)
+      r.finish({ script: '', threadId: 7 })
+    }
+    const expected = await flat.read()
+    assert.equal(expected.length, 3)
+    assert.ok(expected[0]!.includes('v'.repeat(300)) && expected[1]!.includes('é\u00ff|/srv/a.mjs'), expected.join('\n'))
+    assert.deepEqual(await names.read(), expected)
   })
 
   it('%R: the FastCGI peer (IPv4-mapped shown as IPv4, - for a unix socket); %p the thread; %f the script, else SCRIPT_FILENAME', async () => {
