@@ -66,23 +66,19 @@ export function decodeParamNames (text: string, out: ParamNames, maxPairs: numbe
 
 /** The value of the pair at `at` in `text`, which decodeParamNames has checked. */
 export function paramValue (text: string, at: number): string {
-  let pos = at
-  let nameLen = text.charCodeAt(pos)
-  if (nameLen > 0x7f) {
-    nameLen = ((nameLen & 0x7f) << 24) | (text.charCodeAt(pos + 1) << 16) | (text.charCodeAt(pos + 2) << 8) | text.charCodeAt(pos + 3)
-    pos += 4
-  } else {
-    pos += 1
-  }
-  let valueLen = text.charCodeAt(pos)
-  if (valueLen > 0x7f) {
-    valueLen = ((valueLen & 0x7f) << 24) | (text.charCodeAt(pos + 1) << 16) | (text.charCodeAt(pos + 2) << 8) | text.charCodeAt(pos + 3)
-    pos += 4
-  } else {
-    pos += 1
-  }
-  pos += nameLen
-  return text.slice(pos, pos + valueLen)
+  const valueLenAt = at + lengthWidth(text, at)
+  const start = valueLenAt + lengthWidth(text, valueLenAt) + lengthAt(text, at)
+  return text.slice(start, start + lengthAt(text, valueLenAt))
+}
+
+/** A length's size in chars (bytes): 4 when its high bit is set, else 1. */
+function lengthWidth (text: string, pos: number): number {
+  return text.charCodeAt(pos) > 0x7f ? 4 : 1
+}
+
+function lengthAt (text: string, pos: number): number {
+  const b = text.charCodeAt(pos)
+  return b > 0x7f ? ((b & 0x7f) << 24) | (text.charCodeAt(pos + 1) << 16) | (text.charCodeAt(pos + 2) << 8) | text.charCodeAt(pos + 3) : b
 }
 
 function decodeText (text: string, out: ParamNames, maxPairs: number, values: boolean): void {
