@@ -1,5 +1,5 @@
 // What a socket read costs the server through the socket's Readable stream ('data') against the
-// shortcut of src/server/direct-reads.ts: a client and a server in one process ping-pong a 600-byte
+// shortcut of src/common/direct-reads.ts: a client and a server in one process ping-pong a 600-byte
 // request and a 64-byte answer over a unix socket, one read per request as at a moderate load. The two
 // ways alternate in rounds (this machine's speed drifts); the table gives the medians of the process's
 // CPU per round trip (both ends) and how many rounds the shortcut won.
@@ -10,7 +10,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { connect, createServer, type Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { takeReadsDirectly } from '../../src/server/direct-reads.ts'
+import { takeReadsDirectly } from '../../src/common/direct-reads.ts'
 
 const arg = (name: string, fallback: number): number => {
   const a = process.argv.find((s) => s.startsWith(`--${name}=`))

@@ -37,6 +37,7 @@ import { encodeParams } from '../fastcgi/params.ts'
 import { RecordParser } from '../fastcgi/record-parser.ts'
 import { buildStreamEnd, frameChunks } from '../fastcgi/record-writer.ts'
 import { buildBeginRequest } from '../fastcgi/records.ts'
+import { takeReadsDirectly } from '../common/direct-reads.ts'
 
 export interface LoadOptions {
   /** FastCGI address: unix socket path, host:port, [v6]:port, port (see src/client/address.ts). */
@@ -380,7 +381,7 @@ class LoadConn {
       if ('host' in this.#run.target) socket.setNoDelay(true)
       if (socket === this.#socket) this.#send()
     })
-    socket.on('data', (chunk: Buffer) => {
+    const onData = (chunk: Buffer): void => {
       if (socket !== this.#socket) return
       if (this.#run.phase <= PHASE_MEASURE) this.#run.bytesReceived += chunk.length
       try {
@@ -388,7 +389,10 @@ class LoadConn {
       } catch (err) {
         this.#fail('protocol', `protocol error: ${(err as Error).message}`)
       }
-    })
+    }
+    socket.on('data', onData)
+    // The generator's CPU is taken from the server under test on the same machine: no stream work per read.
+    takeReadsDirectly(socket, onData)
     socket.on('error', (err) => {
       if (socket !== this.#socket) return
       if (!connected) this.#fail('connect', `cannot connect to ${this.#run.addressName}: ${err.message}`)

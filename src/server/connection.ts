@@ -15,7 +15,7 @@ import type { AccessLog } from '../log/access-log.ts'
 import type { ScriptResolver } from '../pool/script-resolver.ts'
 import type { PageContext } from '../status/pages.ts'
 import { Exchange } from './exchange.ts'
-import { takeReadsDirectly } from './direct-reads.ts'
+import { takeReadsDirectly } from '../common/direct-reads.ts'
 import { frameStdout, frameEnd, frameEndOnly, frameStderr } from './responder.ts'
 import {
   MAX_CONNECTIONS, MAX_REQUESTS, MAX_REQUESTS_PER_CONNECTION, BODY_QUEUE_HIGH_WATER_BYTES, CLOSE_LINGER_MS, DROP_LINGER_MS

@@ -1,4 +1,4 @@
-// A connection's reads taken straight from the socket (src/server/direct-reads.ts), over real unix
+// A connection's reads taken straight from the socket (src/common/direct-reads.ts), over real unix
 // sockets: every byte arrives once and in order whether the server pauses or not, nothing arrives while
 // it is paused, the end of input still ends the stream, and on this Node the shortcut is really taken
 // (a Node that stopped calling the stream's push() would fail the count, not the bytes).
@@ -10,7 +10,7 @@ import { connect, createServer, type Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { takeReadsDirectly } from '../../../src/server/direct-reads.ts'
+import { takeReadsDirectly } from '../../../src/common/direct-reads.ts'
 
 const dir = mkdtempSync(join(tmpdir(), 'node-fpm-direct-reads-'))
 after(() => { rmSync(dir, { recursive: true, force: true }) })
