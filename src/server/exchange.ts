@@ -114,8 +114,8 @@ export class Exchange implements PoolRequest {
     const params: ParamNames = []
     const text = all === undefined ? '' : paramsText(all)
     this.#paramsText = text
-    // Throw ProtocolError: the connection closes. Another thread gets the text and decodes it itself
-    // (fastcgi/params.ts paramsText), and this one reads a few values: their names are enough here.
+    // Both throw ProtocolError (the connection closes). Another thread gets the text and decodes it
+    // itself (fastcgi/params.ts paramsText) while this one reads a few values: the names are enough here.
     if (this.conn.ctx.sameThread === true) decodeParamsText(text, params as string[])
     else decodeParamNames(text, params)
     this.#params = params
