@@ -11,9 +11,9 @@ import os from 'node:os'
 import {
   FCGI_KEEP_CONN, RecordParser, RecordType, Role, STREAM_RECORD_LEN,
   buildBeginRequest, buildStreamEnd, decodeParams, decodeParamsText, encodeParams, frameChunks, frameInto, frameResponse, framedLength,
-  decodeParamNames, paramValue, paramsText, type ParamNames
+  decodeParamNames, paramsText, type ParamNames
 } from '../../src/fastcgi/index.ts'
-import { shapeOf } from '../../src/common/params-shape.ts'
+import { shapeOf, valueAt } from '../../src/common/params-shape.ts'
 import { cgiRequestParts } from '../../src/worker/cgi-request.ts'
 import { buildEnv } from '../../src/worker/env.ts'
 
@@ -212,7 +212,7 @@ function routeParams (texts: readonly string[], i: number, everyValue: boolean):
   if (everyValue) decodeParamsText(text, params as string[])
   else decodeParamNames(text, params)
   const shape = shapeOf(params)
-  const value = (at: number): string => { const v = params[at]; return at < 0 ? '' : typeof v === 'string' ? v : paramValue(text, v!) }
+  const value = (at: number): string => valueAt(params, at, '', text)
   return value(shape.requestUri).length + value(shape.scriptFilename).length + value(shape.scriptName).length +
     value(shape.queryString).length + value(shape.contentLength).length + value(shape.requestMethods[0] ?? -1).length
 }

@@ -5,6 +5,8 @@
 // once with the shapes seen last; before, the server's routing (server/exchange.ts), the Request
 // (worker/cgi-request.ts) and the env object (worker/env.ts) each went through every name again.
 
+import { paramValue } from '../fastcgi/params.ts'
+
 /** The handler's env object for one shape (worker/env.ts compiles it). */
 export type EnvFactory = (params: readonly string[], poolEnv: Readonly<Record<string, string>>) => Record<string, string>
 
@@ -71,9 +73,14 @@ export function shapeOf (params: readonly (string | number)[]): ParamsShape {
   return shape
 }
 
-/** The value at `at` (a shape's position), or `absent`. */
-export function valueAt<T> (params: readonly string[], at: number, absent: T): string | T {
-  return at < 0 ? absent : params[at] as string
+/**
+ * The value at `at` (a shape's position), or `absent`. Params of names only (fastcgi/params.ts
+ * decodeParamNames) hold where the pair is in their `text` instead: the value is decoded from there.
+ */
+export function valueAt<T> (params: readonly (string | number)[], at: number, absent: T, text = ''): string | T {
+  if (at < 0) return absent
+  const value = params[at]!
+  return typeof value === 'string' ? value : paramValue(text, value)
 }
 
 /** Last name first: lists of one web server differ in their HTTP_* params, which come last. */

@@ -25,7 +25,7 @@
 
 import type { AccessLogConfig, PoolConfig } from '../config/types.ts'
 import type { WorkerResult } from '../common/messages.ts'
-import { paramValue } from '../fastcgi/params.ts'
+import { valueAt } from '../common/params-shape.ts'
 import { compileAccessFormat, ACCESS_LOG_BUFFER, type AccessEntry, type AccessFormatter } from './access-format.ts'
 import { LogFile } from './log-file.ts'
 import type { Logger } from './logger.ts'
@@ -282,11 +282,7 @@ export class AccessRecord implements AccessEntry {
   #param (name: string): string | undefined {
     const p = this.#params
     if (p === null) return undefined
-    for (let i = p.length - 2; i >= 0; i -= 2) {
-      if (p[i] !== name) continue
-      const value = p[i + 1]!
-      return typeof value === 'string' ? value : paramValue(this.#paramsText, value)
-    }
+    for (let i = p.length - 2; i >= 0; i -= 2) if (p[i] === name) return valueAt(p, i + 1, undefined, this.#paramsText)
     return undefined
   }
 }

@@ -4,8 +4,8 @@
 // or streams a large one to the worker on demand (PULL credits), relays the response to the
 // connection, and makes sure every request it accepted gets exactly one END_REQUEST.
 
-import { decodeParamNames, decodeParamsText, paramValue, paramsText, type ParamNames } from '../fastcgi/index.ts'
-import { shapeOf, type ParamsShape } from '../common/params-shape.ts'
+import { decodeParamNames, decodeParamsText, paramsText, type ParamNames } from '../fastcgi/index.ts'
+import { shapeOf, valueAt, type ParamsShape } from '../common/params-shape.ts'
 import { Msg, TRANSFER_MIN_BYTES, type WorkerResult, type SerializedError } from '../common/messages.ts'
 import type { PoolRequest } from '../pool/pool-request.ts'
 import { formatTime } from '../config/values.ts'
@@ -43,7 +43,7 @@ export class Exchange implements PoolRequest {
   #paramsText = ''
   /**
    * The decoded params: with pm.accept = threads every value, handed as they are to the handler on
-   * this thread; else the names only (fastcgi/params.ts decodeParamNames), a value read by #value.
+   * this thread; else the names only (fastcgi/params.ts decodeParamNames, read with valueAt).
    */
   #params: ParamNames = []
   /** Their shape, handed with them. */
@@ -124,15 +124,15 @@ export class Exchange implements PoolRequest {
     // Where this web server puts each variable, worked out once for its list of names (common/params-shape.ts).
     const shape = shapeOf(params)
     this.#shape = shape
-    this.uri = this.#value(shape.requestUri, '')
+    this.uri = valueAt(params, shape.requestUri, '', text)
     const methods = shape.requestMethods
-    if (methods.length > 0) this.method = this.#value(methods[methods.length - 1]!, this.method)
-    const contentLength = this.#value(shape.contentLength, '')
+    if (methods.length > 0) this.method = valueAt(params, methods[methods.length - 1]!, this.method, text)
+    const contentLength = valueAt(params, shape.contentLength, '', text)
     this.#contentLength = contentLength === '' ? -1 : Number(contentLength)
-    const scriptName = this.#value(shape.scriptName, undefined)
-    const query = this.#value(shape.queryString, '')
-    const scriptFilename = this.#value(shape.scriptFilename, undefined)
-    const pathTranslated = this.#value(shape.pathTranslated, undefined)
+    const scriptName = valueAt(params, shape.scriptName, undefined, text)
+    const query = valueAt(params, shape.queryString, '', text)
+    const scriptFilename = valueAt(params, shape.scriptFilename, undefined, text)
+    const pathTranslated = valueAt(params, shape.pathTranslated, undefined, text)
     this.isHead = this.method === 'HEAD'
     // php-fpm's ping and status pages, before script resolution (status/pages.ts).
     const page = ownPage(this.conn.ctx, { scriptName, query, scriptPath: scriptFilename ?? pathTranslated, isHead: this.isHead })
@@ -165,13 +165,6 @@ export class Exchange implements PoolRequest {
       return
     }
     if (this.#contentLength > pool.config.request.bodyBufferBytes) this.#dispatch(true)
-  }
-
-  /** The value at `at` (a shape's position), or `absent`. */
-  #value<T> (at: number, absent: T): string | T {
-    if (at < 0) return absent
-    const v = this.#params[at]!
-    return typeof v === 'string' ? v : paramValue(this.#paramsText, v)
   }
 
   addStdin (content: Buffer): void {
