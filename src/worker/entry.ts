@@ -168,11 +168,12 @@ export function warmUp (): null {
 }
 
 /** Run in the request's async context (no closure per request, no extra async frame). */
-function runState (state: RequestState): Promise<WorkerResult> {
+function runState (state: RequestState): WorkerResult | Promise<WorkerResult> {
   return state.run()
 }
 
-async function runTask (task: WorkerTask): Promise<WorkerResult> {
+/** Synchronous when the request is (RequestState.run): the scheduler then delivers its result at once. */
+function runTask (task: WorkerTask): WorkerResult | Promise<WorkerResult> {
   const state = new RequestState(task, threadPool?.port ?? port1, poolEnv)
   active.set(task.id, state)
   if (earlyAborts.size > 0) {
@@ -182,10 +183,17 @@ async function runTask (task: WorkerTask): Promise<WorkerResult> {
       state.abort(reason)
     }
   }
+  let outcome: WorkerResult | Promise<WorkerResult>
   try {
     // The request's async context: a fault raised by its timers, promises or listeners names it.
-    return await currentRequest.run(state, runState, state)
-  } finally {
+    outcome = currentRequest.run(state, runState, state)
+  } catch (err) {
     active.delete(task.id)
+    throw err
   }
+  if (!(outcome instanceof Promise)) {
+    active.delete(task.id)
+    return outcome
+  }
+  return outcome.finally(() => { active.delete(task.id) })
 }

@@ -216,33 +216,62 @@ export class RequestState implements FastPathGate {
 
   // ---- the task ----
 
-  async run (): Promise<WorkerResult> {
+  /**
+   * Runs the handler and settles. Synchronous when everything is (a handler that returns a light
+   * Response on the fast path, no waitUntil): no promise and no turn of the microtask queue between
+   * the handler's return and the result, which the scheduler then delivers at once.
+   */
+  run (): WorkerResult | Promise<WorkerResult> {
+    let running: void | Promise<void> = undefined
     try {
-      await this.#run()
+      running = this.#run()
     } catch (err) {
-      // A bug here, not a handler fault: still answer something and settle.
-      this.#recordError(err)
-      if (this.#phase === Phase.NONE) this.#respondError(true)
+      this.#runFailed(err)
     }
-    while (this.#waits > 0) await new Promise<void>((resolve) => { this.#waitsDone = resolve })
+    if (running === undefined) return this.#result()
+    return running.then(() => this.#result(), (err: unknown) => {
+      this.#runFailed(err)
+      return this.#result()
+    })
+  }
+
+  /** A bug here, not a handler fault: still answer something and settle. */
+  #runFailed (err: unknown): void {
+    this.#recordError(err)
+    if (this.#phase === Phase.NONE) this.#respondError(true)
+  }
+
+  #result (): WorkerResult | Promise<WorkerResult> {
+    if (this.#waits > 0) return this.#resultAfterWaits()
     this.#settled = true
     return { response: this.#aborted ? null : this.#fast, error: this.#error }
   }
 
-  async #run (): Promise<void> {
-    const task = this.#task
-    let handler: FetchHandler | undefined = cachedHandler(task.script)
-    if (handler === undefined) {
-      try {
-        handler = await loadHandler(task.script)
-      } catch (err) {
-        this.#recordError(err)
-        this.#respondError(true)
-        return
-      }
-    }
-    if (this.#aborted) return // ABORT came before the handler ran: don't run it
+  async #resultAfterWaits (): Promise<WorkerResult> {
+    while (this.#waits > 0) await new Promise<void>((resolve) => { this.#waitsDone = resolve })
+    return this.#result()
+  }
 
+  #run (): void | Promise<void> {
+    const handler = cachedHandler(this.#task.script)
+    return handler === undefined ? this.#loadAndRun() : this.#runHandler(handler)
+  }
+
+  async #loadAndRun (): Promise<void> {
+    let handler: FetchHandler
+    try {
+      handler = await loadHandler(this.#task.script)
+    } catch (err) {
+      this.#recordError(err)
+      this.#respondError(true)
+      return
+    }
+    await this.#runHandler(handler)
+  }
+
+  #runHandler (handler: FetchHandler): void | Promise<void> {
+    if (this.#aborted) return // ABORT came before the handler ran: don't run it
+    const task = this.#task
     const params = typeof task.params === 'string' ? decodeParamsOf(task.params) : task.params
     this.#params = params
     const shape = task.shape ?? shapeOf(params)
@@ -264,11 +293,28 @@ export class RequestState implements FastPathGate {
     try {
       returned = handler(request, buildEnv(params, this.#poolEnv, shape), new HandlerContext(this))
       // A handler that answers synchronously goes on without a turn of the microtask queue.
-      if (isThenable(returned)) returned = await returned
+      if (isThenable(returned)) return this.#awaitHandler(returned)
     } catch (err) {
       threw = true
       this.#recordError(err)
     }
+    return this.#handlerDone(returned, threw)
+  }
+
+  async #awaitHandler (pending: PromiseLike<unknown>): Promise<void> {
+    let returned: unknown
+    let threw = false
+    try {
+      returned = await pending
+    } catch (err) {
+      threw = true
+      this.#recordError(err)
+    }
+    await this.#handlerDone(returned, threw)
+  }
+
+  /** What the handler returned (or threw) becomes the response. */
+  #handlerDone (returned: unknown, threw: boolean): void | Promise<void> {
     if (this.#phase !== Phase.NONE) {
       // finishRequest() already answered: whatever came back is ignored.
       if (!threw && isResponse(returned)) releaseBody(returned)
@@ -276,12 +322,17 @@ export class RequestState implements FastPathGate {
       this.#respondError(true)
     } else if (isResponse(returned) && returned.status >= 200 && returned.status <= 599) {
       const outcome = this.#respond(returned, true)
-      if (typeof outcome !== 'number') await outcome
+      if (typeof outcome !== 'number') return this.#sent(outcome)
     } else {
       const what = isResponse(returned) ? `a Response with status ${returned.status} (Response.error()?)` : describeValue(returned)
-      this.#recordError(new FpmError('FPM_ERR_HANDLER_INVALID', `${task.script}: the handler returned ${what}, not a Response`))
+      this.#recordError(new FpmError('FPM_ERR_HANDLER_INVALID', `${this.#task.script}: the handler returned ${what}, not a Response`))
       this.#respondError(true)
     }
+    if (this.#finishing !== null) return this.#finishing.then(noop)
+  }
+
+  async #sent (outcome: Promise<SendOutcome>): Promise<void> {
+    await outcome
     if (this.#finishing !== null) await this.#finishing
   }
 

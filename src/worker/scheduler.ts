@@ -62,14 +62,16 @@ const threadCpuUsage: (previous?: NodeJS.CpuUsage) => NodeJS.CpuUsage =
 
 export class Scheduler {
   readonly slots: RunningSlots
-  readonly #run: (task: WorkerTask) => Promise<WorkerResult>
+  readonly #run: (task: WorkerTask) => WorkerResult | Promise<WorkerResult>
   readonly #deliver: Deliver
   readonly #measureHeap: boolean
   readonly #measureUsage: Int32Array | null
   readonly #waiting: WorkerTask[] = []
   #running = 0
+  /** #next is starting waiting tasks: a task that ends synchronously inside it does not start another loop. */
+  #starting = false
 
-  constructor (concurrency: number, run: (task: WorkerTask) => Promise<WorkerResult>, deliver: Deliver, opts: { measureHeap?: boolean, measureUsage?: Int32Array } = {}) {
+  constructor (concurrency: number, run: (task: WorkerTask) => WorkerResult | Promise<WorkerResult>, deliver: Deliver, opts: { measureHeap?: boolean, measureUsage?: Int32Array } = {}) {
     this.slots = createRunningSlots(concurrency)
     this.#run = run
     this.#deliver = deliver
@@ -92,7 +94,7 @@ export class Scheduler {
   }
 
   #startClaimed (task: WorkerTask): void {
-    if (this.#claim(task)) void this.#start(task)
+    if (this.#claim(task)) this.#start(task)
   }
 
   /** An ABORT for a request still waiting here: it is dropped without running its handler. */
@@ -104,7 +106,8 @@ export class Scheduler {
     return true
   }
 
-  async #start (task: WorkerTask): Promise<void> {
+  /** Runs the task: a task that ends synchronously (RequestState.run) is delivered before this returns. */
+  #start (task: WorkerTask): void {
     const { ids, startedAtMs } = this.slots
     const slot = ids.indexOf(0)
     this.#running++
@@ -112,19 +115,35 @@ export class Scheduler {
     // Published before any handler code runs: a thread that dies from here on was running it.
     startedAtMs[slot] = TIME_ORIGIN_MS + startMs
     Atomics.store(ids, slot, task.id)
-    let result: WorkerResult | null = null
+    let outcome: WorkerResult | Promise<WorkerResult> | null = null
     let failure: unknown = null
     try {
-      result = this.#measureUsage !== null && this.#measureUsage[0] === 1 ? await this.#runMeasured(task) : await this.#run(task)
+      outcome = this.#measureUsage !== null && this.#measureUsage[0] === 1 ? this.#runMeasured(task) : this.#run(task)
     } catch (err) {
       failure = err ?? new Error('a task failed without a reason')
     }
+    if (outcome instanceof Promise) {
+      outcome.then(
+        (result) => { this.#finish(task.id, slot, startMs, result, null) },
+        (err: unknown) => { this.#finish(task.id, slot, startMs, null, err ?? new Error('a task failed without a reason')) })
+      return
+    }
+    try {
+      this.#finish(task.id, slot, startMs, outcome, failure)
+    } catch (err) {
+      // node-fpm's own bug in delivering: an unhandled rejection (worker/faults.ts logs it), as when
+      // #start was async, rather than a throw into whoever submitted the task (a TASKS batch).
+      void Promise.reject(err)
+    }
+  }
+
+  #finish (id: number, slot: number, startMs: number, result: WorkerResult | null, failure: unknown): void {
     if (this.#measureHeap) this.slots.heapUsed[0] = getHeapStatistics().used_heap_size
     try {
       // Out before the slot says it ended (see the top of this file).
-      this.#deliver(task.id, result, failure, performance.now() - startMs)
+      this.#deliver(id, result, failure, performance.now() - startMs)
     } finally {
-      Atomics.store(ids, slot, 0)
+      Atomics.store(this.slots.ids, slot, 0)
       this.#running--
       this.#next()
     }
@@ -146,8 +165,14 @@ export class Scheduler {
   }
 
   #next (): void {
-    while (this.#running < this.slots.ids.length && this.#waiting.length > 0) {
-      this.#startClaimed(this.#waiting.shift() as WorkerTask)
+    if (this.#starting) return
+    this.#starting = true
+    try {
+      while (this.#running < this.slots.ids.length && this.#waiting.length > 0) {
+        this.#startClaimed(this.#waiting.shift() as WorkerTask)
+      }
+    } finally {
+      this.#starting = false
     }
   }
 }

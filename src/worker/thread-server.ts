@@ -68,6 +68,8 @@ export class ThreadPool {
   readonly #texts: RequestTextWriter
   /** Requests of this thread not settled yet. */
   #running = 0
+  /** Messages the requests posted (port) that have not reached the server yet. */
+  #queued = 0
   #overHeap = false
   /** pm.max_requests plus this thread's jitter; Infinity: no limit. */
   readonly #maxRequests: number
@@ -78,7 +80,16 @@ export class ThreadPool {
     this.#texts = new RequestTextWriter(links.requestTexts)
     this.#maxRequests = threadMaxRequests(config.pm)
     // sameThread: the sender then passes views rather than copies made to be moved (web-response.ts).
-    const sink = { sameThread: true, postMessage: (m: WorkerMessage): void => { queueMicrotask(() => { this.#onMessage(m) }) } }
+    const sink = {
+      sameThread: true,
+      postMessage: (m: WorkerMessage): void => {
+        this.#queued++
+        queueMicrotask(() => {
+          this.#queued--
+          this.#onMessage(m)
+        })
+      }
+    }
     this.port = sink as unknown as MessagePort
   }
 
@@ -135,28 +146,35 @@ export class ThreadPool {
     bump(this.#links.counts, ACCEPTED)
   }
 
-  /** The scheduler's outcome of a task (worker/scheduler.ts Deliver). */
+  /**
+   * The scheduler's outcome of a task (worker/scheduler.ts Deliver). It reaches the server after
+   * the messages the request posted before it: at once when none is on its way (a response in the
+   * result: the usual small request), else behind them.
+   */
   deliver (id: number, result: WorkerResult | null, failure: unknown): void {
-    queueMicrotask(() => {
-      const req = this.#requests.get(id)
-      if (req === undefined) return
-      this.#requests.delete(id)
-      const counts = this.#links.counts
-      bump(counts, COMPLETED)
-      counts[LAST_DURATION_MS] = performance.now() - req.startedAtMs
-      counts[LAST_CPU_US] = result?.usage === undefined ? -1 : result.usage.cpuUserUs + result.usage.cpuSystemUs
-      counts[LAST_MEMORY] = result?.usage === undefined ? -1 : result.usage.heapBytes
-      counts[LAST_ID] = id
-      if (--this.#running === 0) threadIdle(this.#links.poolWords, counts)
-      // pm.heap_soft_limit: the main thread decides (pool.ts #checkHeap), once.
-      const softLimit = this.config.heapSoftLimitBytes
-      if (softLimit > 0 && !this.#overHeap && (this.#links.heapUsed[0] ?? 0) > softLimit) {
-        this.#overHeap = true
-        this.#links.tell({ t: Msg.OVER_HEAP })
-      }
-      if (failure === null) req.onSettled(result, null)
-      else req.onSettled(null, new FpmError('FPM_ERR_WORKER_DIED', `thread ${threadId} failed to run the request: ${(failure as Error).message}`))
-    })
+    if (this.#queued === 0) this.#settle(id, result, failure)
+    else queueMicrotask(() => { this.#settle(id, result, failure) })
+  }
+
+  #settle (id: number, result: WorkerResult | null, failure: unknown): void {
+    const req = this.#requests.get(id)
+    if (req === undefined) return
+    this.#requests.delete(id)
+    const counts = this.#links.counts
+    bump(counts, COMPLETED)
+    counts[LAST_DURATION_MS] = performance.now() - req.startedAtMs
+    counts[LAST_CPU_US] = result?.usage === undefined ? -1 : result.usage.cpuUserUs + result.usage.cpuSystemUs
+    counts[LAST_MEMORY] = result?.usage === undefined ? -1 : result.usage.heapBytes
+    counts[LAST_ID] = id
+    if (--this.#running === 0) threadIdle(this.#links.poolWords, counts)
+    // pm.heap_soft_limit: the main thread decides (pool.ts #checkHeap), once.
+    const softLimit = this.config.heapSoftLimitBytes
+    if (softLimit > 0 && !this.#overHeap && (this.#links.heapUsed[0] ?? 0) > softLimit) {
+      this.#overHeap = true
+      this.#links.tell({ t: Msg.OVER_HEAP })
+    }
+    if (failure === null) req.onSettled(result, null)
+    else req.onSettled(null, new FpmError('FPM_ERR_WORKER_DIED', `thread ${threadId} failed to run the request: ${(failure as Error).message}`))
   }
 
   #onMessage (m: WorkerMessage): void {

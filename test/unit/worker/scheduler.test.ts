@@ -85,3 +85,42 @@ describe('Scheduler: how long a task held the thread', () => {
     assert.ok(two >= 15 && two < 100, `task 2 held the thread ${two} ms`)
   })
 })
+
+describe('Scheduler: a task that ends synchronously', () => {
+  test('is delivered before submit returns, its slot is free, and the waiting tasks run in order without nesting', () => {
+    const delivered: number[] = []
+    const depths: number[] = []
+    let release = (): void => {}
+    const scheduler = new Scheduler(1, (t) => {
+      depths.push(new Error().stack?.split('\n').length ?? 0)
+      if (t.id === 1) return new Promise<WorkerResult>((resolve) => { release = () => { resolve(OK) } })
+      return OK
+    }, (id) => { delivered.push(id) })
+    scheduler.submit(task(2, -1))
+    assert.deepEqual(delivered, [2], 'delivered within submit')
+    assert.deepEqual([...scheduler.slots.ids], [0], 'and its slot is free')
+    // Task 1 holds the slot; 2,000 synchronous tasks wait behind it.
+    scheduler.submit(task(1, -1))
+    for (let id = 3; id < 2003; id++) scheduler.submit(task(id, -1))
+    release()
+    return new Promise<void>((resolve) => setImmediate(resolve)).then(() => {
+      assert.equal(delivered.length, 2002)
+      assert.deepEqual(delivered.slice(0, 4), [2, 1, 3, 4])
+      assert.equal(delivered.at(-1), 2002)
+      // Each ran from the loop that starts waiting tasks, not from inside the one before it.
+      const last = depths.at(-1) ?? 0
+      assert.ok(last <= (depths[2] ?? 0) + 2, `stack depth ${depths[2]} for the first waiting task, ${last} for the last`)
+    })
+  })
+
+  test('a task that throws synchronously is delivered as a failure, and the next one runs', () => {
+    const outcomes: Array<[number, unknown]> = []
+    const scheduler = new Scheduler(1, (t) => {
+      if (t.id === 1) throw new Error('boom')
+      return OK
+    }, (id, result, failure) => { outcomes.push([id, failure === null ? result : (failure as Error).message]) })
+    scheduler.submit(task(1, -1))
+    scheduler.submit(task(2, -1))
+    assert.deepEqual(outcomes, [[1, 'boom'], [2, OK]])
+  })
+})
