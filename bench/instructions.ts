@@ -1,0 +1,157 @@
+// `node bench/instructions.ts`: the instructions a request costs node-fpm's threads, counted by
+// valgrind (callgrind), whatever the machine's speed. A shared VM's speed changes under load (a
+// fixed loop 2.5x slower after a few seconds: bench/README.md), so two builds timed one after the
+// other can differ by more than what a change to the request path saves; the same build counted
+// twice differs by about 1-3% (how warm the JIT is when the count starts).
+//
+//   1. writes a pool of one thread (pm = static, pm.accept as --accept) serving bench/apps/ on a unix
+//      socket, and starts the server under valgrind --tool=callgrind --separate-threads=yes (dist/,
+//      or --dist DIR: a copy of another build's dist/, to compare);
+//   2. sends --warm requests in an open loop at --rate (unmeasured: the threads' JIT settles; V8
+//      keeps compiling for tens of thousands of requests), zeroes the counters when the measure
+//      starts, sends --requests more, and dumps the counters;
+//   3. prints the instructions per request of each thread of the server that ran any (the request
+//      thread, the main thread, V8's compiler and GC helpers) and of all of them.
+// User-space instructions only: the kernel's work in a read or a write is not counted.
+//
+//   node bench/instructions.ts [--script hello] [--accept threads] [--warm 40000] [--requests 4000] [--rate 300] [--dist dist] [--json]
+//
+// Needs valgrind (`apt-get install valgrind`); a run takes 2-4 minutes. See bench/README.md.
+
+import { execFileSync, spawn } from 'node:child_process'
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import path from 'node:path'
+import { Command } from 'commander'
+import { acceptMode, parseOptions, wholeNumber } from './cli-options.ts'
+import { runLoad } from '../src/bench/load-generator.ts'
+import { sleep } from './managed-process.ts'
+
+const ROOT = path.resolve(import.meta.dirname, '..')
+const APPS = path.join(ROOT, 'bench', 'apps')
+const SOCKET_DEADLINE_MS = 120_000
+
+interface Options {
+  script: string
+  accept: 'main' | 'threads'
+  warm: number
+  requests: number
+  rate: number
+  dist: string
+  json?: boolean
+}
+
+interface ThreadCount {
+  /** callgrind's number for the thread (1: the main thread, then in the order they started). */
+  thread: number
+  instructionsPerRequest: number
+}
+
+function parseArgs (): Options | null {
+  const program = new Command()
+    .exitOverride()
+    .name('node bench/instructions.ts')
+    .description('instructions per request of node-fpm\'s threads, counted by valgrind (callgrind), after a warm-up')
+    .option('--script <name>', 'bench/apps/<name>.mjs', 'hello')
+    .option('--accept <mode>', 'pm.accept of the pool: main or threads', acceptMode, 'threads')
+    .option('--warm <n>', 'requests before the count (the JIT settles)', wholeNumber('--warm', 0), 40_000)
+    .option('--requests <n>', 'requests counted', wholeNumber('--requests', 1), 4_000)
+    .option('--rate <r>', 'requests per second (open loop; under valgrind a thread serves about 400)', wholeNumber('--rate', 1), 300)
+    .option('--dist <dir>', 'the build to run (a copy of dist/ at the top of the repository)', 'dist')
+    .option('--json', 'print the figures as JSON')
+  return parseOptions<Options>(program)
+}
+
+function poolFile (dir: string, accept: Options['accept']): string {
+  const file = path.join(dir, 'pool.conf')
+  writeFileSync(file, [
+    '[global]', `error_log = ${path.join(dir, 'error.log')}`, 'log_level = notice', '',
+    '[bench]', `listen = ${path.join(dir, 'fpm.sock')}`, 'pm = static', 'pm.max_children = 1', `pm.accept = ${accept}`, `root = ${APPS}`, ''
+  ].join('\n'))
+  return file
+}
+
+/** `summary:` of each per-thread file of the counters' first dump (callgrind.PID.1-TT). */
+function countsOfDump (dir: string, pid: number): Array<{ thread: number, instructions: number }> {
+  const counts: Array<{ thread: number, instructions: number }> = []
+  for (const name of readdirSync(dir)) {
+    const m = new RegExp(`^callgrind\\.${pid}\\.1-(\\d+)$`).exec(name)
+    if (m === null) continue
+    const summary = /^summary: (\d+)$/m.exec(readFileSync(path.join(dir, name), 'utf8'))
+    if (summary !== null) counts.push({ thread: Number(m[1]), instructions: Number(summary[1]) })
+  }
+  return counts.sort((a, b) => a.thread - b.thread)
+}
+
+async function main (): Promise<void> {
+  const opts = parseArgs()
+  if (opts === null) return
+  try {
+    execFileSync('valgrind', ['--version'], { stdio: 'ignore' })
+  } catch {
+    throw new Error('valgrind is not installed (apt-get install valgrind)')
+  }
+  const main = path.resolve(ROOT, opts.dist, 'main', 'main.js')
+  if (!existsSync(main)) throw new Error(`${main} does not exist: run npm run build (or copy a build's dist/ to ${opts.dist})`)
+  const script = path.join(APPS, `${opts.script}.mjs`)
+  if (!existsSync(script)) throw new Error(`${script} does not exist`)
+
+  const dir = mkdtempSync(path.join(tmpdir(), 'node-fpm-instructions-'))
+  const socket = path.join(dir, 'fpm.sock')
+  const server = spawn('valgrind', [
+    '--tool=callgrind', '--smc-check=all-non-file', '--separate-threads=yes', `--callgrind-out-file=${path.join(dir, 'callgrind.%p')}`,
+    process.execPath, main, '-F', '--no-supervisor', '-y', poolFile(dir, opts.accept)
+  ], { stdio: ['ignore', 'ignore', 'pipe'] })
+  let stderr = ''
+  server.stderr.on('data', (chunk: Buffer) => { stderr = (stderr + chunk.toString()).slice(-4000) })
+  const exited = new Promise<void>((resolve) => server.once('exit', () => { resolve() }))
+  const pid = server.pid!
+  try {
+    for (const started = Date.now(); !existsSync(socket); await sleep(500)) {
+      if (server.exitCode !== null || Date.now() - started > SOCKET_DEADLINE_MS) throw new Error(`node-fpm under valgrind did not listen on ${socket}:\n${stderr}`)
+    }
+    await sleep(3000) // the pool's thread starts after the socket exists
+    const say = (line: string): void => { if (opts.json !== true) process.stderr.write(line + '\n') }
+    say(`${opts.warm} requests to warm up, then ${opts.requests} counted, at ${opts.rate}/s (about ${Math.ceil((opts.warm + opts.requests) / opts.rate)} s)...`)
+    const result = await runLoad({
+      address: socket,
+      script,
+      root: APPS,
+      connections: 8,
+      rate: opts.rate,
+      warmup: opts.warm / opts.rate,
+      duration: opts.requests / opts.rate,
+      timeoutMs: 60_000,
+      onMeasure: (edge) => { if (edge === 'start') execFileSync('callgrind_control', ['-z', String(pid)], { stdio: 'ignore' }) }
+    })
+    execFileSync('callgrind_control', ['-d', String(pid)], { stdio: 'ignore' })
+    await sleep(1000)
+    const failed = Object.values(result.errors).reduce((a, b) => a + b, 0)
+    if (failed > 0) say(`note: ${failed} requests failed or were dropped (${JSON.stringify(result.errors)}): the server did not keep up with --rate`)
+    const counts = countsOfDump(dir, pid).filter((c) => c.instructions >= result.requests)
+    const perRequest = (n: number): number => Math.round(n / result.requests)
+    const threads: ThreadCount[] = counts.map((c) => ({ thread: c.thread, instructionsPerRequest: perRequest(c.instructions) }))
+    const all = perRequest(counts.reduce((a, c) => a + c.instructions, 0))
+    const report = { script: opts.script, accept: opts.accept, dist: opts.dist, warm: opts.warm, requests: result.requests, rate: opts.rate, node: process.version, instructionsPerRequest: all, threads }
+    if (opts.json === true) {
+      process.stdout.write(JSON.stringify(report, null, 2) + '\n')
+    } else {
+      process.stdout.write(`${opts.script}, pm.accept = ${opts.accept}, ${opts.dist}: ${result.requests} requests counted\n`)
+      for (const t of [...threads].sort((a, b) => b.instructionsPerRequest - a.instructionsPerRequest)) {
+        process.stdout.write(`  thread ${String(t.thread).padStart(2)}  ${t.instructionsPerRequest.toLocaleString('en-US').padStart(9)} instructions per request\n`)
+      }
+      process.stdout.write(`  all        ${all.toLocaleString('en-US').padStart(9)}\n`)
+    }
+  } finally {
+    server.kill('SIGTERM')
+    await Promise.race([exited, sleep(10_000)])
+    if (server.exitCode === null && server.signalCode === null) server.kill('SIGKILL')
+    rmSync(dir, { recursive: true, force: true })
+  }
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`bench/instructions.ts: ${(err as Error).message}\n`)
+  process.exitCode = 1
+})
+
