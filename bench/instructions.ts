@@ -2,7 +2,7 @@
 // valgrind (callgrind), whatever the machine's speed. A shared VM's speed changes under load (a
 // fixed loop 2.5x slower after a few seconds: bench/README.md), so two builds timed one after the
 // other can differ by more than what a change to the request path saves; the same build counted
-// twice differs by about 1-3% (how warm the JIT is when the count starts).
+// twice differs by 0.3-3% (how warm the JIT is when the count starts).
 //
 //   1. writes a pool of one thread (pm = static, pm.accept as --accept) serving bench/apps/ on a unix
 //      socket, and starts the server under valgrind --tool=callgrind --separate-threads=yes (dist/,
@@ -25,6 +25,7 @@ import path from 'node:path'
 import { Command } from 'commander'
 import { acceptMode, parseOptions, wholeNumber } from './cli-options.ts'
 import { runLoad } from '../src/bench/load-generator.ts'
+import { buildCgiParams, fcgiRequest } from '../src/client/fcgi-client.ts'
 import { sleep } from './managed-process.ts'
 
 const ROOT = path.resolve(import.meta.dirname, '..')
@@ -83,6 +84,16 @@ function countsOfDump (dir: string, pid: number): Array<{ thread: number, instru
   return counts.sort((a, b) => a.thread - b.thread)
 }
 
+async function answers (socket: string, script: string): Promise<boolean> {
+  if (!existsSync(socket)) return false
+  try {
+    const res = await fcgiRequest(socket, { params: buildCgiParams({ uri: '/' + path.basename(script), documentRoot: APPS }) }, { timeoutMs: 20_000, connectTimeoutMs: 1000 })
+    return res.status === 200
+  } catch {
+    return false
+  }
+}
+
 async function main (): Promise<void> {
   const opts = parseArgs()
   if (opts === null) return
@@ -107,10 +118,10 @@ async function main (): Promise<void> {
   const exited = new Promise<void>((resolve) => server.once('exit', () => { resolve() }))
   const pid = server.pid!
   try {
-    for (const started = Date.now(); !existsSync(socket); await sleep(500)) {
-      if (server.exitCode !== null || Date.now() - started > SOCKET_DEADLINE_MS) throw new Error(`node-fpm under valgrind did not listen on ${socket}:\n${stderr}`)
+    // Ready when a request is answered: the socket exists before the pool's thread accepts on it.
+    for (const started = Date.now(); !(await answers(socket, script)); await sleep(500)) {
+      if (server.exitCode !== null || Date.now() - started > SOCKET_DEADLINE_MS) throw new Error(`node-fpm under valgrind did not answer on ${socket}:\n${stderr}`)
     }
-    await sleep(3000) // the pool's thread starts after the socket exists
     const say = (line: string): void => { if (opts.json !== true) process.stderr.write(line + '\n') }
     say(`${opts.warm} requests to warm up, then ${opts.requests} counted, at ${opts.rate}/s (about ${Math.ceil((opts.warm + opts.requests) / opts.rate)} s)...`)
     const result = await runLoad({
