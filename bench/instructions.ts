@@ -4,9 +4,9 @@
 // other can differ by more than what a change to the request path saves; the same build counted
 // twice differs by 0.3-3% (how warm the JIT is when the count starts).
 //
-//   1. writes a pool of one thread (pm = static, pm.accept as --accept) serving bench/apps/ on a unix
-//      socket, and starts the server under valgrind --tool=callgrind --separate-threads=yes (dist/,
-//      or --dist DIR: a copy of another build's dist/, to compare);
+//   1. starts node-fpm with one static pool of one thread (pm.accept as --accept) serving bench/apps/
+//      (bench/node-fpm-process.ts) under valgrind --tool=callgrind --separate-threads=yes, from dist/
+//      or --dist DIR (a copy of another build's dist/, to compare), and waits for its ready lines;
 //   2. sends --warm requests in an open loop at --rate (unmeasured: the threads' JIT settles; V8
 //      keeps compiling for tens of thousands of requests), zeroes the counters when the measure
 //      starts, sends --requests more, and dumps the counters;
@@ -18,19 +18,18 @@
 //
 // Needs valgrind (`apt-get install valgrind`); a run takes 2-4 minutes. See bench/README.md.
 
-import { execFileSync, spawn } from 'node:child_process'
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { execFileSync } from 'node:child_process'
+import { existsSync, readdirSync, readFileSync } from 'node:fs'
 import path from 'node:path'
 import { Command } from 'commander'
 import { acceptMode, parseOptions, wholeNumber } from './cli-options.ts'
 import { runLoad } from '../src/bench/load-generator.ts'
-import { buildCgiParams, fcgiRequest } from '../src/client/fcgi-client.ts'
 import { sleep } from './managed-process.ts'
+import { APPS_DIR, startNodeFpm } from './node-fpm-process.ts'
 
 const ROOT = path.resolve(import.meta.dirname, '..')
-const APPS = path.join(ROOT, 'bench', 'apps')
-const SOCKET_DEADLINE_MS = 120_000
+/** Node under valgrind starts 30-50x slower (two at once: slower still). */
+const START_TIMEOUT_MS = 180_000
 
 interface Options {
   script: string
@@ -63,15 +62,6 @@ function parseArgs (): Options | null {
   return parseOptions<Options>(program)
 }
 
-function poolFile (dir: string, accept: Options['accept']): string {
-  const file = path.join(dir, 'pool.conf')
-  writeFileSync(file, [
-    '[global]', `error_log = ${path.join(dir, 'error.log')}`, 'log_level = notice', '',
-    '[bench]', `listen = ${path.join(dir, 'fpm.sock')}`, 'pm = static', 'pm.max_children = 1', `pm.accept = ${accept}`, `root = ${APPS}`, ''
-  ].join('\n'))
-  return file
-}
-
 /** `summary:` of each per-thread file of the counters' first dump (callgrind.PID.1-TT). */
 function countsOfDump (dir: string, pid: number): Array<{ thread: number, instructions: number }> {
   const counts: Array<{ thread: number, instructions: number }> = []
@@ -84,16 +74,6 @@ function countsOfDump (dir: string, pid: number): Array<{ thread: number, instru
   return counts.sort((a, b) => a.thread - b.thread)
 }
 
-async function answers (socket: string, script: string): Promise<boolean> {
-  if (!existsSync(socket)) return false
-  try {
-    const res = await fcgiRequest(socket, { params: buildCgiParams({ uri: '/' + path.basename(script), documentRoot: APPS }) }, { timeoutMs: 20_000, connectTimeoutMs: 1000 })
-    return res.status === 200
-  } catch {
-    return false
-  }
-}
-
 async function main (): Promise<void> {
   const opts = parseArgs()
   if (opts === null) return
@@ -102,32 +82,28 @@ async function main (): Promise<void> {
   } catch {
     throw new Error('valgrind is not installed (apt-get install valgrind)')
   }
-  const main = path.resolve(ROOT, opts.dist, 'main', 'main.js')
-  if (!existsSync(main)) throw new Error(`${main} does not exist: run npm run build (or copy a build's dist/ to ${opts.dist})`)
-  const script = path.join(APPS, `${opts.script}.mjs`)
+  const mainJs = path.resolve(ROOT, opts.dist, 'main', 'main.js')
+  if (!existsSync(mainJs)) throw new Error(`${mainJs} does not exist: run npm run build (or copy a build's dist/ to ${opts.dist})`)
+  const script = path.join(APPS_DIR, `${opts.script}.mjs`)
   if (!existsSync(script)) throw new Error(`${script} does not exist`)
 
-  const dir = mkdtempSync(path.join(tmpdir(), 'node-fpm-instructions-'))
-  const socket = path.join(dir, 'fpm.sock')
-  const server = spawn('valgrind', [
-    '--tool=callgrind', '--smc-check=all-non-file', '--separate-threads=yes', `--callgrind-out-file=${path.join(dir, 'callgrind.%p')}`,
-    process.execPath, main, '-F', '--no-supervisor', '-y', poolFile(dir, opts.accept)
-  ], { stdio: ['ignore', 'ignore', 'pipe'] })
-  let stderr = ''
-  server.stderr.on('data', (chunk: Buffer) => { stderr = (stderr + chunk.toString()).slice(-4000) })
-  const exited = new Promise<void>((resolve) => server.once('exit', () => { resolve() }))
-  const pid = server.pid!
+  const h = await startNodeFpm({
+    workers: 1,
+    noSupervisor: true,
+    poolDirectives: `pm.accept = ${opts.accept}`,
+    main: mainJs,
+    wrapper: (dir) => ['valgrind', '--tool=callgrind', '--smc-check=all-non-file', '--separate-threads=yes', `--callgrind-out-file=${path.join(dir, 'callgrind.%p')}`],
+    startTimeoutMs: START_TIMEOUT_MS
+  })
+  // valgrind runs Node in its own process: the pid callgrind_control takes.
+  const pid = h.pid
   try {
-    // Ready when a request is answered: the socket exists before the pool's thread accepts on it.
-    for (const started = Date.now(); !(await answers(socket, script)); await sleep(500)) {
-      if (server.exitCode !== null || Date.now() - started > SOCKET_DEADLINE_MS) throw new Error(`node-fpm under valgrind did not answer on ${socket}:\n${stderr}`)
-    }
     const say = (line: string): void => { if (opts.json !== true) process.stderr.write(line + '\n') }
     say(`${opts.warm} requests to warm up, then ${opts.requests} counted, at ${opts.rate}/s (about ${Math.ceil((opts.warm + opts.requests) / opts.rate)} s)...`)
     const result = await runLoad({
-      address: socket,
+      address: h.address,
       script,
-      root: APPS,
+      root: APPS_DIR,
       connections: 8,
       rate: opts.rate,
       warmup: opts.warm / opts.rate,
@@ -139,7 +115,7 @@ async function main (): Promise<void> {
     await sleep(1000)
     const failed = Object.values(result.errors).reduce((a, b) => a + b, 0)
     if (failed > 0) say(`note: ${failed} requests failed or were dropped (${JSON.stringify(result.errors)}): the server did not keep up with --rate`)
-    const counts = countsOfDump(dir, pid).filter((c) => c.instructions >= result.requests)
+    const counts = countsOfDump(h.dir, pid).filter((c) => c.instructions >= result.requests)
     const perRequest = (n: number): number => Math.round(n / result.requests)
     const threads: ThreadCount[] = counts.map((c) => ({ thread: c.thread, instructionsPerRequest: perRequest(c.instructions) }))
     const all = perRequest(counts.reduce((a, c) => a + c.instructions, 0))
@@ -154,10 +130,7 @@ async function main (): Promise<void> {
       process.stdout.write(`  all        ${all.toLocaleString('en-US').padStart(9)}\n`)
     }
   } finally {
-    server.kill('SIGTERM')
-    await Promise.race([exited, sleep(10_000)])
-    if (server.exitCode === null && server.signalCode === null) server.kill('SIGKILL')
-    rmSync(dir, { recursive: true, force: true })
+    await h.stop()
   }
 }
 

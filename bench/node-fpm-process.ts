@@ -31,6 +31,12 @@ export interface NodeFpmOptions {
   noSupervisor?: boolean
   /** More directives for the `[bench]` pool, one per line (pm.status_path...). */
   poolDirectives?: string
+  /** The script Node runs (default bin/node-fpm.js: the build in dist/); another build's main.js, say. */
+  main?: string
+  /** A command that runs Node (valgrind...), given the instance's dir: its words go before Node's path. */
+  wrapper?: (dir: string) => string[]
+  /** How long startNodeFpm waits for the ready lines (default 30 s). */
+  startTimeoutMs?: number
 }
 
 export interface NodeFpmHandle {
@@ -81,16 +87,17 @@ export async function spawnNodeFpm (opts: NodeFpmOptions): Promise<NodeFpmHandle
   ].join('\n')
   writeFileSync(conf, configText)
   writeFileSync(errorLog, '')
-  const args = [MAIN, '-y', conf]
+  const args = [process.execPath, opts.main ?? MAIN, '-y', conf]
   if (opts.noSupervisor === true) args.push('--no-supervisor')
+  const [bin, ...binArgs] = [...(opts.wrapper?.(dir) ?? []), ...args] as [string, ...string[]]
   const spawnedAtEpochMs = Date.now()
   const spawnedAtMs = performance.now()
-  const managed = spawnManaged(process.execPath, args, outLog, { dir, group: true, deathSignal: 'SIGTERM' })
+  const managed = spawnManaged(bin, binArgs, outLog, { dir, group: true, deathSignal: 'SIGTERM' })
   const pid = managed.child.pid
   if (pid === undefined) {
     forget(managed)
     await rm(dir, { recursive: true, force: true })
-    throw new Error(`could not spawn ${process.execPath}`)
+    throw new Error(`could not spawn ${bin}`)
   }
   const read = (file: string): string => { try { return readFileSync(file, 'utf8') } catch { return '' } }
   return {
@@ -128,13 +135,14 @@ export function threadsReadyLineTime (h: NodeFpmHandle): number | null {
 /** Starts node-fpm and waits for its "ready to handle connections" line and for every thread to be up. */
 export async function startNodeFpm (opts: NodeFpmOptions): Promise<NodeFpmHandle> {
   const h = await spawnNodeFpm(opts)
-  const deadline = Date.now() + START_TIMEOUT_MS
+  const timeoutMs = opts.startTimeoutMs ?? START_TIMEOUT_MS
+  const deadline = Date.now() + timeoutMs
   for (;;) {
     if (readyLineTime(h) !== null && threadsReadyLineTime(h) !== null) return h
     if (h.exited() || Date.now() > deadline) {
       const why = h.exited()
         ? `node-fpm exited during start-up (code ${String(h.managed.child.exitCode)}, signal ${String(h.managed.child.signalCode)})`
-        : `node-fpm did not log "${READY_LINE}" and "N initial threads ready" within ${START_TIMEOUT_MS} ms`
+        : `node-fpm did not log "${READY_LINE}" and "N initial threads ready" within ${timeoutMs} ms`
       const text = h.logText()
       await h.stop()
       throw new Error(`${why}:\n${text}\n--- config ---\n${h.configText}`)
