@@ -183,17 +183,12 @@ function runTask (task: WorkerTask): WorkerResult | Promise<WorkerResult> {
       state.abort(reason)
     }
   }
-  let outcome: WorkerResult | Promise<WorkerResult>
+  let outcome: WorkerResult | Promise<WorkerResult> | null = null
   try {
     // The request's async context: a fault raised by its timers, promises or listeners names it.
     outcome = currentRequest.run(state, runState, state)
-  } catch (err) {
-    active.delete(task.id)
-    throw err
+    return outcome instanceof Promise ? outcome.finally(() => { active.delete(task.id) }) : outcome
+  } finally {
+    if (!(outcome instanceof Promise)) active.delete(task.id)
   }
-  if (!(outcome instanceof Promise)) {
-    active.delete(task.id)
-    return outcome
-  }
-  return outcome.finally(() => { active.delete(task.id) })
 }

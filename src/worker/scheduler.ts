@@ -60,6 +60,11 @@ export type Deliver = (id: number, result: WorkerResult | null, failure: unknown
 const threadCpuUsage: (previous?: NodeJS.CpuUsage) => NodeJS.CpuUsage =
   typeof process.threadCpuUsage === 'function' ? (p) => process.threadCpuUsage(p) : (p) => process.cpuUsage(p)
 
+/** What a task that threw or rejected is delivered with: never null (null means it did not fail). */
+function asFailure (err: unknown): unknown {
+  return err ?? new Error('a task failed without a reason')
+}
+
 export class Scheduler {
   readonly slots: RunningSlots
   readonly #run: (task: WorkerTask) => WorkerResult | Promise<WorkerResult>
@@ -120,12 +125,12 @@ export class Scheduler {
     try {
       outcome = this.#measureUsage !== null && this.#measureUsage[0] === 1 ? this.#runMeasured(task) : this.#run(task)
     } catch (err) {
-      failure = err ?? new Error('a task failed without a reason')
+      failure = asFailure(err)
     }
     if (outcome instanceof Promise) {
       outcome.then(
         (result) => { this.#finish(task.id, slot, startMs, result, null) },
-        (err: unknown) => { this.#finish(task.id, slot, startMs, null, err ?? new Error('a task failed without a reason')) })
+        (err: unknown) => { this.#finish(task.id, slot, startMs, null, asFailure(err)) })
       return
     }
     try {
