@@ -268,6 +268,8 @@ interface Summary extends Cell {
   p90: number
   p99: number
   p999: number
+  /** With --rate: median p99 of the generator's own lateness (node-fpm bench's `lateness`), part of p99; else null. */
+  lateP99: number | null
   /** Sum over the rounds, and by kind. */
   errors: number
   errorsByKind: Record<string, number>
@@ -304,6 +306,7 @@ function summarize (cell: Cell, server: string, runs: ServerRun[]): Summary {
     p90: round(median(runs.map(r => r.latency.p90)), 3),
     p99: round(median(runs.map(r => r.latency.p99)), 3),
     p999: round(median(runs.map(r => r.latency.p999)), 3),
+    lateP99: runs.every(r => r.lateness !== null) ? round(median(runs.map(r => r.lateness?.p99 ?? 0)), 3) : null,
     errors: runs.reduce((n, r) => n + r.errors.total, 0),
     errorsByKind: byKind,
     connectionsServed: Math.min(...runs.map(r => r.connectionsServed)),
@@ -314,7 +317,9 @@ function summarize (cell: Cell, server: string, runs: ServerRun[]): Summary {
 }
 
 function table (cells: CellSummary[], multiWorkers: boolean): string {
-  const head = [...(multiWorkers ? ['workers'] : []), 'scenario', 'conns', 'keep-conn', 'server', 'req/s', 'p50 ms', 'p99 ms', 'errors',
+  const late = cells.some(c => c.servers.some(s => s.lateP99 !== null))
+  const head = [...(multiWorkers ? ['workers'] : []), 'scenario', 'conns', 'keep-conn', 'server', 'req/s', 'p50 ms', 'p99 ms',
+    ...(late ? ['late p99 ms'] : []), 'errors',
     'conns served', 'req/s per round', 'CPU us/req', 'node/php req/s', 'node/php p99']
   const rows: string[][] = []
   for (const c of cells) {
@@ -324,6 +329,7 @@ function table (cells: CellSummary[], multiWorkers: boolean): string {
         ...(multiWorkers ? [first ? String(c.workers) : ''] : []),
         first ? c.scenario : '', first ? String(c.connections) : '', first ? (c.keepConn ? 'yes' : 'no') : '',
         s.server, s.rps.toFixed(1), s.p50.toFixed(3), s.p99.toFixed(3),
+        ...(late ? [s.lateP99 === null ? '-' : s.lateP99.toFixed(3)] : []),
         s.errors === 0 ? '0' : `${s.errors} (${Object.entries(s.errorsByKind).map(([k, v]) => `${k} ${v}`).join(', ')})`,
         `${s.connectionsServed}/${s.connections}`, s.rpsPerRound.map(x => x.toFixed(0)).join(' '),
         s.serverCpuUs === null ? '-' : s.serverCpuUs.toFixed(1),

@@ -38,6 +38,7 @@ import { RecordParser } from '../fastcgi/record-parser.ts'
 import { buildStreamEnd, frameChunks } from '../fastcgi/record-writer.ts'
 import { buildBeginRequest } from '../fastcgi/records.ts'
 import { takeReadsDirectly } from '../common/direct-reads.ts'
+import { Pacer } from './pacer.ts'
 
 export interface LoadOptions {
   /** FastCGI address: unix socket path, host:port, [v6]:port, port (see src/client/address.ts). */
@@ -172,6 +173,11 @@ export interface LoadResult {
    * without keep-conn) or from the scheduled time (open loop) to END_REQUEST.
    */
   latency: LatencySummary
+  /**
+   * Open loop: how late the generator itself scheduled the requests after their due time, in ms
+   * (part of every latency above; the same for every server only if small). null in a closed loop.
+   */
+  lateness: { p50: number, p99: number, max: number } | null
   errors: ErrorCounts & { total: number }
   /** The first message seen for each kind of error. */
   errorSamples: Partial<Record<keyof ErrorCounts, string>>
@@ -209,6 +215,8 @@ class Run {
   /** PHASE_DONE until runLoad starts it: written before the first request, so never a constant to V8. */
   phase = PHASE_DONE
   readonly hist: RecordableHistogram = createHistogram({ lowest: 1, highest: 3_600_000_000, figures: 3 })
+  /** Open loop: how late each request was scheduled after its due time, µs (the generator's own delay). */
+  readonly lateness: RecordableHistogram = createHistogram({ lowest: 1, highest: 3_600_000_000, figures: 3 })
   /** Completed during the measure (the warm-up's until it begins). */
   requests = 0
   /** Completed in any phase (for the progress rate). */
@@ -264,6 +272,7 @@ class Run {
   beginMeasure (conns: readonly LoadConn[]): void {
     this.phase = PHASE_MEASURE
     this.hist.reset()
+    this.lateness.reset()
     this.requests = 0
     this.bytesSent = 0
     this.bytesReceived = 0
@@ -292,8 +301,10 @@ class Run {
     }
   }
 
-  /** Open loop: one request due at time t (performance.now() scale). */
-  schedule (t: number): void {
+  /** Open loop: one request due at time t (performance.now() scale), scheduled at `now`. */
+  schedule (t: number, now: number): void {
+    const lateUs = Math.round((now - t) * 1000)
+    this.lateness.record(lateUs < 1 ? 1 : lateUs)
     if (this.inFlight + this.queued >= this.maxOutstanding) {
       this.error('dropped', `${this.maxOutstanding} requests outstanding (queued or in flight): the server is slower than ${this.rate} req/s`)
       return
@@ -675,11 +686,9 @@ export async function runLoad (opts: LoadOptions): Promise<LoadResult> {
     if (run.queued > 0) run.expireQueued(limit)
   }, Math.max(10, Math.min(250, timeoutMs / 4)))
 
-  // Open loop: request k is due at tStart + k / rate. Every timer tick, and every response that
-  // ends, sends the requests already due (with their due time as their start: a late send is
-  // counted as latency, as a late server would be). Node's timers fire at best every millisecond;
-  // at the rates that matter responses end far more often, so requests go out close to their time.
-  let scheduleTimer: NodeJS.Timeout | null = null
+  // Open loop: request k is due at tStart + k / rate. The pacer (pacer.ts), and every response that
+  // ends, send the requests already due, with their due time as their start: a late send is counted
+  // as latency, as a late server would be, and its lateness is reported on its own.
   let tStart = 0
   let seq = 0
   const interval = rate > 0 ? 1000 / rate : 0
@@ -688,15 +697,10 @@ export async function runLoad (opts: LoadOptions): Promise<LoadResult> {
     const now = performance.now()
     for (let due = tStart + seq * interval; due <= now; due = tStart + seq * interval) {
       seq++
-      run.schedule(due)
+      run.schedule(due, now)
     }
   }
-  const tick = (): void => {
-    scheduleTimer = null
-    if (run.phase >= PHASE_DRAIN) return
-    catchUp()
-    scheduleTimer = setTimeout(tick, Math.max(0, tStart + seq * interval - performance.now()))
-  }
+  const pacer = new Pacer(() => tStart + seq * interval, catchUp, () => run.inFlight > 0)
 
   let phaseStart = performance.now()
   let progressTimer: NodeJS.Timeout | null = null
@@ -737,7 +741,7 @@ export async function runLoad (opts: LoadOptions): Promise<LoadResult> {
     if (rate > 0) {
       tStart = performance.now()
       run.catchUp = catchUp
-      tick()
+      pacer.start()
     }
     if (warmupS > 0) await pause(warmupS * 1000, signal)
     opts.onMeasure?.('start')
@@ -749,7 +753,7 @@ export async function runLoad (opts: LoadOptions): Promise<LoadResult> {
     t1 = phaseStart = performance.now()
     opts.onMeasure?.('end')
     cpu1 = process.cpuUsage(cpu0)
-    if (scheduleTimer !== null) clearTimeout(scheduleTimer)
+    pacer.stop()
     run.stopSchedule()
     // Let the requests in flight finish (uncounted), so the server sees no aborted request.
     if (run.inFlight > 0) {
@@ -762,7 +766,7 @@ export async function runLoad (opts: LoadOptions): Promise<LoadResult> {
     run.phase = PHASE_DONE
     clearInterval(watchdog)
     if (progressTimer !== null) clearInterval(progressTimer)
-    if (scheduleTimer !== null) clearTimeout(scheduleTimer)
+    pacer.stop()
     for (const c of conns) c.stop()
   }
 
@@ -802,6 +806,9 @@ export async function runLoad (opts: LoadOptions): Promise<LoadResult> {
       max: n === 0 ? 0 : ms(h.max),
       percentiles
     },
+    lateness: rate > 0 && run.lateness.count > 0
+      ? { p50: ms(run.lateness.percentile(50)), p99: ms(run.lateness.percentile(99)), max: ms(run.lateness.max) }
+      : null,
     errors: { ...e, total: e.connect + e.protocol + e.status + e.body + e.timeout + e.dropped },
     errorSamples: { ...run.samples },
     bytesSent: run.bytesSent,
@@ -835,6 +842,10 @@ export function formatLoadResult (r: LoadResult): string {
     `  req/s      ${r.rps.toFixed(1)}`,
     `  latency    p50 ${l.p50} ms   p90 ${l.p90} ms   p99 ${l.p99} ms   p99.9 ${l.p999} ms   max ${l.max} ms` +
       `   (mean ${l.mean} ms, stddev ${l.stddev} ms)`,
+    ...(r.lateness === null
+      ? []
+      : [`  lateness   p50 ${r.lateness.p50} ms   p99 ${r.lateness.p99} ms   max ${r.lateness.max} ms` +
+        '   (of this generator, after the due time: part of the latency above)']),
     `  errors     ${e.total}   (connect ${e.connect}, protocol ${e.protocol}, status ${e.status}, body ${e.body}, timeout ${e.timeout}` +
       (r.mode === 'open' ? `, dropped ${e.dropped})` : ')'),
     `  received   ${formatBytes(r.bytesReceived)} (${formatBytes(r.stdoutBytes)} of STDOUT), ` +

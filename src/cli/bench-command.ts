@@ -47,7 +47,9 @@ one's END_REQUEST arrives, so the server's speed sets the rate. Open loop (--rat
 per second in all are started on a fixed schedule whatever the responses do; each goes to a free
 connection or waits for one, and its latency counts from its scheduled time (no coordinated
 omission). At most --max-outstanding requests wait or run; a scheduled request beyond that is not
-sent and counts as a 'dropped' error.
+sent and counts as a 'dropped' error. The report's 'lateness' is how long after their due time
+the generator itself sent them (part of the latency): large against the latency, the figures
+measure the generator.
 
 Every response is checked: END_REQUEST with REQUEST_COMPLETE, a valid CGI header block, the status
 (--expect-status, from the CGI Status header, 200 without one) and, with --expect-body or

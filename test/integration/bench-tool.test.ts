@@ -66,6 +66,7 @@ describe('node-fpm bench against node-fpm', () => {
     const r = parse(o)
     assert.equal(r.mode, 'closed')
     assert.equal(r.rate, null)
+    assert.equal(r.lateness, null, 'a closed loop has no schedule to be late on')
     assert.equal(r.connections, 4)
     assert.equal(r.keepConn, true)
     assert.equal(r.method, 'GET')
@@ -116,6 +117,12 @@ describe('node-fpm bench against node-fpm', () => {
     assert.equal(r.maxOutstanding, 1000)
     assert.ok(r.rps >= 150 && r.rps <= 250, `${r.rps} req/s`)
     assert.equal(r.errors.total, 0, JSON.stringify(r.errorSamples))
+    const late = r.lateness
+    assert.ok(late !== null && late.p50 > 0 && late.p50 <= late.p99 && late.p99 <= late.max, JSON.stringify(late))
+
+    const human = await bench([addr, '/hello.mjs', '--root', 'bench/apps', '-c', '2', '--rate', '200', '-d', '0.3', '--warmup', '0'])
+    assert.equal(human.code, 0, human.stderr)
+    assert.match(human.stdout, /lateness +p50 [\d.]+ ms +p99 [\d.]+ ms +max [\d.]+ ms/)
   })
 
   test('--rate beyond what the server does: the cap on outstanding requests drops and counts them', async () => {
