@@ -210,13 +210,18 @@ const CONNECT_BACKOFF_MS = 20
 const DRAIN_MAX_MS = 5000
 const DEFAULT_MAX_OUTSTANDING = 1000
 
+/** Microseconds, 1 µs to an hour, 3 significant digits. */
+function usHistogram (): RecordableHistogram {
+  return createHistogram({ lowest: 1, highest: 3_600_000_000, figures: 3 })
+}
+
 /** State shared by all connections of one run. */
 class Run {
   /** PHASE_DONE until runLoad starts it: written before the first request, so never a constant to V8. */
   phase = PHASE_DONE
-  readonly hist: RecordableHistogram = createHistogram({ lowest: 1, highest: 3_600_000_000, figures: 3 })
+  readonly hist = usHistogram()
   /** Open loop: how late each request was scheduled after its due time, µs (the generator's own delay). */
-  readonly lateness: RecordableHistogram = createHistogram({ lowest: 1, highest: 3_600_000_000, figures: 3 })
+  readonly lateness = usHistogram()
   /** Completed during the measure (the warm-up's until it begins). */
   requests = 0
   /** Completed in any phase (for the progress rate). */

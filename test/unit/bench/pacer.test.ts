@@ -4,11 +4,7 @@
 import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
 import { Pacer } from '../../../src/bench/pacer.ts'
-
-function median (values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b)
-  return sorted[sorted.length >> 1] ?? NaN
-}
+import { median } from '../../../bench/figures.ts'
 
 describe('Pacer', () => {
   test('a request due every 0.2 ms goes out on its own, not ~5 at once as a millisecond timer sends them', async () => {
