@@ -23,6 +23,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Command, CommanderError, InvalidArgumentError } from 'commander'
+import { tierUpEarly } from '../src/bench/early-tier-up.ts'
 import { runLoad } from '../src/bench/load-generator.ts'
 import type { LoadOptions, LoadResult } from '../src/bench/load-generator.ts'
 import { renderResultsChart } from './chart.ts'
@@ -350,6 +351,7 @@ function runCodec (): unknown {
 // ---- main -----------------------------------------------------------------------------------------
 
 async function main (): Promise<void> {
+  tierUpEarly()
   const program = new Command('bench')
     .description('node-fpm and php-fpm (same workers, same load, same answers) on a matrix of scenarios; interleaved rounds, medians.')
     .option('--scenarios <list>', `comma-separated: ${SCENARIOS.map(s => s.name).join(',')} (or all)`, scenarioList, SCENARIOS.map(s => s.name))

@@ -10,6 +10,7 @@ import { readFile } from 'node:fs/promises'
 import path from 'node:path'
 import { InvalidArgumentError, Option } from 'commander'
 import type { Command } from 'commander'
+import { tierUpEarly } from '../bench/early-tier-up.ts'
 import { formatLoadResult, runLoad } from '../bench/load-generator.ts'
 import type { LoadProgress, LoadResult } from '../bench/load-generator.ts'
 
@@ -205,6 +206,7 @@ async function runBench (address: string, uri: string, opts: BenchCliOptions): P
   const script = opts.script === undefined ? undefined : path.resolve(opts.script)
   const root = opts.root !== undefined ? path.resolve(opts.root) : script !== undefined ? path.dirname(script) : undefined
 
+  tierUpEarly()
   const progress = opts.progress && process.stderr.isTTY === true ? new ProgressLine() : null
   const abort = new AbortController()
   // The first Ctrl-C ends the run early and prints what was measured; a second one kills.
