@@ -10,7 +10,7 @@
 import v8 from 'node:v8'
 
 /** Calls before TurboFan in a load-generating process (V8's default: 3000). */
-export const GENERATOR_TURBOFAN_CALLS = 300
+const GENERATOR_TURBOFAN_CALLS = 300
 
 /** Before the first request of the process. */
 export function tierUpEarly (): void {
