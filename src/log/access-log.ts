@@ -23,6 +23,8 @@
 //   latin1, byte for byte as php writes it; the format and suppress paths (UTF-8 in the config
 //   file) are turned into the same byte strings first.
 
+import { Buffer } from 'node:buffer'
+import { performance } from 'node:perf_hooks'
 import type { AccessLogConfig, PoolConfig } from '../config/types.ts'
 import type { WorkerResult } from '../common/messages.ts'
 import { valueAt } from '../common/params-shape.ts'

@@ -13,6 +13,7 @@
 // pipe, a hung NFS server) makes the queue grow up to MAX_QUEUED_BYTES; past it new lines are dropped
 // and counted, so a slow disk costs log lines, never the server's memory.
 
+import { Buffer } from 'node:buffer'
 import { FpmError } from '../common/errors.ts'
 
 // node:fs without its ESM namespace (which loads all of it): a thread that writes an access log loads this (pool/script-resolver.ts).

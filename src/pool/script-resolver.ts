@@ -5,6 +5,7 @@
 // File-system answers are cached briefly (like php's realpath cache) so the main thread does not
 // make blocking stat calls per request.
 
+import { performance } from 'node:perf_hooks'
 import { isAbsolute, sep } from 'node:path'
 import type { PoolConfig } from '../config/types.ts'
 

@@ -3,6 +3,7 @@
 // connection. Management records (id 0) are answered here. A peer that breaks the protocol gets
 // its connection closed with one warning naming the peer; nothing escapes to the server.
 
+import { performance } from 'node:perf_hooks'
 import type { Socket } from 'node:net'
 import {
   RecordParser, type RecordSink, RecordType, Role, ProtocolStatus, FCGI_KEEP_CONN,

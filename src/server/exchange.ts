@@ -4,6 +4,8 @@
 // or streams a large one to the worker on demand (PULL credits), relays the response to the
 // connection, and makes sure every request it accepted gets exactly one END_REQUEST.
 
+import { performance } from 'node:perf_hooks'
+import { Buffer } from 'node:buffer'
 import { decodeParamNames, decodeParamsText, paramsText, type ParamNames } from '../fastcgi/index.ts'
 import { shapeOf, valueAt, type ParamsShape } from '../common/params-shape.ts'
 import { Msg, TRANSFER_MIN_BYTES, type WorkerResult, type SerializedError } from '../common/messages.ts'

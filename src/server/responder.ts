@@ -3,6 +3,7 @@
 // END_REQUEST); a large body is a header plus views of the caller's bytes, never copied.
 // Also the one table of responses node-fpm makes itself (404, 403, 408, 413, 431, 500, 502, 503, 504).
 
+import { Buffer } from 'node:buffer'
 import {
   RecordType, ProtocolStatus, HEADER_LEN, STREAM_RECORD_LEN,
   writeHeader, paddingFor, frameChunks, framedLength, writeEndRequest

@@ -15,6 +15,7 @@
 // otherwise keep the result on the thread, and the pool, which finds the ended task in no slot, would
 // take it for one that never started and run it again elsewhere.
 
+import { performance } from 'node:perf_hooks'
 import { getHeapStatistics } from 'node:v8'
 import type { WorkerResult, WorkerTask } from '../common/messages.ts'
 

@@ -8,6 +8,7 @@
 //
 // The listening socket: each thread adopts a descriptor of its own of it (worker/socket-copy.ts).
 
+import { performance } from 'node:perf_hooks'
 import type { MessagePort } from 'node:worker_threads'
 import { threadId } from 'node:worker_threads'
 import { Msg } from '../common/messages.ts'
