@@ -27,7 +27,8 @@
 
 import net from 'node:net'
 import type { Socket } from 'node:net'
-import { createHistogram } from 'node:perf_hooks'
+import { Buffer } from 'node:buffer'
+import { createHistogram, performance } from 'node:perf_hooks'
 import type { RecordableHistogram } from 'node:perf_hooks'
 import { buildCgiParams, fcgiRequest } from '../client/fcgi-client.ts'
 import { formatClientAddress, parseClientAddress } from '../client/address.ts'

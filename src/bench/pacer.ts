@@ -8,6 +8,8 @@
 // the event loop poll between the slices (setImmediate), so a response is read within a slice.
 // Far from one, it waits on a timer, which costs nothing.
 
+import { performance } from 'node:perf_hooks'
+
 /** Closer than this to the next due time, the pacer sleeps in the thread (a timer would be up to 1 ms late). */
 const TIMER_MARGIN_MS = 2
 /** Longest timer: a due time further away (or none, Infinity) is looked at again after this. */

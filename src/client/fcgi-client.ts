@@ -10,6 +10,7 @@
 // This is not a codec: framing and parsing come from src/fastcgi/. It is not the load generator
 // either (src/bench/load-generator.ts keeps its own allocation-free loop on the same codec).
 
+import { Buffer } from 'node:buffer'
 import net from 'node:net'
 import type { Socket } from 'node:net'
 import { FpmError } from '../common/errors.ts'

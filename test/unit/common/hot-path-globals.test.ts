@@ -10,8 +10,11 @@ import { readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 
 const SRC = join(import.meta.dirname, '..', '..', '..', 'src')
-/** What runs per request: the server (on a pm.accept = threads thread too), the codec, the thread's code, the logs. */
-const HOT_DIRS = ['server', 'fastcgi', 'worker', 'common', 'log']
+/**
+ * What runs per request: the server (on a pm.accept = threads thread too), the codec, the thread's code,
+ * the logs; and the load generator's (bench, client), which shares the CPUs with the server it measures.
+ */
+const HOT_DIRS = ['server', 'fastcgi', 'worker', 'common', 'log', 'bench', 'client']
 const HOT_FILES = ['pool/script-resolver.ts']
 
 const GLOBALS: ReadonlyArray<{ name: string, module: string }> = [
