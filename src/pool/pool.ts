@@ -1055,7 +1055,8 @@ export class Pool {
     }
     this.#threads.set(id, thread)
     this.#stats.counters.threadsStarted++
-    this.log.debug({ thread: id }, `thread ${id} started`)
+    // bootMs: when it was asked for is this line's time minus bootMs (on arrival for ondemand, not on a heartbeat).
+    this.log.debug({ thread: id, bootMs: Math.round(now - askedAt) }, `thread ${id} started`)
     // piscina moves it to its ready list right after this event: hand it requests from then on.
     // pm.accept = threads: it is ready once it accepts (ACCEPTING), a copy of the socket later.
     if (!this.#threadsAccept) queueMicrotask(() => { this.#becameReady(thread) })

@@ -131,10 +131,13 @@ describe('node-fpm bench against node-fpm', () => {
     // request path's functions are marked after 700-900 requests, later on a busy machine (Maglev's compile
     // comes first); at V8's default (3000 calls) none of these is after 3000 requests (checked): at 10k
     // req/s they were marked about 1.1 s in, past the default 1 s warm-up (src/bench/early-tier-up.ts).
-    const o = await bench([addr, '/hello.mjs', '--root', 'bench/apps', '-c', '2', '--rate', '2000', '-d', '1.5', '--warmup', '0'], ['--trace-opt'])
+    // No cap on outstanding requests: a stall of the loaded machine must not drop the requests that count.
+    const o = await bench([addr, '/hello.mjs', '--root', 'bench/apps', '-c', '2', '--rate', '2000', '-d', '1.5', '--warmup', '0', '--max-outstanding', '100000'], ['--trace-opt'])
     assert.equal(o.code, 0, o.stderr)
+    // at most the 3000 scheduled (and a few sent late); at least enough for the marks (a stall of half a
+    // second here left ~2000 answered within the 1.5 s)
     const requests = Number(/requests +(\d+)/.exec(o.stdout)?.[1])
-    assert.ok(requests >= 2000 && requests <= 3300, `${requests} requests`)
+    assert.ok(requests >= 1200 && requests <= 3300, `${requests} requests`)
     // A function inlined into an optimized caller stops counting its own calls, so which ones get marked
     // varies a little from run to run: all 8 in 4 runs here, none of them at V8's default.
     const hot = ['#send', '#onStdout', '#onEnd', '#scanHead', '#step', 'catchUp', 'onRecord', 'readHeader']
