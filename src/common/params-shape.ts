@@ -5,7 +5,7 @@
 // once with the shapes seen last; before, the server's routing (server/exchange.ts), the Request
 // (worker/cgi-request.ts) and the env object (worker/env.ts) each went through every name again.
 
-import { paramValue } from '../fastcgi/params.ts'
+import { ExpectedNames, paramValue } from '../fastcgi/params.ts'
 
 /** The handler's env object for one shape (worker/env.ts compiles it). */
 export type EnvFactory = (params: readonly string[], poolEnv: Readonly<Record<string, string>>) => Record<string, string>
@@ -45,6 +45,8 @@ export interface ParamsShape {
   /** Their header names: HTTP_X_FORWARDED_FOR -> x-forwarded-for. */
   readonly headerNames: readonly string[]
   env: EnvSlot | null
+  /** Its names for the next decode (fastcgi/params.ts), made when the shape is seen a second time. */
+  expected: ExpectedNames | null
 }
 
 /** Shapes kept, most recently used first: one web server's, a few (a health check, another front). */
@@ -65,12 +67,22 @@ export function shapeOf (params: readonly (string | number)[]): ParamsShape {
       shapes.splice(s, 1)
       shapes.unshift(shape)
     }
+    // Seen twice: worth the bytes (a client whose headers vary makes a shape per request, never reused).
+    shape.expected ??= new ExpectedNames(shape.names)
     return shape
   }
   const shape = newShape(params)
   if (shapes.length >= SHAPES_MAX) shapes.pop()
   shapes.unshift(shape)
   return shape
+}
+
+/**
+ * The names the next params list most likely has (those of the shape found last), for the decode
+ * (fastcgi/params.ts ExpectedNames); null before a shape is seen twice.
+ */
+export function expectedNames (): ExpectedNames | null {
+  return shapes[0]?.expected ?? null
 }
 
 /**
@@ -114,7 +126,8 @@ function newShape (params: readonly (string | number)[]): ParamsShape {
     requestMethods,
     headerAt,
     headerNames,
-    env: null
+    env: null,
+    expected: null
   }
   for (let i = 0; i + 1 < params.length; i += 2) {
     // The request's own strings: a long name is a slice of its params text, which the shape then

@@ -7,7 +7,7 @@
 import { performance } from 'node:perf_hooks'
 import { Buffer } from 'node:buffer'
 import { decodeParamNames, decodeParamsText, paramsText, type ParamNames } from '../fastcgi/index.ts'
-import { shapeOf, valueAt, type ParamsShape } from '../common/params-shape.ts'
+import { expectedNames, shapeOf, valueAt, type ParamsShape } from '../common/params-shape.ts'
 import { Msg, TRANSFER_MIN_BYTES, type WorkerResult, type SerializedError } from '../common/messages.ts'
 import type { PoolRequest } from '../pool/pool-request.ts'
 import { formatTime } from '../config/values.ts'
@@ -118,8 +118,11 @@ export class Exchange implements PoolRequest {
     this.#paramsText = text
     // Both throw ProtocolError (the connection closes). Another thread gets the text and decodes it
     // itself (fastcgi/params.ts paramsText) while this one reads a few values: the names are enough here.
-    if (this.conn.ctx.sameThread === true) decodeParamsText(text, params as string[])
-    else decodeParamNames(text, params)
+    // The names the last request's shape had are compared in place (bytes: `all`, whose latin1 text it is).
+    const expected = expectedNames()
+    const bytes = expected === null || all === undefined ? null : new DataView(all.buffer, all.byteOffset, all.byteLength)
+    if (this.conn.ctx.sameThread === true) decodeParamsText(text, params as string[], Infinity, expected, bytes)
+    else decodeParamNames(text, params, Infinity, expected, bytes)
     this.#params = params
     this.#access?.setParams(params, text)
     this.#stage = Stage.STDIN

@@ -6,7 +6,7 @@
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import fc from 'fast-check'
-import { shapeOf, valueAt, type ParamsShape } from '../../../src/common/params-shape.ts'
+import { expectedNames, shapeOf, valueAt, type ParamsShape } from '../../../src/common/params-shape.ts'
 import { cgiRequestParts } from '../../../src/worker/cgi-request.ts'
 import { decodeParamsText, encodeParams, paramsText } from '../../../src/fastcgi/index.ts'
 
@@ -95,5 +95,25 @@ describe('params shape', () => {
     const again = shapeOf(decoded)
     assert.notEqual(again, shape)
     assert.deepEqual(again.names, shape.names)
+  })
+
+  it('offers the names of the shape found last to the next decode, once that shape is seen twice', () => {
+    const names = ['REQUEST_URI', 'HTTP_X_ONE', 'SCRIPT_FILENAME_OF_SOME_LENGTH']
+    const other = ['REQUEST_URI', 'HTTP_X_TWO']
+    shapeOf(flat(other, ['/a', '1']))
+    shapeOf(flat(other, ['/b', '2']))
+    assert.deepEqual(expectedNames()?.names, other)
+    // a list seen once is not offered (a client whose headers vary makes a shape per request)
+    const once = shapeOf(flat(names, ['/x', 'y', 'z']))
+    assert.equal(once.expected, null)
+    assert.equal(expectedNames(), null)
+    shapeOf(flat(names, ['/x2', 'y2', 'z2']))
+    assert.deepEqual(expectedNames()?.names, names)
+    // decoded with them: the same pairs as without
+    const bytes = encodeParams(flat(names, ['/q', 'r', 's']))
+    const hinted: string[] = []
+    decodeParamsText(paramsText(bytes), hinted, Infinity, expectedNames(), new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength))
+    assert.deepEqual(hinted, flat(names, ['/q', 'r', 's']))
+    assert.equal(shapeOf(hinted), shapeOf(flat(names, ['/x', 'y', 'z'])))
   })
 })

@@ -5,7 +5,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { Buffer } from 'node:buffer'
 import fc from 'fast-check'
-import { decodeParamNames, decodeParams, decodeParamsText, encodeParams, encodedParamsLength, paramValue, paramsText, type ParamNames } from '../../../src/fastcgi/params.ts'
+import { ExpectedNames, decodeParamNames, decodeParams, decodeParamsText, encodeParams, encodedParamsLength, paramValue, paramsText, type ParamNames } from '../../../src/fastcgi/params.ts'
 
 function decode (bytes: Uint8Array | number[], maxPairs?: number): string[] {
   const out: string[] = []
@@ -220,4 +220,39 @@ test('decodeParamNames rejects what decodeParamsText rejects, with the same mess
     if (a !== 'ok') assert.deepEqual(names, ['KEEP', 'me'], 'out restored')
     else for (let i = 2; i < full.length; i += 2) assert.equal(paramValue(text, names[i + 1] as number), full[i + 1])
   }), { numRuns: 1000 })
+})
+
+// ExpectedNames (the last shape's names, compared in place): whatever names are expected, the decode
+// gives the same pairs and the same errors as without them. Expected lists made from the real names,
+// some kept, some with one byte changed (first, last or in a 4-byte word), cut, lengthened or replaced,
+// in a list shorter or longer than the real one.
+test('decode with expected names: the same pairs and errors as without, whatever is expected (property)', () => {
+  const name = latin1Text(1, 130).filter((s) => !s.includes('\0'))
+  const edit = fc.oneof(
+    fc.constant((n: string) => n),
+    fc.constant((n: string) => n),
+    fc.nat().map((i) => (n: string) => { const at = i % n.length; return n.slice(0, at) + String.fromCharCode((n.charCodeAt(at) % 255) + 1) + n.slice(at + 1) }),
+    fc.constant((n: string) => n.length > 1 ? n.slice(0, -1) : 'x'),
+    fc.constant((n: string) => `${n}y`),
+    name.map((other) => () => other)
+  )
+  fc.assert(fc.property(fc.array(fc.tuple(name, latin1Text(0, 140)), { maxLength: 10 }), fc.array(edit, { maxLength: 12 }), fc.array(name, { maxLength: 2 }),
+    fc.integer({ min: -6, max: 0 }), fc.integer({ min: 1, max: 12 }), (pairs, edits, extra, cut, maxPairs) => {
+      const bytes = encodeParams(pairs)
+      const cutBytes = bytes.subarray(0, Math.max(0, bytes.length + cut))
+      const text = paramsText(cutBytes)
+      const view = new DataView(cutBytes.buffer, cutBytes.byteOffset, cutBytes.byteLength)
+      const expected = new ExpectedNames([...edits.map((e, i) => e(pairs[i]?.[0] ?? 'NAME')), ...extra])
+      const outcome = (decode: () => void): string => { try { decode(); return 'ok' } catch (err) { return `${(err as { code?: string }).code}: ${(err as Error).message}` } }
+      const plain: string[] = ['KEEP', 'me']
+      const hinted: string[] = ['KEEP', 'me']
+      const a = outcome(() => { decodeParamsText(text, plain, maxPairs) })
+      assert.equal(outcome(() => { decodeParamsText(text, hinted, maxPairs, expected, view) }), a)
+      assert.deepEqual(hinted, plain)
+      const names: ParamNames = ['KEEP', 'me']
+      const namesHinted: ParamNames = ['KEEP', 'me']
+      assert.equal(outcome(() => { decodeParamNames(text, names, maxPairs) }), a)
+      assert.equal(outcome(() => { decodeParamNames(text, namesHinted, maxPairs, expected, view) }), a)
+      assert.deepEqual(namesHinted, names)
+    }), { numRuns: 2000 })
 })
