@@ -17,7 +17,7 @@ import { captureConsole } from './console-capture.ts'
 import { createRequestTexts } from '../common/request-texts.ts'
 import { createThreadCounts } from '../common/accept-counters.ts'
 import { IdMap } from '../common/id-map.ts'
-import { currentRequest, installFaultHandlers } from './faults.ts'
+import { installFaultHandlers, runInRequest } from './faults.ts'
 
 /** ABORTs for ids not (yet) running here (the main thread may abort a request whose task it has not
  *  flushed yet); the few most recent ones are remembered. */
@@ -186,7 +186,7 @@ function runTask (task: WorkerTask): WorkerResult | Promise<WorkerResult> {
   let outcome: WorkerResult | Promise<WorkerResult> | null = null
   try {
     // The request's async context: a fault raised by its timers, promises or listeners names it.
-    outcome = currentRequest.run(state, runState, state)
+    outcome = runInRequest(state, runState)
     return outcome instanceof Promise ? outcome.finally(() => { active.delete(task.id) }) : outcome
   } finally {
     if (!(outcome instanceof Promise)) active.delete(task.id)

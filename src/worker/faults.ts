@@ -16,7 +16,7 @@
 // The request is known through an AsyncLocalStorage that every request runs in: timers, promises and
 // listeners created by a handler carry its context (about 0.3 µs per request).
 
-import { AsyncLocalStorage } from 'node:async_hooks'
+import { AsyncLocalStorage, AsyncResource } from 'node:async_hooks'
 import type { MessagePort } from 'node:worker_threads'
 import { Msg } from '../common/messages.ts'
 import type { FaultMessage } from '../common/messages.ts'
@@ -25,6 +25,22 @@ import type { RequestState } from './handler-context.ts'
 
 /** The request whose code is running (undefined outside any request). */
 export const currentRequest = new AsyncLocalStorage<RequestState>()
+
+// The thread's context at start (no store): each request's context is made from it. currentRequest.run
+// would copy the context of whatever called it (Node's frame is a Map: copied on entering, copied again
+// on leaving), which is the previous request's when the scheduler runs in one of its continuations.
+const threadScope = new AsyncResource('node-fpm:request')
+
+/** `fn(state)` in a context of its own whose store is `state`: a fault raised by the timers, promises and listeners it creates names it. */
+export function runInRequest<S extends RequestState, R> (state: S, fn: (state: S) => R): R {
+  return threadScope.runInAsyncScope(enterRequest, null, state, fn) as R
+}
+
+function enterRequest<S extends RequestState, R> (state: S, fn: (state: S) => R): R {
+  // left when runInAsyncScope restores its caller's context
+  currentRequest.enterWith(state)
+  return fn(state)
+}
 
 export function installFaultHandlers (port: MessagePort): void {
   process.on('unhandledRejection', (reason: unknown) => { report(port, 'unhandledRejection', reason) })
