@@ -14,12 +14,15 @@
 //      thread, the main thread, V8's compiler and GC helpers) and of all of them.
 // User-space instructions only: the kernel's work in a read or a write is not counted.
 //
-//   node bench/instructions.ts [--script hello] [--accept threads] [--warm 40000] [--requests 4000] [--rate 300] [--dist dist] [--json]
+//   node bench/instructions.ts [--script hello] [--accept threads] [--warm 40000] [--requests 4000] [--rate 300] [--dist dist] [--keep-dumps DIR] [--json]
+//
+// --keep-dumps copies the counted dump's per-thread files (callgrind.PID.1-TT) to DIR, for
+// callgrind_annotate: where the instructions go, by function.
 //
 // Needs valgrind (`apt-get install valgrind`); a run takes 2-4 minutes. See bench/README.md.
 
 import { execFileSync } from 'node:child_process'
-import { existsSync, readdirSync, readFileSync } from 'node:fs'
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs'
 import path from 'node:path'
 import { Command } from 'commander'
 import { acceptMode, parseOptions, wholeNumber } from './cli-options.ts'
@@ -38,6 +41,7 @@ interface Options {
   requests: number
   rate: number
   dist: string
+  keepDumps?: string
   json?: boolean
 }
 
@@ -58,18 +62,21 @@ function parseArgs (): Options | null {
     .option('--requests <n>', 'requests counted', wholeNumber('--requests', 1), 4_000)
     .option('--rate <r>', 'requests per second (open loop; under valgrind a thread serves about 400)', wholeNumber('--rate', 1), 300)
     .option('--dist <dir>', 'the build to run (a copy of dist/ at the top of the repository)', 'dist')
+    .option('--keep-dumps <dir>', 'copy the counted dump\'s files (one per thread) there, for callgrind_annotate')
     .option('--json', 'print the figures as JSON')
   return parseOptions<Options>(program)
 }
 
-/** `summary:` of each per-thread file of the counters' first dump (callgrind.PID.1-TT). */
-function countsOfDump (dir: string, pid: number): Array<{ thread: number, instructions: number }> {
+/** `summary:` of each per-thread file of the counters' first dump (callgrind.PID.1-TT); copied to `keepDir` if given. */
+function countsOfDump (dir: string, pid: number, keepDir: string | undefined): Array<{ thread: number, instructions: number }> {
   const counts: Array<{ thread: number, instructions: number }> = []
+  if (keepDir !== undefined) mkdirSync(keepDir, { recursive: true })
   for (const name of readdirSync(dir)) {
     const m = new RegExp(`^callgrind\\.${pid}\\.1-(\\d+)$`).exec(name)
     if (m === null) continue
     const summary = /^summary: (\d+)$/m.exec(readFileSync(path.join(dir, name), 'utf8'))
     if (summary !== null) counts.push({ thread: Number(m[1]), instructions: Number(summary[1]) })
+    if (keepDir !== undefined) copyFileSync(path.join(dir, name), path.join(keepDir, name))
   }
   return counts.sort((a, b) => a.thread - b.thread)
 }
@@ -115,7 +122,7 @@ async function main (): Promise<void> {
     await sleep(1000)
     const failed = Object.values(result.errors).reduce((a, b) => a + b, 0)
     if (failed > 0) say(`note: ${failed} requests failed or were dropped (${JSON.stringify(result.errors)}): the server did not keep up with --rate`)
-    const counts = countsOfDump(h.dir, pid).filter((c) => c.instructions >= result.requests)
+    const counts = countsOfDump(h.dir, pid, opts.keepDumps).filter((c) => c.instructions >= result.requests)
     const perRequest = (n: number): number => Math.round(n / result.requests)
     const threads: ThreadCount[] = counts.map((c) => ({ thread: c.thread, instructionsPerRequest: perRequest(c.instructions) }))
     const all = perRequest(counts.reduce((a, c) => a + c.instructions, 0))

@@ -14,7 +14,7 @@ export {
 } from './constants.ts'
 export { paddingFor, readHeader, writeHeader } from './header.ts'
 export type { RecordHeader } from './header.ts'
-export { decodeParams, decodeParamsText, decodeParamNames, paramValue, paramsText, encodeParams, encodedParamsLength } from './params.ts'
+export { decodeParams, decodeParamsText, decodeParamNames, decodeExpected, ExpectedNames, paramValue, paramsText, encodeParams, encodedParamsLength } from './params.ts'
 export type { ParamPairs, ParamNames } from './params.ts'
 export {
   FIXED_RECORD_LEN,

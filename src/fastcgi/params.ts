@@ -45,15 +45,26 @@ export function paramsText (content: Uint8Array): string {
  * than one Buffer#toString per field (~50 for a typical nginx request). The slices may keep the
  * text alive, which is at most the request's params.
  */
-export function decodeParamsText (text: string, out: string[], maxPairs: number = Infinity, expected: ExpectedNames | null = null, bytes: DataView | null = null): void {
-  decodeText(text, out, maxPairs, true, expected, bytes)
+export function decodeParamsText (text: string, out: string[], maxPairs: number = Infinity): void {
+  decodeText(text, out, out.length, maxPairs, true, null, null)
+}
+
+/**
+ * decodeParamsText (`values`) or decodeParamNames (not) into a new array sized for `expected`'s
+ * names (the same pairs, checks and errors), `bytes` being those `text` was made from (byte i =
+ * char i): a name whose bytes are those of the expected one at its place is that string.
+ */
+export function decodeExpected (text: string, bytes: DataView, expected: ExpectedNames, values: boolean, maxPairs: number = Infinity): ParamNames {
+  // new Array(n): one allocation of the right size, where pushes grow the array twice for 21 pairs
+  const out: ParamNames = new Array<string | number>(2 * expected.names.length)
+  decodeText(text, out, 0, maxPairs, values, expected, bytes)
+  return out
 }
 
 /**
  * The names a params list is expected to have, in order: the last request's from the same web server,
- * which sends the same names request after request. Given with the bytes the text was decoded from
- * (`bytes`, byte i = char i), decodeParamsText and decodeParamNames compare a name's bytes with
- * the expected one's, four at a time, and push the expected string when they match: the name is then
+ * which sends the same names request after request. decodeExpected compares a name's bytes with
+ * the expected one's, four at a time, and takes the expected string when they match: the name is then
  * neither sliced from the text (an allocation, a SlicedString from 13 chars on) nor compared later
  * (common/params-shape.ts finds the same strings: one pointer compare per name, where V8 hands the
  * compare of two slices to its runtime). Measured: about half the time of decoding a hello request's
@@ -100,8 +111,8 @@ export type ParamNames = Array<string | number>
  * thread routes a request on a few values and hands the text to a thread, which decodes it all. The
  * strings of the values it never read were a third of what it allocated per request.
  */
-export function decodeParamNames (text: string, out: ParamNames, maxPairs: number = Infinity, expected: ExpectedNames | null = null, bytes: DataView | null = null): void {
-  decodeText(text, out, maxPairs, false, expected, bytes)
+export function decodeParamNames (text: string, out: ParamNames, maxPairs: number = Infinity): void {
+  decodeText(text, out, out.length, maxPairs, false, null, null)
 }
 
 /** The value of the pair at `at` in `text`, which decodeParamNames has checked. */
@@ -121,11 +132,11 @@ function lengthAt (text: string, pos: number): number {
   return b > 0x7f ? ((b & 0x7f) << 24) | (text.charCodeAt(pos + 1) << 16) | (text.charCodeAt(pos + 2) << 8) | text.charCodeAt(pos + 3) : b
 }
 
-function decodeText (text: string, out: ParamNames, maxPairs: number, values: boolean, expected: ExpectedNames | null, bytes: DataView | null): void {
+/** Writes the pairs at out[start], out[start + 1]..., then cuts `out` after the last (it may be longer: decodeExpected). */
+function decodeText (text: string, out: ParamNames, start: number, maxPairs: number, values: boolean, expected: ExpectedNames | null, bytes: DataView | null): void {
   const len = text.length
-  const start = out.length
-  // without the bytes, nothing to compare with
-  const names = bytes === null || expected === null ? NO_NAMES : expected.names
+  const names = expected === null ? NO_NAMES : expected.names
+  let i = start
   let pos = 0
   while (pos < len) {
     const at = pos
@@ -151,8 +162,8 @@ function decodeText (text: string, out: ParamNames, maxPairs: number, values: bo
     if (nameLen > len - pos || valueLen > len - pos - nameLen) {
       fail(out, start, `pair at byte ${at} (name ${nameLen} bytes, value ${valueLen} bytes) runs past the end (${len} bytes)`)
     }
-    if (out.length >= maxPairs * 2) fail(out, start, `more than ${maxPairs} pairs`)
-    const k = (out.length - start) >> 1
+    if (i >= maxPairs * 2) fail(out, start, `more than ${maxPairs} pairs`)
+    const k = (i - start) >> 1
     let name = names[k]
     if (name === undefined || name.length !== nameLen || !expected!.matches(bytes!, pos, k, nameLen)) {
       name = text.slice(pos, pos + nameLen)
@@ -160,9 +171,12 @@ function decodeText (text: string, out: ParamNames, maxPairs: number, values: bo
       if (name.indexOf('\0') !== -1) fail(out, start, `NUL byte in name at byte ${pos}`)
     }
     pos += nameLen
-    out.push(name, values ? text.slice(pos, pos + valueLen) : at)
+    out[i] = name
+    out[i + 1] = values ? text.slice(pos, pos + valueLen) : at
+    i += 2
     pos += valueLen
   }
+  if (out.length !== i) out.length = i
 }
 
 const NO_NAMES: readonly string[] = []
