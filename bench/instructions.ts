@@ -14,7 +14,7 @@
 //      thread, the main thread, V8's compiler and GC helpers) and of all of them.
 // User-space instructions only: the kernel's work in a read or a write is not counted.
 //
-//   node bench/instructions.ts [--script hello] [--accept threads] [--warm 40000] [--requests 4000] [--rate 300] [--dist dist] [--keep-dumps DIR] [--json]
+//   node bench/instructions.ts [--script hello] [--accept threads] [--no-keep-conn] [--warm 40000] [--requests 4000] [--rate 300] [--dist dist] [--keep-dumps DIR] [--json]
 //
 // --keep-dumps copies the counted dump's per-thread files (callgrind.PID.1-TT) to DIR, for
 // callgrind_annotate: where the instructions go, by function.
@@ -37,6 +37,7 @@ const START_TIMEOUT_MS = 180_000
 interface Options {
   script: string
   accept: 'main' | 'threads'
+  keepConn: boolean
   warm: number
   requests: number
   rate: number
@@ -58,6 +59,7 @@ function parseArgs (): Options | null {
     .description('instructions per request of node-fpm\'s threads, counted by valgrind (callgrind), after a warm-up')
     .option('--script <name>', 'bench/apps/<name>.mjs', 'hello')
     .option('--accept <mode>', 'pm.accept of the pool: main or threads', acceptMode, 'threads')
+    .option('--no-keep-conn', 'a connection per request (nginx\'s default), not 8 kept connections')
     .option('--warm <n>', 'requests before the count (the JIT settles)', wholeNumber('--warm', 0), 40_000)
     .option('--requests <n>', 'requests counted', wholeNumber('--requests', 1), 4_000)
     .option('--rate <r>', 'requests per second (open loop; under valgrind a thread serves about 400)', wholeNumber('--rate', 1), 300)
@@ -112,6 +114,7 @@ async function main (): Promise<void> {
       script,
       root: APPS_DIR,
       connections: 8,
+      keepConn: opts.keepConn,
       rate: opts.rate,
       warmup: opts.warm / opts.rate,
       duration: opts.requests / opts.rate,
@@ -126,11 +129,11 @@ async function main (): Promise<void> {
     const perRequest = (n: number): number => Math.round(n / result.requests)
     const threads: ThreadCount[] = counts.map((c) => ({ thread: c.thread, instructionsPerRequest: perRequest(c.instructions) }))
     const all = perRequest(counts.reduce((a, c) => a + c.instructions, 0))
-    const report = { script: opts.script, accept: opts.accept, dist: opts.dist, warm: opts.warm, requests: result.requests, rate: opts.rate, node: process.version, instructionsPerRequest: all, threads }
+    const report = { script: opts.script, accept: opts.accept, keepConn: opts.keepConn, dist: opts.dist, warm: opts.warm, requests: result.requests, rate: opts.rate, node: process.version, instructionsPerRequest: all, threads }
     if (opts.json === true) {
       process.stdout.write(JSON.stringify(report, null, 2) + '\n')
     } else {
-      process.stdout.write(`${opts.script}, pm.accept = ${opts.accept}, ${opts.dist}: ${result.requests} requests counted\n`)
+      process.stdout.write(`${opts.script}, pm.accept = ${opts.accept}${opts.keepConn ? '' : ', a connection per request'}, ${opts.dist}: ${result.requests} requests counted\n`)
       for (const t of [...threads].sort((a, b) => b.instructionsPerRequest - a.instructionsPerRequest)) {
         process.stdout.write(`  thread ${String(t.thread).padStart(2)}  ${t.instructionsPerRequest.toLocaleString('en-US').padStart(9)} instructions per request\n`)
       }
