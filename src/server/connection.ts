@@ -52,7 +52,10 @@ export class Connection implements RecordSink {
   readonly #socket: Socket
   readonly #parser: RecordParser
   readonly #exchanges = new IdMap<Exchange>(8)
-  #drainWaiters: Array<() => void> = []
+  /** The socket's 'drain' listener is added with the first waiter (most connections never wait). */
+  #drainWaiters: Array<() => void> | null = null
+  /** The listener's bookkeeping, after this connection's own (one function for all its connections). */
+  readonly #onClosed: (connection: Connection) => void
   #closeWhenIdle = false
   /** The next request is the last (closeAfterRequest): close once it is answered. */
   #closeAfterNext = false
@@ -68,8 +71,9 @@ export class Connection implements RecordSink {
   #lingerTimer: NodeJS.Timeout | null = null
   #lingerDeadlineMs = 0
 
-  constructor (socket: Socket, ctx: ServerContext) {
+  constructor (socket: Socket, ctx: ServerContext, onClosed: (connection: Connection) => void) {
     this.ctx = ctx
+    this.#onClosed = onClosed
     this.log = ctx.log
     this.#socket = socket
     this.peer = socket.remoteAddress !== undefined ? `${socket.remoteAddress}:${socket.remotePort ?? ''}` : 'unix'
@@ -77,7 +81,6 @@ export class Connection implements RecordSink {
     const onData = (chunk: Buffer): void => { this.#onData(chunk) }
     socket.on('data', onData)
     takeReadsDirectly(socket, onData)
-    socket.on('drain', () => { this.#onDrainEvent() })
     socket.on('error', (err: Error & { code?: string }) => {
       if (err.code !== 'ECONNRESET' && err.code !== 'EPIPE') this.log.debug({ peer: this.peer, err }, 'connection error')
     })
@@ -233,11 +236,16 @@ export class Connection implements RecordSink {
   /** Runs `fn` once the socket has drained (or at once if it has been closed). */
   onDrain (fn: () => void): void {
     if (this.#socket.destroyed) { fn(); return }
+    if (this.#drainWaiters === null) {
+      this.#drainWaiters = []
+      this.#socket.on('drain', () => { this.#onDrainEvent() })
+    }
     this.#drainWaiters.push(fn)
   }
 
   #onDrainEvent (): void {
     const waiters = this.#drainWaiters
+    if (waiters === null || waiters.length === 0) return
     this.#drainWaiters = []
     for (const fn of waiters) fn()
   }
@@ -316,8 +324,11 @@ export class Connection implements RecordSink {
       clearTimeout(this.#lingerTimer)
       this.#lingerTimer = null
     }
-    for (const ex of this.#exchanges.values()) ex.abort('connection closed')
-    this.#exchanges.clear()
+    if (this.#exchanges.size > 0) {
+      for (const ex of this.#exchanges.values()) ex.abort('connection closed')
+      this.#exchanges.clear()
+    }
     this.#onDrainEvent()
+    this.#onClosed(this)
   }
 }

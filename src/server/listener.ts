@@ -122,23 +122,25 @@ export class Listener {
       socket.destroy()
       return
     }
-    const connection = new Connection(socket, this.#ctx)
+    const connection = new Connection(socket, this.#ctx, this.#onConnectionClosed)
     const connections = this.#connections
     connection.listIndex = connections.length
     connections.push(connection)
-    const balance = this.#ctx.acceptBalance
-    balance?.accepted()
-    socket.once('close', () => {
-      balance?.closed()
-      // The last one takes its place.
-      const last = connections.pop()!
-      if (last !== connection) {
-        connections[connection.listIndex] = last
-        last.listIndex = connection.listIndex
-      }
-      connection.listIndex = -1
-      if (connections.length === 0) this.#drained?.()
-    })
+    this.#ctx.acceptBalance?.accepted()
+  }
+
+  /** When a connection's socket closed, after the connection's own handling (one function, not a closure per connection). */
+  readonly #onConnectionClosed = (connection: Connection): void => {
+    this.#ctx.acceptBalance?.closed()
+    // The last one takes its place.
+    const connections = this.#connections
+    const last = connections.pop()!
+    if (last !== connection) {
+      connections[connection.listIndex] = last
+      last.listIndex = connection.listIndex
+    }
+    connection.listIndex = -1
+    if (connections.length === 0) this.#drained?.()
   }
 
   /**
