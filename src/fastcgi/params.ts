@@ -63,12 +63,12 @@ export function decodeExpected (text: string, bytes: DataView, expected: Expecte
 
 /**
  * The names a params list is expected to have, in order: the last request's from the same web server,
- * which sends the same names request after request. decodeExpected compares a name's bytes with
- * the expected one's, four at a time (words read once here), and takes the expected string when they match: the name is then
- * neither sliced from the text (an allocation, a SlicedString from 13 chars on) nor compared later
- * (common/params-shape.ts finds the same strings: one pointer compare per name, where V8 hands the
- * compare of two slices to its runtime). Measured: about half the time of decoding a hello request's
- * 21 params and finding their shape.
+ * which sends the same names request after request. decodeExpected compares a name's bytes with the
+ * expected one's, four at a time (their words made once here), and takes the expected string when
+ * they match: the name is then neither sliced from the text (an allocation, a SlicedString from 13
+ * chars on) nor compared later (common/params-shape.ts finds the same strings: one pointer compare per
+ * name, where V8 hands the compare of two slices to its runtime). bench/instructions.ts, hello:
+ * 53,033 -> 49,937 instructions per request, then 46,397 -> 44,908 with the words.
  */
 export class ExpectedNames {
   readonly names: readonly string[]
