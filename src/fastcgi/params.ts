@@ -52,9 +52,15 @@ export function decodeParamsText (text: string, out: string[], maxPairs: number 
 /**
  * decodeParamsText (`values`) or decodeParamNames (not) into a new array sized for `expected`'s
  * names (the same pairs, checks and errors), `bytes` being those `text` was made from (byte i =
- * char i): a name whose bytes are those of the expected one at its place is that string.
+ * char i): a name whose bytes are those of the expected one at its place is that string. Without
+ * `expected` or `bytes`, a plain decode.
  */
-export function decodeExpected (text: string, bytes: DataView, expected: ExpectedNames, values: boolean, maxPairs: number = Infinity): ParamNames {
+export function decodeExpected (text: string, bytes: DataView | null, expected: ExpectedNames | null, values: boolean, maxPairs: number = Infinity): ParamNames {
+  if (bytes === null || expected === null) {
+    const out: ParamNames = []
+    decodeText(text, out, 0, maxPairs, values, null, null)
+    return out
+  }
   // new Array(n): one allocation of the right size, where pushes grow the array twice for 21 pairs
   const out: ParamNames = new Array<string | number>(2 * expected.names.length)
   decodeText(text, out, 0, maxPairs, values, expected, bytes)

@@ -6,7 +6,7 @@
 
 import { performance } from 'node:perf_hooks'
 import { Buffer } from 'node:buffer'
-import { decodeExpected, decodeParamNames, decodeParamsText, paramsText, type ParamNames } from '../fastcgi/index.ts'
+import { decodeExpected, paramsText, type ParamNames } from '../fastcgi/index.ts'
 import { expectedNames, shapeOf, valueAt, type ParamsShape } from '../common/params-shape.ts'
 import { Msg, TRANSFER_MIN_BYTES, type WorkerResult, type SerializedError } from '../common/messages.ts'
 import type { PoolRequest } from '../pool/pool-request.ts'
@@ -115,19 +115,12 @@ export class Exchange implements PoolRequest {
     this.#paramChunks = []
     const text = all === undefined ? '' : paramsText(all)
     this.#paramsText = text
-    // All throw ProtocolError (the connection closes). Another thread gets the text and decodes it
-    // itself (fastcgi/params.ts paramsText) while this one reads a few values: the names are enough here.
-    // The names the last request's shape had are compared in place (bytes: `all`, whose latin1 text it is).
-    const values = this.conn.ctx.sameThread === true
+    // Throws ProtocolError (the connection closes). When another thread runs the request it gets the
+    // text and decodes it itself (fastcgi/params.ts paramsText) while this one reads a few values: the
+    // names are enough here. The last shape's names are compared in place (bytes: `all`, whose latin1 text it is).
     const expected = expectedNames()
-    let params: ParamNames
-    if (expected !== null && all !== undefined) {
-      params = decodeExpected(text, new DataView(all.buffer, all.byteOffset, all.byteLength), expected, values)
-    } else {
-      params = []
-      if (values) decodeParamsText(text, params as string[])
-      else decodeParamNames(text, params)
-    }
+    const bytes = expected === null || all === undefined ? null : new DataView(all.buffer, all.byteOffset, all.byteLength)
+    const params = decodeExpected(text, bytes, expected, this.conn.ctx.sameThread === true)
     this.#params = params
     this.#access?.setParams(params, text)
     this.#stage = Stage.STDIN

@@ -24,7 +24,7 @@ import { serializeError } from './handler-context.ts'
 import type { RequestState } from './handler-context.ts'
 
 /** The request whose code is running (undefined outside any request). */
-export const currentRequest = new AsyncLocalStorage<RequestState>()
+const currentRequest = new AsyncLocalStorage<RequestState>()
 
 // The thread's context at start (no store): each request's context is made from it. currentRequest.run
 // would copy the context of whatever called it (Node's frame is a Map: copied on entering, copied again
