@@ -18,6 +18,12 @@ if (compileCache?.directory !== undefined) process.env.NODE_COMPILE_CACHE ??= co
 
 const built = fileURLToPath(new URL('../dist/main/main.js', import.meta.url))
 const main = existsSync(built) ? built : fileURLToPath(new URL('../src/cli/main.ts', import.meta.url))
+if (main === built) {
+  // A supervised start: the server process starts now and loads its code while this one loads the
+  // supervisor's (src/master/server-process.ts).
+  const { startEarlyServerProcess } = await import('../dist/main/server-process.js')
+  startEarlyServerProcess(built, process.argv.slice(2))
+}
 if (main === built || process.features.typescript) {
   await import(main)
 } else {

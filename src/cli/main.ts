@@ -11,7 +11,8 @@ import { loadConfig, dumpConfig } from '../config/index.ts'
 import type { FpmConfig } from '../config/types.ts'
 import { createLogger, type Logger } from '../log/logger.ts'
 import { installReopenSignal } from '../log/reopen-signal.ts'
-import { SUPERVISOR_DEFAULTS, Supervisor, isSupervisedServer, onSupervisorGone, receiveStart, reportReady, type StartMessage } from '../master/supervisor.ts'
+import { SUPERVISOR_DEFAULTS, Supervisor, isSupervisedServer, onSupervisorGone, receiveStart, reportReady, type ServerStart } from '../master/supervisor.ts'
+import { endEarlyServerProcess } from '../master/server-process.ts'
 import { isFpmError } from '../common/errors.ts'
 import { registerRequestCommand } from './request-command.ts'
 import { registerBenchCommand } from './bench-command.ts'
@@ -60,7 +61,10 @@ function buildProgram (): Command {
     .option('--crash-interval <seconds>', 'supervisor: the window of --crash-limit', positiveInteger, SUPERVISOR_DEFAULTS.crashIntervalMs / 1000)
     .showHelpAfterError()
     .exitOverride()
-    .configureOutput({ writeErr: (s) => process.stderr.write(s) })
+    // A supervised server process has the supervisor's arguments, which the supervisor reports on.
+    .configureOutput(isSupervisedServer()
+      ? { writeOut: () => {}, writeErr: () => {} }
+      : { writeErr: (s) => process.stderr.write(s) })
     .action(async (opts: MainOptions) => { await run(opts) })
   registerRequestCommand(program)
   registerBenchCommand(program)
@@ -136,7 +140,7 @@ async function run (opts: MainOptions): Promise<void> {
  * Starts the pools and their listeners in this process, which then serves until a stop signal.
  * Resolves false (exit status set) when the start failed.
  */
-async function serve (config: FpmConfig, log: Logger, opts: { pidFile: string | null }, supervised?: StartMessage): Promise<boolean> {
+async function serve (config: FpmConfig, log: Logger, opts: { pidFile: string | null }, supervised?: ServerStart): Promise<boolean> {
   // SIGUSR1 reopens the log files (logrotate). First: until a listener exists, Node's default for
   // SIGUSR1 is to start the inspector.
   installReopenSignal(log)
@@ -163,7 +167,14 @@ async function serve (config: FpmConfig, log: Logger, opts: { pidFile: string | 
 
 /** The server process started by the supervisor: config and sockets come from it, over IPC. */
 async function runSupervisedServer (): Promise<void> {
-  const start = await receiveStart()
+  let start: ServerStart
+  try {
+    start = await receiveStart()
+  } catch {
+    // Started early by a run that does not supervise after all, or a supervisor that died: nothing to report to.
+    process.exitCode = EXIT_SOFTWARE
+    return
+  }
   const config = start.config
   const log = createLogger({ level: config.global.logLevel, errorLog: start.forceStderr ? 'stderr' : config.global.errorLog })
   if (await serve(config, log, { pidFile: null }, start)) reportReady()
@@ -192,4 +203,7 @@ try {
     process.stderr.write(`ERROR: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`)
     process.exitCode = EXIT_SOFTWARE
   }
+} finally {
+  // A server process bin/node-fpm.js started for a supervisor that this run did not become.
+  endEarlyServerProcess()
 }

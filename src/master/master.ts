@@ -65,12 +65,12 @@ export class Master {
         const statusListener = createStatusListener(poolConfig, ctx)
         this.pools.push({ pool, listener, bound, statusListener, accessLog })
         if (listener !== null) await listener.listen(fd === undefined ? {} : { fd })
-        if (fd !== undefined) log.debug(`using inherited socket fd=${fd}, "${poolConfig.listen.address}"`)
+        if (fd !== undefined) log.debug(`using the supervisor's socket fd=${fd}, "${poolConfig.listen.address}"`)
         log.debug(`${listener === null ? 'threads accept' : 'listening'} on ${listener?.boundAddress ?? poolConfig.listen.address} (pm ${poolConfig.pm.mode}, ${poolConfig.pm.maxChildren} threads)`)
         if (statusListener !== null) {
           const statusFd = opts.listenFds?.[statusListenKey(poolConfig.name)]
           await statusListener.listen(statusFd === undefined ? {} : { fd: statusFd })
-          if (statusFd !== undefined) log.debug(`using inherited socket fd=${statusFd}, "${poolConfig.pm.statusListen ?? ''}"`)
+          if (statusFd !== undefined) log.debug(`using the supervisor's socket fd=${statusFd}, "${poolConfig.pm.statusListen ?? ''}"`)
           log.debug(`status page (pm.status_listen) on ${statusListener.boundAddress}`)
         }
       }

@@ -5,8 +5,9 @@
 // children are threads, so this parent plays the master's part for the one server process.
 //
 // The parent runs no pools, no piscina and no user code. It binds every pool's socket itself and
-// passes them to the server process as inherited file descriptors (fd 4, 5, ...; fd 3 is the IPC
-// channel), along with the already loaded configuration. The sockets never close while the parent
+// sends them to the server process over the IPC channel (SCM_RIGHTS), after the already loaded
+// configuration; the first server process was started before all that (master/server-process.ts),
+// so that its Node start overlaps the supervisor's. The sockets never close while the parent
 // lives, so while a new server process starts, connections wait in the kernel's backlog: clients see
 // a delay, not "connection refused". Abnormal exits (a signal, a non-zero status) are restarted after
 // an exponential backoff; too many within an interval make the parent give up with status 70, so an
@@ -14,7 +15,7 @@
 // that does not stop in time (process.exit() hangs while a thread is blocked in a system call,
 // node-runtime.md §2) is killed.
 
-import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
 import { unlinkSync, writeFileSync } from 'node:fs'
 import { constants as osConstants } from 'node:os'
 import { performance } from 'node:perf_hooks'
@@ -23,9 +24,8 @@ import type { Logger } from '../log/logger.ts'
 import { reopenLogs } from '../log/reopen-signal.ts'
 import { bindListenSocket, type BoundSocket } from '../server/listener.ts'
 import { statusListenConfig, statusListenKey } from '../status/status-listener.ts'
+import { SERVER_ENV, startServerProcess, takeEarlyServerProcess } from './server-process.ts'
 
-/** Set in the environment of a server process started by the supervisor (removed once read). */
-const SERVER_ENV = 'NODE_FPM_SUPERVISED'
 /** Descriptors passed for the threads of all pm.accept = threads pools at most (within a 1024 fd limit; threads beyond have theirs copied). */
 const MAX_THREAD_FDS = 256
 /** Status of a supervisor that gave up (php-fpm's EX_SOFTWARE). */
@@ -61,21 +61,37 @@ export interface SupervisorOptions {
   readonly stableAfterMs?: number
 }
 
-/** What the supervisor sends a server process it started: everything it needs to serve. */
+/**
+ * What the supervisor sends a server process it started: everything it needs to serve. The
+ * sockets follow, a SocketMessage each, in the order of `sockets`.
+ */
 export interface StartMessage {
   readonly type: 'start'
   readonly config: FpmConfig
-  /** pool name → inherited fd; pools without one bind themselves (Windows, named pipes). */
-  readonly listenFds: Readonly<Record<string, number>>
   /**
-   * pm.accept = threads: pool name → more inherited descriptors of the same socket, one for each
-   * thread the pool starts with, which takes it as its own (without them a thread has a process
-   * copy one for it: worker/socket-copy.ts).
+   * The sockets that follow: pool name (or statusListenKey) → how many descriptors of it, the
+   * listening one and, for a pm.accept = threads pool, one for each thread the pool starts with,
+   * which takes it as its own (without one a thread has a process copy one for it:
+   * worker/socket-copy.ts). Pools without one bind themselves (Windows, named pipes).
    */
-  readonly threadFds: Readonly<Record<string, readonly number[]>>
+  readonly sockets: ReadonlyArray<readonly [string, number]>
   readonly forceStderr: boolean
   readonly supervisorPid: number
   readonly stopTimeoutMs: number
+}
+
+/** A descriptor of a socket (the message's handle), after the StartMessage. */
+interface SocketMessage {
+  readonly type: 'socket'
+  readonly key: string
+}
+
+/** What the server process has once the start message and its sockets arrived (receiveStart). */
+export interface ServerStart extends StartMessage {
+  /** pool name (or statusListenKey) → the descriptor to listen on. */
+  readonly listenFds: Readonly<Record<string, number>>
+  /** pm.accept = threads: pool name → a descriptor for each initial thread. */
+  readonly threadFds: Readonly<Record<string, readonly number[]>>
 }
 
 type ServerMessage = { readonly type: 'ready' }
@@ -169,31 +185,9 @@ export class Supervisor {
 
   #spawn (): void {
     this.#restartTimer = null
-    const listenFds: Record<string, number> = {}
-    const threadFds: Record<string, number[]> = {}
-    // fd 3 is the IPC channel, the pools' sockets follow, then a descriptor for each initial thread
-    // of the pm.accept = threads pools (the same socket: spawn dup2()s each entry)
-    const stdio: StdioOptions = ['inherit', 'inherit', 'inherit', 'ipc']
-    for (const { pool, socket } of this.#sockets) {
-      listenFds[pool] = stdio.length
-      stdio.push(socket.fd)
-    }
-    let budget = MAX_THREAD_FDS
-    for (const { pool, socket, threads } of this.#sockets) {
-      if (threads === undefined) continue
-      const fds: number[] = []
-      for (let i = 0; i < threads && budget > 0; i++, budget--) {
-        fds.push(stdio.length)
-        stdio.push(socket.fd)
-      }
-      threadFds[pool] = fds
-    }
-    const child = spawn(process.execPath, [...process.execArgv, this.#opts.entry, ...this.#opts.args], {
-      stdio,
-      env: { ...process.env, [SERVER_ENV]: '1' },
-      // structured clone: the config crosses as it is (Infinity, nested frozen objects)
-      serialization: 'advanced'
-    })
+    // The first one was started early (master/server-process.ts); later ones, and a first one that
+    // is already gone, here.
+    const child = takeEarlyServerProcess() ?? startServerProcess(this.#opts.entry, this.#opts.args)
     this.#child = child
     this.#childStartedAt = performance.now()
     this.#forwarded = null
@@ -216,18 +210,34 @@ export class Supervisor {
       if (message.type === 'ready' && this.#child === child) this.#onReady(pid)
     })
     child.once('exit', (code, signal) => { this.#onExit(child, code, signal) })
+    // The listening descriptor of each socket, then one for each initial thread of the pm.accept =
+    // threads pools: the same socket sent again (each send is a new descriptor in the server process).
+    const sockets: Array<[string, number]> = []
+    let budget = MAX_THREAD_FDS
+    for (const { pool, threads } of this.#sockets) {
+      const copies = Math.min(threads ?? 0, budget)
+      budget -= copies
+      sockets.push([pool, 1 + copies])
+    }
     const start: StartMessage = {
       type: 'start',
       config: this.#opts.config,
-      listenFds,
-      threadFds,
+      sockets,
       forceStderr: this.#opts.forceStderr,
       supervisorPid: process.pid,
       stopTimeoutMs: this.#stopTimeoutMs
     }
-    child.send(start, (err) => {
-      if (err !== null) this.#log.debug({ err }, `server process ${pid}: start message not delivered`)
-    })
+    const undelivered = (what: string) => (err: Error | null): void => {
+      if (err !== null) this.#log.debug({ err }, `server process ${pid}: ${what} not delivered`)
+    }
+    child.send(start, undelivered('start message'))
+    // Node sends them in this order, each handle once the previous one was received.
+    for (let i = 0; i < sockets.length; i++) {
+      const [key, count] = sockets[i]!
+      const socket = this.#sockets[i]!.socket
+      const message: SocketMessage = { type: 'socket', key }
+      for (let n = 0; n < count; n++) child.send(message, socket.handle as never, undelivered(`socket of ${key}`))
+    }
   }
 
   #onReady (pid: number): void {
@@ -392,20 +402,45 @@ export function isSupervisedServer (): boolean {
   return process.env[SERVER_ENV] === '1' && typeof process.send === 'function'
 }
 
-/** Waits for the supervisor's start message (the config and the sockets). */
-export async function receiveStart (): Promise<StartMessage> {
+/**
+ * The descriptors received: never closed here. The server's listeners and threads open their own
+ * handles on these descriptors and close those (a raw handle cannot be given up without closing its
+ * descriptor); referenced so that no collection closes one under them.
+ */
+const receivedSockets: object[] = []
+
+/** Waits for the supervisor's start message (the config), then for its sockets. */
+export async function receiveStart (): Promise<ServerStart> {
   // Not for the pools' threads, nor for processes a handler starts.
   delete process.env[SERVER_ENV] // eslint-disable-line @typescript-eslint/no-dynamic-delete
-  return await new Promise<StartMessage>((resolve, reject) => {
-    const onMessage = (message: StartMessage): void => {
-      if (message?.type !== 'start') return
+  return await new Promise<ServerStart>((resolve, reject) => {
+    let start: StartMessage | null = null
+    const listenFds: Record<string, number> = {}
+    const threadFds: Record<string, number[]> = {}
+    let expected = 0
+    let received = 0
+    const done = (): void => {
       process.off('message', onMessage)
       process.off('disconnect', onDisconnect)
-      resolve(message)
+      resolve({ ...start!, listenFds, threadFds })
+    }
+    const onMessage = (message: StartMessage | SocketMessage, handle: unknown): void => {
+      if (message?.type === 'start') {
+        start = message
+        for (const [, count] of message.sockets) expected += count
+        if (expected === 0) done()
+        return
+      }
+      if (message?.type !== 'socket' || start === null || typeof (handle as { fd?: unknown } | undefined)?.fd !== 'number') return
+      receivedSockets.push(handle as object)
+      const fd = (handle as { fd: number }).fd
+      if (listenFds[message.key] === undefined) listenFds[message.key] = fd
+      else (threadFds[message.key] ??= []).push(fd)
+      if (++received === expected) done()
     }
     const onDisconnect = (): void => {
       process.off('message', onMessage)
-      reject(new Error('the supervisor went away before it sent the configuration'))
+      reject(new Error('the supervisor went away before it sent the configuration and the sockets'))
     }
     process.on('message', onMessage)
     process.once('disconnect', onDisconnect)

@@ -142,7 +142,7 @@ export interface PoolOptions {
   readonly emergencyRestartIntervalMs?: number
   /** pm.accept = threads: the pool's bound socket, of which each thread listens on a descriptor of its own. */
   readonly acceptFd?: number
-  /** pm.accept = threads under the supervisor: inherited descriptors of that socket, one for each of the first threads. */
+  /** pm.accept = threads under the supervisor: descriptors of that socket the supervisor sent, one for each of the first threads. */
   readonly threadFds?: readonly number[]
 }
 

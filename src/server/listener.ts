@@ -187,9 +187,11 @@ function applyUnixOwnership (config: PoolConfig, path: string): void {
   }
 }
 
-/** A pool's socket bound by the supervisor, to be passed to server processes as an inherited fd. */
+/** A pool's socket bound by the supervisor, to be sent to server processes (or by a server process, for its threads). */
 export interface BoundSocket {
   readonly fd: number
+  /** The raw handle (child_process sends it as 'net.Native': a new descriptor in the receiver each time). */
+  readonly handle: object
   /** Closes the supervisor's copy (a unix socket file is removed with it). */
   close (): void
 }
@@ -253,6 +255,7 @@ export async function bindListenSocket (config: PoolConfig): Promise<BoundSocket
   let closed = false
   return {
     fd: bound.fd,
+    handle: bound,
     close () {
       if (closed) return
       closed = true

@@ -55,8 +55,8 @@ if (data?.accept !== undefined) void serveConnections(data.accept)
 
 /** pm.accept = threads: loaded only then, so that a thread of the default mode starts light. */
 async function serveConnections (accept: NonNullable<WorkerData['accept']>): Promise<void> {
-  // A descriptor of the socket of this thread's own: inherited (one for each initial thread under
-  // the supervisor), else copied, which takes a process start (~30 ms) while the server code loads.
+  // A descriptor of the socket of this thread's own: the supervisor's (one for each initial thread
+  // under the supervisor), else copied, which takes a process start (~30 ms) while the server code loads.
   const { claimThreadFd, copyListeningSocket, openThreadFd } = await import('./socket-copy.ts')
   const ownFd = claimThreadFd(accept.threadFds)
   const copy = ownFd === -1 ? copyListeningSocket(accept.fd) : Promise.resolve().then(() => openThreadFd(ownFd))
@@ -85,7 +85,7 @@ async function serveConnections (accept: NonNullable<WorkerData['accept']>): Pro
   onReopen = () => { reopenModule?.reopenLogs(log, { quiet: true }) }
   try {
     listener = await serveOnThread(await copy, threadPool, log, accessLogModule?.AccessLog.open(accept.config, log) ?? null)
-    log.debug(ownFd === -1 ? `thread ${threadId} accepts on a copy of the listening socket` : `thread ${threadId} accepts on the inherited descriptor ${ownFd}`)
+    log.debug(ownFd === -1 ? `thread ${threadId} accepts on a copy of the listening socket` : `thread ${threadId} accepts on the supervisor's descriptor ${ownFd}`)
     port1.postMessage({ t: Msg.ACCEPTING })
   } catch (err) {
     // Ends the thread: the pool counts a thread that failed to start and asks for another.

@@ -1,11 +1,11 @@
-// pm.accept = threads: the listening socket for a thread. The process holds it bound (the
-// supervisor's inherited descriptor, or one bound by the main thread, which never listens on it).
+// pm.accept = threads: the listening socket for a thread. The process holds it bound (a descriptor
+// the supervisor sent, or one bound by the main thread, which never listens on it).
 // A thread needs a descriptor of its own, because the one a thread listens on is closed when the
 // thread ends, and Node cannot duplicate a descriptor: a short-lived child process gets a copy as
 // its fd 4 and sends it back over IPC (SCM_RIGHTS), and the thread adopts the handle that arrives
 // (thread-server.ts serveOnThread). All the copies share the socket's one accept queue, so a thread
-// that ends loses no connection that waits there. Under the supervisor the server process inherits
-// a descriptor for each initial thread (master/supervisor.ts threadFds): a thread that takes one
+// that ends loses no connection that waits there. Under the supervisor the server process receives
+// a descriptor for each initial thread (master/supervisor.ts receiveStart): a thread that takes one
 // opens it itself, without a process (claimThreadFd, openThreadFd); later threads have theirs copied.
 
 import { FpmError } from '../common/errors.ts'
@@ -42,15 +42,15 @@ export async function copyListeningSocket (fd: number): Promise<object> {
   }
 }
 
-/** One of the inherited descriptors left for the starting threads (pool.ts threadFdTable), or -1. */
+/** One of the supervisor's descriptors left for the starting threads (pool.ts threadFdTable), or -1. */
 export function claimThreadFd (table: Int32Array): number {
   const i = Atomics.add(table, 0, 1) + 1
   return i < table.length ? Atomics.load(table, i) : -1
 }
 
-/** The raw handle of `fd`, an inherited descriptor of the listening socket, now this thread's. */
+/** The raw handle of `fd`, a descriptor of the listening socket the supervisor sent, now this thread's. */
 export function openThreadFd (fd: number): object {
   const handle = net._createServerHandle(null, 0, 0, fd, 0)
-  if (typeof handle === 'number') throw new FpmError('FPM_ERR_LISTEN_BIND', `the inherited descriptor ${fd} of the listening socket cannot be opened (error ${handle})`)
+  if (typeof handle === 'number') throw new FpmError('FPM_ERR_LISTEN_BIND', `the supervisor's descriptor ${fd} of the listening socket cannot be opened (error ${handle})`)
   return handle
 }

@@ -1,16 +1,19 @@
 // The `node-fpm` command as a process: its options and exit statuses (sysexits, as php-fpm: 0 ok,
 // 64 usage, 78 configuration), -t/-tt, the default configuration that `npm start` serves (the
 // repository's pools.d/www.conf under -p), the `request` subcommand's exit statuses (0 / 1 / 2),
-// and SIGTERM (exit 0, unix socket and pid file removed).
+// SIGTERM (exit 0, unix socket and pid file removed), and the server process that bin/node-fpm.js
+// starts before the supervisor has loaded anything (used when it supervises, ended when it does not).
 
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
+import { execFileSync, spawn } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
-import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { FcgiConnection, buildCgiParams } from '../../src/client/fcgi-client.ts'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { FcgiConnection, buildCgiParams, fcgiRequest } from '../../src/client/fcgi-client.ts'
 import { NODE, REPO, freePort, runCli, tempDir } from '../helpers/fpm-tester.ts'
 
 const BIN = join(REPO, 'bin/node-fpm.js')
@@ -244,5 +247,106 @@ describe('the default configuration served (npm start, with -p a prefix holding 
     assert.equal(existsSync(pidFile()), false, 'the pid file was removed')
     assert.match(stderr, /Terminating/)
     assert.match(stderr, /exiting, bye-bye!/)
+  })
+})
+
+/** Live processes (Linux /proc) whose parent is `ppid`. */
+function childrenOf (ppid: number): number[] {
+  const pids: number[] = []
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8')
+      // "pid (comm) state ppid ...": comm may hold spaces and parentheses
+      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === ppid) pids.push(Number(entry))
+    } catch { /* gone meanwhile */ }
+  }
+  return pids
+}
+
+/** Live processes (Linux /proc) whose command line holds `marker`, other than this one. */
+function processesWith (marker: string): number[] {
+  const pids: number[] = []
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue
+    try {
+      if (readFileSync(`/proc/${entry}/cmdline`, 'utf8').includes(marker)) pids.push(Number(entry))
+    } catch { /* gone meanwhile */ }
+  }
+  return pids
+}
+
+async function eventually<T> (what: string, probe: () => T | null, timeoutMs = 10_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const value = probe()
+    if (value !== null) return value
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await sleep(20)
+  }
+}
+
+describe('the server process starts with the supervisor (bin/node-fpm.js)', { skip: process.platform !== 'linux' ? 'Linux /proc' : false }, () => {
+  const APPS = join(REPO, 'test/fixtures/supervisor-apps')
+
+  test('it runs before the supervisor has read its configuration (a FIFO), and serves what the supervisor then read and sent', async () => {
+    const dir = tempDir()
+    const conf = join(dir, 'fpm.conf')
+    execFileSync('mkfifo', [conf])
+    const sock = join(dir, 'fpm.sock')
+    const supervisor = spawn(NODE, [BIN, '-y', conf], { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] })
+    let stderr = ''
+    supervisor.stderr!.on('data', (d: Buffer) => { stderr += d.toString() })
+    const exit = new Promise((resolve) => supervisor.once('exit', resolve))
+    try {
+      // Until the FIFO is written, the supervisor waits in its read of the configuration.
+      const early = await eventually('a child of the supervisor', () => {
+        const children = childrenOf(supervisor.pid!)
+        return children.length === 1 ? children[0]! : null
+      })
+      await writeFile(conf, `[www]\nlisten = ${sock}\npm = static\npm.max_children = 1\npm.accept = threads\nroot = ${APPS}\n`)
+      await eventually('ready to handle connections', () => stderr.includes('ready to handle connections') ? true : null)
+      const params = buildCgiParams({ uri: '/pid.mjs', scriptFilename: join(APPS, 'pid.mjs') })
+      const res = await fcgiRequest(sock, { params }, { timeoutMs: 10_000 })
+      assert.equal(res.status, 200, stderr)
+      assert.equal(Number(res.body.toString()), early, 'the early process serves, on the socket and the thread descriptor the supervisor sent')
+      assert.deepEqual(childrenOf(supervisor.pid!), [early], 'no other server process')
+    } finally {
+      supervisor.kill('SIGTERM')
+      await exit
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
+  test('a run that does not supervise ends it: a configuration error (78), an unknown option (64), each reported once, nothing left', async () => {
+    const dir = tempDir()
+    const bad = join(dir, 'bad.conf')
+    writeFileSync(bad, '[www]\nlisten = 127.0.0.1:9\npm = sometimes\nroot = /tmp\n')
+    try {
+      const config = await runBin(['-y', bad])
+      assert.equal(config.code, 78, config.stderr)
+      assert.equal(config.stderr.match(/FPM initialization failed/g)?.length, 1, config.stderr)
+      assert.deepEqual(processesWith(bad), [], 'no server process left')
+      const usage = await runBin(['-y', bad, '--bogus'])
+      assert.equal(usage.code, 64, usage.stderr)
+      assert.equal(usage.stderr.match(/unknown option '--bogus'/g)?.length, 1, usage.stderr)
+      assert.deepEqual(processesWith(bad), [], 'no server process left')
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
+  test('the server process says nothing of arguments it was started with: the supervisor reports on them', async () => {
+    // What bin/node-fpm.js starts (master/server-process.ts), on an argument the supervisor refuses.
+    const child = spawn(NODE, [join(REPO, 'dist/main/main.js'), '--bogus'], {
+      env: { ...process.env, NODE_FPM_SUPERVISED: '1' },
+      stdio: ['ignore', 'pipe', 'pipe', 'ipc']
+    })
+    let output = ''
+    child.stdout!.on('data', (d: Buffer) => { output += d.toString() })
+    child.stderr!.on('data', (d: Buffer) => { output += d.toString() })
+    const code = await new Promise((resolve) => child.once('close', resolve))
+    assert.equal(code, 64)
+    assert.equal(output, '')
   })
 })

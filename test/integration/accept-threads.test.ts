@@ -205,11 +205,11 @@ describe('pm.accept = threads: pm.max_requests', () => {
     for (const line of retired) assert.ok((line.requests as number) >= 5, line.msg)
     const s = await waitFor(async () => { const j = await json(fpm); return j['total processes'] === 2 ? j : undefined }, 'two threads again')
     assert.ok((s['accepted conn'] as number) >= 40)
-    // Under the supervisor the two initial threads listen on descriptors the server process
-    // inherited, one each; the threads that replace them on copies (worker/socket-copy.ts).
-    const inherited = fpm.logs.filter((l) => /accepts on the inherited descriptor \d+$/.test(l.msg)).map((l) => l.msg)
-    assert.equal(inherited.length, 2, inherited.join('; '))
-    assert.notEqual(inherited[0], inherited[1], 'a descriptor each')
+    // Under the supervisor the two initial threads listen on descriptors the supervisor sent the
+    // server process, one each; the threads that replace them on copies (worker/socket-copy.ts).
+    const sent = fpm.logs.filter((l) => /accepts on the supervisor's descriptor \d+$/.test(l.msg)).map((l) => l.msg)
+    assert.equal(sent.length, 2, sent.join('; '))
+    assert.notEqual(sent[0], sent[1], 'a descriptor each')
     const copies = fpm.logs.filter((l) => /accepts on a copy of the listening socket$/.test(l.msg))
     assert.ok(copies.length >= 4, `${copies.length} replacement threads on copies`)
   })

@@ -374,8 +374,8 @@ describe('pm.status_listen under the supervisor', () => {
   test('the supervisor binds the status address too, and the server process listens on it', async () => {
     const fpm = await startFpm(CONFIG.replace('error_log = stderr', 'error_log = stderr\nlog_level = debug'), { root: APPS })
     try {
-      const inherited = new RegExp(`^using inherited socket fd=\\d+, "127\\.0\\.0\\.1:${fpm.port2}"$`)
-      await fpm.waitForLog((l) => inherited.test(l.msg))
+      const passed = new RegExp(`^using the supervisor's socket fd=\\d+, "127\\.0\\.0\\.1:${fpm.port2}"$`)
+      await fpm.waitForLog((l) => passed.test(l.msg))
       const s = await json(fpm.port2)
       assert.equal(s.pool, 'www')
       assert.equal(s['total processes'], 2)

@@ -19,7 +19,7 @@ import { REPO, freePort, runCli, startFpm, tempDir } from '../helpers/fpm-tester
 import type { FpmHandle, LogLine } from '../helpers/fpm-tester.ts'
 
 const APPS = join(REPO, 'test/fixtures/supervisor-apps')
-const skipPosix = process.platform === 'win32' ? 'POSIX signals and inherited sockets' : false
+const skipPosix = process.platform === 'win32' ? 'POSIX signals and passed sockets' : false
 
 // pino's numeric levels
 const WARN = 40
