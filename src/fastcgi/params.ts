@@ -56,14 +56,10 @@ export function decodeParamsText (text: string, out: string[], maxPairs: number 
  * `expected` or `bytes`, a plain decode.
  */
 export function decodeExpected (text: string, bytes: DataView | null, expected: ExpectedNames | null, values: boolean, maxPairs: number = Infinity): ParamNames {
-  if (bytes === null || expected === null) {
-    const out: ParamNames = []
-    decodeText(text, out, 0, maxPairs, values, null, null)
-    return out
-  }
+  const known = bytes === null ? null : expected
   // new Array(n): one allocation of the right size, where pushes grow the array twice for 21 pairs
-  const out: ParamNames = new Array<string | number>(2 * expected.names.length)
-  decodeText(text, out, 0, maxPairs, values, expected, bytes)
+  const out: ParamNames = known === null ? [] : new Array<string | number>(2 * known.names.length)
+  decodeText(text, out, 0, maxPairs, values, known, bytes)
   return out
 }
 

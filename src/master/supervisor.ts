@@ -212,17 +212,16 @@ export class Supervisor {
     child.once('exit', (code, signal) => { this.#onExit(child, code, signal) })
     // The listening descriptor of each socket, then one for each initial thread of the pm.accept =
     // threads pools: the same socket sent again (each send is a new descriptor in the server process).
-    const sockets: Array<[string, number]> = []
     let budget = MAX_THREAD_FDS
-    for (const { pool, threads } of this.#sockets) {
+    const sends = this.#sockets.map(({ pool, socket, threads }) => {
       const copies = Math.min(threads ?? 0, budget)
       budget -= copies
-      sockets.push([pool, 1 + copies])
-    }
+      return { key: pool, handle: socket.handle, count: 1 + copies }
+    })
     const start: StartMessage = {
       type: 'start',
       config: this.#opts.config,
-      sockets,
+      sockets: sends.map(({ key, count }) => [key, count] as const),
       forceStderr: this.#opts.forceStderr,
       supervisorPid: process.pid,
       stopTimeoutMs: this.#stopTimeoutMs
@@ -232,11 +231,9 @@ export class Supervisor {
     }
     child.send(start, undelivered('start message'))
     // Node sends them in this order, each handle once the previous one was received.
-    for (let i = 0; i < sockets.length; i++) {
-      const [key, count] = sockets[i]!
-      const socket = this.#sockets[i]!.socket
+    for (const { key, handle, count } of sends) {
       const message: SocketMessage = { type: 'socket', key }
-      for (let n = 0; n < count; n++) child.send(message, socket.handle as never, undelivered(`socket of ${key}`))
+      for (let n = 0; n < count; n++) child.send(message, handle as never, undelivered(`socket of ${key}`))
     }
   }
 
