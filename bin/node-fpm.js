@@ -22,7 +22,7 @@ if (main === built) {
   // A supervised start: the server process starts now and loads its code while this one loads the
   // supervisor's (src/master/server-process.ts).
   const { startEarlyServerProcess } = await import('../dist/main/server-process.js')
-  startEarlyServerProcess(built, process.argv.slice(2))
+  startEarlyServerProcess(process.argv.slice(2))
 }
 if (main === built || process.features.typescript) {
   await import(main)

@@ -5,21 +5,14 @@
 // process started from this same module; --no-supervisor runs the server here.
 
 import { readFileSync } from 'node:fs'
-import { fileURLToPath } from 'node:url'
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander'
 import { loadConfig, dumpConfig } from '../config/index.ts'
-import type { FpmConfig } from '../config/types.ts'
-import { createLogger, type Logger } from '../log/logger.ts'
-import { installReopenSignal } from '../log/reopen-signal.ts'
-import { SUPERVISOR_DEFAULTS, Supervisor, isSupervisedServer, onSupervisorGone, receiveStart, reportReady, type ServerStart } from '../master/supervisor.ts'
+import { createLogger } from '../log/logger.ts'
+import { EXIT_CONFIG, EXIT_SOFTWARE, EXIT_USAGE, exitProcess, startFailed } from '../master/exit-status.ts'
+import { SUPERVISOR_DEFAULTS, Supervisor } from '../master/supervisor.ts'
 import { endEarlyServerProcess } from '../master/server-process.ts'
-import { isFpmError } from '../common/errors.ts'
 import { registerRequestCommand } from './request-command.ts'
 import { registerBenchCommand } from './bench-command.ts'
-
-const EXIT_USAGE = 64
-const EXIT_SOFTWARE = 70
-const EXIT_CONFIG = 78
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
 
@@ -61,10 +54,7 @@ function buildProgram (): Command {
     .option('--crash-interval <seconds>', 'supervisor: the window of --crash-limit', positiveInteger, SUPERVISOR_DEFAULTS.crashIntervalMs / 1000)
     .showHelpAfterError()
     .exitOverride()
-    // A supervised server process has the supervisor's arguments, which the supervisor reports on.
-    .configureOutput(isSupervisedServer()
-      ? { writeOut: () => {}, writeErr: () => {} }
-      : { writeErr: (s) => process.stderr.write(s) })
+    .configureOutput({ writeErr: (s) => process.stderr.write(s) })
     .action(async (opts: MainOptions) => { await run(opts) })
   registerRequestCommand(program)
   registerBenchCommand(program)
@@ -73,10 +63,6 @@ function buildProgram (): Command {
 }
 
 async function run (opts: MainOptions): Promise<void> {
-  if (isSupervisedServer()) {
-    await runSupervisedServer()
-    return
-  }
   if (opts.daemonize === true) {
     process.stderr.write('ERROR: node-fpm does not daemonize (-D): run it in the foreground under systemd or another supervisor\n')
     process.exitCode = EXIT_USAGE
@@ -113,6 +99,8 @@ async function run (opts: MainOptions): Promise<void> {
   const log = createLogger({ level: config.global.logLevel, errorLog: opts.forceStderr === true ? 'stderr' : config.global.errorLog })
   for (const n of result.notices) log[n.level === 'warning' ? 'warn' : 'info'](n.message)
   if (!opts.supervisor) {
+    // Imported here: the supervisor process never loads the pools (piscina, worker code).
+    const { serve } = await import('../master/serve.ts')
     await serve(config, log, { pidFile: opts.pid ?? null })
     return
   }
@@ -120,7 +108,6 @@ async function run (opts: MainOptions): Promise<void> {
     config,
     log,
     pidFile: opts.pid ?? config.global.pid,
-    entry: fileURLToPath(import.meta.url),
     args: process.argv.slice(2),
     forceStderr: opts.forceStderr === true,
     crashLimit: opts.crashLimit,
@@ -133,64 +120,7 @@ async function run (opts: MainOptions): Promise<void> {
     startFailed(log, err)
     return
   }
-  exit(log, code)
-}
-
-/**
- * Starts the pools and their listeners in this process, which then serves until a stop signal.
- * Resolves false (exit status set) when the start failed.
- */
-async function serve (config: FpmConfig, log: Logger, opts: { pidFile: string | null }, supervised?: ServerStart): Promise<boolean> {
-  // SIGUSR1 reopens the log files (logrotate). First: until a listener exists, Node's default for
-  // SIGUSR1 is to start the inspector.
-  installReopenSignal(log)
-  // Imported here: the supervisor process never loads the pools (piscina, worker code).
-  const { Master } = await import('../master/master.ts')
-  const master = new Master(config, log)
-  try {
-    await master.start(supervised === undefined ? opts : { ...opts, supervised: true, listenFds: supervised.listenFds, threadFds: supervised.threadFds })
-  } catch (err) {
-    startFailed(log, err)
-    return false
-  }
-  master.installSignalHandlers((code) => { exit(log, code) }, { supervised: supervised !== undefined })
-  if (supervised !== undefined) {
-    onSupervisorGone(() => {
-      // The parent was killed (SIGKILL...): do not live on as an orphan holding the sockets.
-      log.error(`the supervisor (pid ${supervised.supervisorPid}) is gone, exiting`)
-      setTimeout(() => { process.kill(process.pid, 'SIGKILL') }, supervised.stopTimeoutMs).unref()
-      master.stop(false).then(() => { exit(log, 1) }, () => { exit(log, 1) })
-    })
-  }
-  return true
-}
-
-/** The server process started by the supervisor: config and sockets come from it, over IPC. */
-async function runSupervisedServer (): Promise<void> {
-  let start: ServerStart
-  try {
-    start = await receiveStart()
-  } catch {
-    // Started early by a run that does not supervise after all, or a supervisor that died: nothing to report to.
-    process.exitCode = EXIT_SOFTWARE
-    return
-  }
-  const config = start.config
-  const log = createLogger({ level: config.global.logLevel, errorLog: start.forceStderr ? 'stderr' : config.global.errorLog })
-  if (await serve(config, log, { pidFile: null }, start)) reportReady()
-  else exit(log, Number(process.exitCode))
-}
-
-function startFailed (log: Logger, err: unknown): void {
-  if (isFpmError(err)) log.fatal(err.message)
-  else log.fatal({ err }, 'start-up failed')
-  log.fatal('FPM initialization failed')
-  process.exitCode = isFpmError(err) ? EXIT_CONFIG : EXIT_SOFTWARE
-}
-
-function exit (log: Logger, code: number): never {
-  log.flush?.()
-  process.exit(code) // eslint-disable-line n/no-process-exit
+  exitProcess(log, code)
 }
 
 try {

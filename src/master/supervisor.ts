@@ -24,7 +24,8 @@ import type { Logger } from '../log/logger.ts'
 import { reopenLogs } from '../log/reopen-signal.ts'
 import { bindListenSocket, type BoundSocket } from '../server/listener.ts'
 import { statusListenConfig, statusListenKey } from '../status/status-listener.ts'
-import { SERVER_ENV, startServerProcess, takeEarlyServerProcess } from './server-process.ts'
+import type { ServerMessage, SocketMessage, StartMessage } from './server-channel.ts'
+import { startServerProcess, takeEarlyServerProcess } from './server-process.ts'
 
 /** Descriptors passed for the threads of all pm.accept = threads pools at most (within a 1024 fd limit; threads beyond have theirs copied). */
 const MAX_THREAD_FDS = 256
@@ -49,8 +50,7 @@ export interface SupervisorOptions {
   readonly log: Logger
   /** Written with the supervisor's pid (where signals go), removed on exit. */
   readonly pidFile: string | null
-  /** The module the server process runs (src/cli/main.ts) and its arguments (shown by ps, not used). */
-  readonly entry: string
+  /** The command line's arguments, given to the server process for ps to show (it does not read them). */
   readonly args: readonly string[]
   /** -O: the server process logs to stderr too. */
   readonly forceStderr: boolean
@@ -61,40 +61,6 @@ export interface SupervisorOptions {
   readonly stableAfterMs?: number
 }
 
-/**
- * What the supervisor sends a server process it started: everything it needs to serve. The
- * sockets follow, a SocketMessage each, in the order of `sockets`.
- */
-export interface StartMessage {
-  readonly type: 'start'
-  readonly config: FpmConfig
-  /**
-   * The sockets that follow: pool name (or statusListenKey) → how many descriptors of it, the
-   * listening one and, for a pm.accept = threads pool, one for each thread the pool starts with,
-   * which takes it as its own (without one a thread has a process copy one for it:
-   * worker/socket-copy.ts). Pools without one bind themselves (Windows, named pipes).
-   */
-  readonly sockets: ReadonlyArray<readonly [string, number]>
-  readonly forceStderr: boolean
-  readonly supervisorPid: number
-  readonly stopTimeoutMs: number
-}
-
-/** A descriptor of a socket (the message's handle), after the StartMessage. */
-interface SocketMessage {
-  readonly type: 'socket'
-  readonly key: string
-}
-
-/** What the server process has once the start message and its sockets arrived (receiveStart). */
-export interface ServerStart extends StartMessage {
-  /** pool name (or statusListenKey) → the descriptor to listen on. */
-  readonly listenFds: Readonly<Record<string, number>>
-  /** pm.accept = threads: pool name → a descriptor for each initial thread. */
-  readonly threadFds: Readonly<Record<string, readonly number[]>>
-}
-
-type ServerMessage = { readonly type: 'ready' }
 
 type StopSignal = 'SIGTERM' | 'SIGINT' | 'SIGQUIT'
 const STOP_SIGNALS: readonly StopSignal[] = process.platform === 'win32' ? ['SIGTERM', 'SIGINT'] : ['SIGTERM', 'SIGINT', 'SIGQUIT']
@@ -187,7 +153,7 @@ export class Supervisor {
     this.#restartTimer = null
     // The first one was started early (master/server-process.ts); later ones, and a first one that
     // is already gone, here.
-    const child = takeEarlyServerProcess() ?? startServerProcess(this.#opts.entry, this.#opts.args)
+    const child = takeEarlyServerProcess() ?? startServerProcess(this.#opts.args)
     this.#child = child
     this.#childStartedAt = performance.now()
     this.#forwarded = null
@@ -389,78 +355,6 @@ export class Supervisor {
       this.#pidFileWritten = false
     }
   }
-}
-
-// ---------------------------------------------------------------------------------------------
-// The server process's side.
-
-/** True in a server process that the supervisor started. */
-export function isSupervisedServer (): boolean {
-  return process.env[SERVER_ENV] === '1' && typeof process.send === 'function'
-}
-
-/**
- * The descriptors received: never closed here. The server's listeners and threads open their own
- * handles on these descriptors and close those (a raw handle cannot be given up without closing its
- * descriptor); referenced so that no collection closes one under them.
- */
-const receivedSockets: object[] = []
-
-/** Waits for the supervisor's start message (the config), then for its sockets. */
-export async function receiveStart (): Promise<ServerStart> {
-  // Not for the pools' threads, nor for processes a handler starts.
-  delete process.env[SERVER_ENV] // eslint-disable-line @typescript-eslint/no-dynamic-delete
-  return await new Promise<ServerStart>((resolve, reject) => {
-    let start: StartMessage | null = null
-    const listenFds: Record<string, number> = {}
-    const threadFds: Record<string, number[]> = {}
-    let expected = 0
-    let received = 0
-    const done = (): void => {
-      process.off('message', onMessage)
-      process.off('disconnect', onDisconnect)
-      resolve({ ...start!, listenFds, threadFds })
-    }
-    const onMessage = (message: StartMessage | SocketMessage, handle: unknown): void => {
-      if (message?.type === 'start') {
-        start = message
-        for (const [, count] of message.sockets) expected += count
-        if (expected === 0) done()
-        return
-      }
-      if (message?.type !== 'socket' || start === null || typeof (handle as { fd?: unknown } | undefined)?.fd !== 'number') return
-      receivedSockets.push(handle as object)
-      const fd = (handle as { fd: number }).fd
-      if (listenFds[message.key] === undefined) listenFds[message.key] = fd
-      else (threadFds[message.key] ??= []).push(fd)
-      if (++received === expected) done()
-    }
-    const onDisconnect = (): void => {
-      process.off('message', onMessage)
-      reject(new Error('the supervisor went away before it sent the configuration and the sockets'))
-    }
-    process.on('message', onMessage)
-    process.once('disconnect', onDisconnect)
-  })
-}
-
-/** Tells the supervisor that every pool is listening. */
-export function reportReady (): void {
-  const message: ServerMessage = { type: 'ready' }
-  process.send?.(message, undefined, {}, () => { /* a gone supervisor is handled by onSupervisorGone */ })
-}
-
-/**
- * Calls `handler` if the supervisor dies (its end of the IPC channel closes), so that a server whose
- * parent was SIGKILLed does not live on as an orphan holding the sockets.
- */
-export function onSupervisorGone (handler: () => void): void {
-  if (process.connected !== true) {
-    queueMicrotask(handler)
-    return
-  }
-  process.once('disconnect', handler)
-  process.channel?.unref()
 }
 
 function seconds (ms: number, digits = 6): string {

@@ -336,17 +336,28 @@ describe('the server process starts with the supervisor (bin/node-fpm.js)', { sk
     }
   })
 
-  test('the server process says nothing of arguments it was started with: the supervisor reports on them', async () => {
-    // What bin/node-fpm.js starts (master/server-process.ts), on an argument the supervisor refuses.
-    const child = spawn(NODE, [join(REPO, 'dist/main/main.js'), '--bogus'], {
-      env: { ...process.env, NODE_FPM_SUPERVISED: '1' },
-      stdio: ['ignore', 'pipe', 'pipe', 'ipc']
-    })
-    let output = ''
-    child.stdout!.on('data', (d: Buffer) => { output += d.toString() })
-    child.stderr!.on('data', (d: Buffer) => { output += d.toString() })
-    const code = await new Promise((resolve) => child.once('close', resolve))
-    assert.equal(code, 64)
-    assert.equal(output, '')
+  test('the server process takes nothing from its arguments: without the channel it says what it is (64); a channel closed before the start message ends it quietly (70)', async () => {
+    // What bin/node-fpm.js and the supervisor start (master/server-process.ts), here with an argument the supervisor would refuse.
+    const SERVER_MAIN = join(REPO, 'dist/main/server-main.js')
+    const run = async (stdio: Array<'ignore' | 'pipe' | 'ipc'>): Promise<{ code: number | null, output: string }> => {
+      const child = spawn(NODE, [SERVER_MAIN, '--bogus'], { stdio: stdio as never })
+      let output = ''
+      const ended = [child.stdout!, child.stderr!].map(async (stream) => {
+        stream.on('data', (d: Buffer) => { output += d.toString() })
+        await new Promise((resolve) => stream.once('close', resolve))
+      })
+      const exited = new Promise<number | null>((resolve) => child.once('exit', resolve))
+      // (no 'close' event for a child whose channel this side disconnected)
+      if (child.connected) child.disconnect()
+      const code = await exited
+      await Promise.all(ended)
+      return { code, output }
+    }
+    const byHand = await run(['ignore', 'pipe', 'pipe'])
+    assert.equal(byHand.code, 64)
+    assert.match(byHand.output, /^ERROR: this is the server process of a supervised node-fpm, started by the supervisor: run node-fpm\n$/)
+    const orphan = await run(['ignore', 'pipe', 'pipe', 'ipc'])
+    assert.equal(orphan.code, 70)
+    assert.equal(orphan.output, '')
   })
 })
