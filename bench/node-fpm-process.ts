@@ -33,6 +33,8 @@ export interface NodeFpmOptions {
   poolDirectives?: string
   /** The script Node runs (default bin/node-fpm.js: the build in dist/); another build's main.js, say. */
   main?: string
+  /** Node options of the server (and so of its threads: V8 flags are the process's). */
+  nodeFlags?: readonly string[]
   /** A command that runs Node (valgrind...), given the instance's dir: its words go before Node's path. */
   wrapper?: (dir: string) => string[]
   /** How long startNodeFpm waits for the ready lines (default 30 s). */
@@ -87,7 +89,7 @@ export async function spawnNodeFpm (opts: NodeFpmOptions): Promise<NodeFpmHandle
   ].join('\n')
   writeFileSync(conf, configText)
   writeFileSync(errorLog, '')
-  const args = [process.execPath, opts.main ?? MAIN, '-y', conf]
+  const args = [process.execPath, ...(opts.nodeFlags ?? []), opts.main ?? MAIN, '-y', conf]
   if (opts.noSupervisor === true) args.push('--no-supervisor')
   const [bin, ...binArgs] = [...(opts.wrapper?.(dir) ?? []), ...args] as [string, ...string[]]
   const spawnedAtEpochMs = Date.now()

@@ -1,0 +1,152 @@
+// `node bench/threads-cpu.ts`: what a request costs node-fpm in CPU and wakeups with different
+// pool sizes (or node flags) at the same offered load, measured so that the VM's drift cancels out.
+// A shared VM's speed changes by tens of percent within minutes, more than the differences sought:
+// so every server is up at once, and short measures alternate between them.
+//
+//   1. starts one node-fpm per variant (--no-supervisor, pm = static with --threads threads, pm.accept
+//      as --accept, node flags as --node-flags), all at once, serving bench/apps/<--script>.mjs;
+//   2. loads each for --warm seconds at --rate (unmeasured: the threads' JIT settles);
+//   3. --rounds times, each variant in turn: --duration seconds at --rate over 16 kept connections,
+//      reading from /proc the server's CPU time (all its threads) and its threads' voluntary context
+//      switches (how often a thread went to sleep: a wakeup each) before and after;
+//   4. prints per round and the medians: CPU µs and wakeups per request, p99, and in how many rounds
+//      each variant cost less CPU than the first.
+//
+//   node bench/threads-cpu.ts [--threads 2,8] [--node-flags 'FLAGS;FLAGS'] [--script json] [--rate 10000]
+//                             [--warm 15] [--duration 2] [--rounds 8] [--accept threads] [--json]
+//
+// Linux only (/proc). See bench/README.md.
+
+import { readdirSync, readFileSync } from 'node:fs'
+import { Command } from 'commander'
+import { acceptMode, parseOptions, wholeNumber, wholeNumberList } from './cli-options.ts'
+import { runLoad } from '../src/bench/load-generator.ts'
+import { tierUpEarly } from '../src/bench/early-tier-up.ts'
+import { APPS_DIR, startNodeFpm, type NodeFpmHandle } from './node-fpm-process.ts'
+import { processTreeCpu, type CpuReader } from './process-cpu.ts'
+
+interface Options {
+  threads: number[]
+  nodeFlags: string[][]
+  script: string
+  rate: number
+  warm: number
+  duration: number
+  rounds: number
+  accept: 'main' | 'threads'
+  json?: boolean
+}
+
+interface Variant {
+  readonly name: string
+  readonly threads: number
+  readonly nodeFlags: readonly string[]
+  handle: NodeFpmHandle | null
+  cpu: CpuReader | null
+  readonly rounds: Array<{ cpuUsPerRequest: number, wakeupsPerRequest: number, p99Ms: number, rps: number }>
+}
+
+function parseArgs (): Options | null {
+  const program = new Command()
+    .exitOverride()
+    .name('node bench/threads-cpu.ts')
+    .description('CPU and wakeups per request of node-fpm with different pool sizes or node flags, at the same offered load, in alternating measures')
+    .option('--threads <list>', 'pm.max_children of each server, comma-separated', wholeNumberList('--threads', 1), [2, 8])
+    .option('--node-flags <list>', "node options of the servers, ';'-separated variants (each applied to every --threads); '' for none", (v: string) => v.split(';').map(f => f.split(' ').filter(w => w !== '')), [[]])
+    .option('--script <name>', 'bench/apps/<name>.mjs', 'json')
+    .option('--rate <r>', 'requests per second (open loop, 16 kept connections)', wholeNumber('--rate', 1), 10_000)
+    .option('--warm <s>', 'seconds of load on each server before the measures', wholeNumber('--warm', 0), 15)
+    .option('--duration <s>', 'seconds per measure', wholeNumber('--duration', 1), 2)
+    .option('--rounds <n>', 'measures of each server, alternating', wholeNumber('--rounds', 1), 8)
+    .option('--accept <mode>', 'pm.accept of the pools: main or threads', acceptMode, 'threads')
+    .option('--json', 'print the figures as JSON')
+  return parseOptions<Options>(program)
+}
+
+/** Voluntary context switches of all the threads of `pid` so far: each one a thread that went to sleep. */
+function voluntarySwitches (pid: number): number {
+  let n = 0
+  for (const task of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const m = /^voluntary_ctxt_switches:\s+(\d+)$/m.exec(readFileSync(`/proc/${pid}/task/${task}/status`, 'latin1'))
+      n += Number(m?.[1] ?? 0)
+    } catch { /* a thread that just ended */ }
+  }
+  return n
+}
+
+function median (values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b)
+  const mid = sorted.length >> 1
+  return sorted.length % 2 === 1 ? sorted[mid] as number : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2
+}
+
+const round1 = (n: number): number => Math.round(n * 10) / 10
+const round2 = (n: number): number => Math.round(n * 100) / 100
+
+async function main (): Promise<void> {
+  const opts = parseArgs()
+  if (opts === null) return
+  if (process.platform !== 'linux') throw new Error('Linux only: the figures come from /proc')
+  tierUpEarly()
+  const variants: Variant[] = opts.nodeFlags.flatMap(flags => opts.threads.map(threads => ({
+    name: `${threads} threads${flags.length > 0 ? ` ${flags.join(' ')}` : ''}`,
+    threads,
+    nodeFlags: flags,
+    handle: null,
+    cpu: null,
+    rounds: []
+  })))
+  const script = `${APPS_DIR}/${opts.script}.mjs`
+  const load = async (v: Variant, seconds: number): Promise<{ requests: number, p99Ms: number, rps: number }> => {
+    const r = await runLoad({ address: (v.handle as NodeFpmHandle).address, script, root: APPS_DIR, connections: 16, duration: seconds, warmup: 0, rate: opts.rate, check: false })
+    return { requests: r.requests, p99Ms: r.latency.p99, rps: r.rps }
+  }
+  try {
+    await Promise.all(variants.map(async (v) => {
+      v.handle = await startNodeFpm({ workers: v.threads, noSupervisor: true, poolDirectives: `pm.accept = ${opts.accept}`, nodeFlags: v.nodeFlags })
+      v.cpu = processTreeCpu(v.handle.pid)
+    }))
+    for (const v of variants) if (opts.warm > 0) await load(v, opts.warm)
+    for (let round = 1; round <= opts.rounds; round++) {
+      for (const v of variants) {
+        const pid = (v.handle as NodeFpmHandle).pid
+        const cpu0 = (v.cpu as CpuReader)()
+        const switches0 = voluntarySwitches(pid)
+        const r = await load(v, opts.duration)
+        const cpuMs = (v.cpu as CpuReader)() - cpu0
+        const wakeups = voluntarySwitches(pid) - switches0
+        const row = { cpuUsPerRequest: round1(cpuMs * 1000 / r.requests), wakeupsPerRequest: round2(wakeups / r.requests), p99Ms: r.p99Ms, rps: Math.round(r.rps) }
+        v.rounds.push(row)
+        if (opts.json !== true) process.stdout.write(`round ${round} ${v.name}: ${row.rps} req/s, CPU ${row.cpuUsPerRequest} µs/request, ${row.wakeupsPerRequest} wakeups/request, p99 ${row.p99Ms} ms\n`)
+      }
+    }
+  } finally {
+    await Promise.all(variants.map(async (v) => { await v.handle?.stop() }))
+  }
+  const first = variants[0] as Variant
+  const summary = variants.map(v => ({
+    variant: v.name,
+    threads: v.threads,
+    nodeFlags: v.nodeFlags,
+    cpuUsPerRequest: round1(median(v.rounds.map(r => r.cpuUsPerRequest))),
+    wakeupsPerRequest: round2(median(v.rounds.map(r => r.wakeupsPerRequest))),
+    p99Ms: median(v.rounds.map(r => r.p99Ms)),
+    cheaperThanFirst: v === first ? null : v.rounds.filter((r, i) => r.cpuUsPerRequest < (first.rounds[i] as { cpuUsPerRequest: number }).cpuUsPerRequest).length,
+    rounds: v.rounds
+  }))
+  if (opts.json === true) {
+    process.stdout.write(JSON.stringify({ options: opts, node: process.version, summary }, null, 2) + '\n')
+    return
+  }
+  process.stdout.write(`\n${opts.script}, ${opts.rate} req/s, 16 kept connections, pm.accept = ${opts.accept}, ${opts.rounds} rounds of ${opts.duration} s after ${opts.warm} s of load each (medians):\n`)
+  for (const s of summary) {
+    const vs = s.cheaperThanFirst === null ? '' : `, less CPU than ${first.name} in ${s.cheaperThanFirst} of ${opts.rounds} rounds`
+    process.stdout.write(`  ${s.variant}: CPU ${s.cpuUsPerRequest} µs/request, ${s.wakeupsPerRequest} wakeups/request, p99 ${s.p99Ms} ms${vs}\n`)
+  }
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`bench/threads-cpu.ts: ${err instanceof Error ? err.message : String(err)}\n`)
+  process.exitCode = 2
+})
