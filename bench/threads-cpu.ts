@@ -4,7 +4,7 @@
 // so every server is up at once, and short measures alternate between them.
 //
 //   1. starts one node-fpm per variant (--no-supervisor, pm = static with --threads threads, pm.accept
-//      as --accept, node flags as --node-flags), all at once, serving bench/apps/<--script>.mjs;
+//      as --accept, node flags as --node-flags: every combination), all at once, serving bench/apps/<--script>.mjs;
 //   2. loads each for --warm seconds at --rate (unmeasured: the threads' JIT settles);
 //   3. --rounds times, each variant in turn: --duration seconds at --rate over 16 kept connections,
 //      reading from /proc the server's CPU time (all its threads) and its threads' voluntary context
@@ -13,7 +13,7 @@
 //      each variant cost less CPU than the first.
 //
 //   node bench/threads-cpu.ts [--threads 2,8] [--node-flags 'FLAGS;FLAGS'] [--script json] [--rate 10000]
-//                             [--warm 15] [--duration 2] [--rounds 8] [--accept threads] [--json]
+//                             [--warm 15] [--duration 2] [--rounds 8] [--accept threads|main|main,threads] [--json]
 //
 // Linux only (/proc). See bench/README.md.
 
@@ -33,13 +33,14 @@ interface Options {
   warm: number
   duration: number
   rounds: number
-  accept: 'main' | 'threads'
+  accept: Array<'main' | 'threads'>
   json?: boolean
 }
 
 interface Variant {
   readonly name: string
   readonly threads: number
+  readonly accept: 'main' | 'threads'
   readonly nodeFlags: readonly string[]
   handle: NodeFpmHandle | null
   cpu: CpuReader | null
@@ -50,7 +51,7 @@ function parseArgs (): Options | null {
   const program = new Command()
     .exitOverride()
     .name('node bench/threads-cpu.ts')
-    .description('CPU and wakeups per request of node-fpm with different pool sizes or node flags, at the same offered load, in alternating measures')
+    .description('CPU and wakeups per request of node-fpm with different pool sizes, pm.accept modes or node flags, at the same offered load, in alternating measures')
     .option('--threads <list>', 'pm.max_children of each server, comma-separated', wholeNumberList('--threads', 1), [2, 8])
     .option('--node-flags <list>', "node options of the servers, ';'-separated variants (each applied to every --threads); '' for none", (v: string) => v.split(';').map(f => f.split(' ').filter(w => w !== '')), [[]])
     .option('--script <name>', 'bench/apps/<name>.mjs', 'json')
@@ -58,7 +59,7 @@ function parseArgs (): Options | null {
     .option('--warm <s>', 'seconds of load on each server before the measures', wholeNumber('--warm', 0), 15)
     .option('--duration <s>', 'seconds per measure', wholeNumber('--duration', 1), 2)
     .option('--rounds <n>', 'measures of each server, alternating', wholeNumber('--rounds', 1), 8)
-    .option('--accept <mode>', 'pm.accept of the pools: main or threads', acceptMode, 'threads')
+    .option('--accept <list>', 'pm.accept of the pools: main, threads or both (main,threads)', (v: string) => [...new Set(v.split(',').map(acceptMode))], ['threads'])
     .option('--json', 'print the figures as JSON')
   return parseOptions<Options>(program)
 }
@@ -89,14 +90,15 @@ async function main (): Promise<void> {
   if (opts === null) return
   if (process.platform !== 'linux') throw new Error('Linux only: the figures come from /proc')
   tierUpEarly()
-  const variants: Variant[] = opts.nodeFlags.flatMap(flags => opts.threads.map(threads => ({
-    name: `${threads} threads${flags.length > 0 ? ` ${flags.join(' ')}` : ''}`,
+  const variants: Variant[] = opts.nodeFlags.flatMap(flags => opts.accept.flatMap(accept => opts.threads.map(threads => ({
+    name: `${threads} threads${opts.accept.length > 1 ? `, pm.accept = ${accept}` : ''}${flags.length > 0 ? ` ${flags.join(' ')}` : ''}`,
     threads,
+    accept,
     nodeFlags: flags,
     handle: null,
     cpu: null,
     rounds: []
-  })))
+  }))))
   const script = `${APPS_DIR}/${opts.script}.mjs`
   const load = async (v: Variant, seconds: number): Promise<{ requests: number, p99Ms: number, rps: number }> => {
     const r = await runLoad({ address: (v.handle as NodeFpmHandle).address, script, root: APPS_DIR, connections: 16, duration: seconds, warmup: 0, rate: opts.rate, check: false })
@@ -104,7 +106,7 @@ async function main (): Promise<void> {
   }
   try {
     await Promise.all(variants.map(async (v) => {
-      v.handle = await startNodeFpm({ workers: v.threads, noSupervisor: true, poolDirectives: `pm.accept = ${opts.accept}`, nodeFlags: v.nodeFlags })
+      v.handle = await startNodeFpm({ workers: v.threads, noSupervisor: true, poolDirectives: `pm.accept = ${v.accept}`, nodeFlags: v.nodeFlags })
       v.cpu = processTreeCpu(v.handle.pid)
     }))
     for (const v of variants) if (opts.warm > 0) await load(v, opts.warm)
@@ -128,6 +130,7 @@ async function main (): Promise<void> {
   const summary = variants.map(v => ({
     variant: v.name,
     threads: v.threads,
+    accept: v.accept,
     nodeFlags: v.nodeFlags,
     cpuUsPerRequest: round1(median(v.rounds.map(r => r.cpuUsPerRequest))),
     wakeupsPerRequest: round2(median(v.rounds.map(r => r.wakeupsPerRequest))),
@@ -139,7 +142,7 @@ async function main (): Promise<void> {
     process.stdout.write(JSON.stringify({ options: opts, node: process.version, summary }, null, 2) + '\n')
     return
   }
-  process.stdout.write(`\n${opts.script}, ${opts.rate} req/s, 16 kept connections, pm.accept = ${opts.accept}, ${opts.rounds} rounds of ${opts.duration} s after ${opts.warm} s of load each (medians):\n`)
+  process.stdout.write(`\n${opts.script}, ${opts.rate} req/s, 16 kept connections, pm.accept = ${opts.accept.join(' / ')}, ${opts.rounds} rounds of ${opts.duration} s after ${opts.warm} s of load each (medians):\n`)
   for (const s of summary) {
     const vs = s.cheaperThanFirst === null ? '' : `, less CPU than ${first.name} in ${s.cheaperThanFirst} of ${opts.rounds} rounds`
     process.stdout.write(`  ${s.variant}: CPU ${s.cpuUsPerRequest} µs/request, ${s.wakeupsPerRequest} wakeups/request, p99 ${s.p99Ms} ms${vs}\n`)
