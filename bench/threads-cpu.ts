@@ -1,5 +1,5 @@
 // `node bench/threads-cpu.ts`: what a request costs node-fpm in CPU and wakeups with different
-// pool sizes (or node flags) at the same offered load, measured so that the VM's drift cancels out.
+// pool sizes (pm.accept modes, node flags) at the same offered load, measured so that the VM's drift cancels out.
 // A shared VM's speed changes by tens of percent within minutes, more than the differences sought:
 // so every server is up at once, and short measures alternate between them.
 //
