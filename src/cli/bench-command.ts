@@ -10,8 +10,6 @@ import { readFile } from 'node:fs/promises'
 import path from 'node:path'
 import { InvalidArgumentError, Option } from 'commander'
 import type { Command } from 'commander'
-import { tierUpEarly } from '../bench/early-tier-up.ts'
-import { formatLoadResult, runLoad } from '../bench/load-generator.ts'
 import type { LoadProgress, LoadResult } from '../bench/load-generator.ts'
 
 /** Exit statuses of `node-fpm bench` (usage errors, 64, are the main program's business). */
@@ -206,6 +204,8 @@ async function runBench (address: string, uri: string, opts: BenchCliOptions): P
   const script = opts.script === undefined ? undefined : path.resolve(opts.script)
   const root = opts.root !== undefined ? path.resolve(opts.root) : script !== undefined ? path.dirname(script) : undefined
 
+  // Loaded here: every node-fpm command (the supervisor's start too) loads this module for its options.
+  const [{ tierUpEarly }, { formatLoadResult, runLoad }] = await Promise.all([import('../bench/early-tier-up.ts'), import('../bench/load-generator.ts')])
   tierUpEarly()
   const progress = opts.progress && process.stderr.isTTY === true ? new ProgressLine() : null
   const abort = new AbortController()

@@ -8,7 +8,6 @@ import { stat } from 'node:fs/promises'
 import path from 'node:path'
 import { InvalidArgumentError } from 'commander'
 import type { Command } from 'commander'
-import { buildCgiParams, fcgiRequest, findCgiHeadEnd, parseCgiResponse } from '../client/fcgi-client.ts'
 
 /** Exit statuses of `node-fpm request` (usage errors are the main program's business). */
 export const REQUEST_EXIT_OK = 0
@@ -150,6 +149,8 @@ async function runRequest (address: string, uri: string, opts: RequestCliOptions
     }
   }
 
+  // Loaded here: every node-fpm command (the supervisor's start too) loads this module for its options.
+  const { buildCgiParams, fcgiRequest, findCgiHeadEnd, parseCgiResponse } = await import('../client/fcgi-client.ts')
   const script = opts.script === undefined ? undefined : path.resolve(opts.script)
   const root = opts.root !== undefined ? path.resolve(opts.root) : script !== undefined ? path.dirname(script) : undefined
   const params = buildCgiParams({
