@@ -1,8 +1,8 @@
 // The `node-fpm` command (php-fpm's letters: -y -p -g -t/-tt -F -D -O -R -v -h) plus the
-// `request` subcommand. The only module allowed to end the process: it maps outcomes to exit
-// statuses (sysexits, as php-fpm: 0 ok, 64 usage, 70 software, 78 configuration).
+// `request` and `bench` subcommands. It maps outcomes to exit statuses (master/exit-status.ts:
+// sysexits, as php-fpm: 0 ok, 64 usage, 70 software, 78 configuration).
 // By default the command is the supervisor (master/supervisor.ts), and the server runs in a child
-// process started from this same module; --no-supervisor runs the server here.
+// process of its own entry point (master/server-main.ts); --no-supervisor runs the server here.
 
 import { readFileSync } from 'node:fs'
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander'

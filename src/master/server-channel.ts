@@ -47,10 +47,12 @@ export type ServerMessage = { readonly type: 'ready' }
  */
 const receivedSockets: object[] = []
 
+const SUPERVISOR_GONE = 'the supervisor went away before it sent the configuration and the sockets'
+
 /** Waits for the supervisor's start message (the config), then for its sockets. */
 export async function receiveStart (): Promise<ServerStart> {
-  // Gone while this process loaded its code: no 'disconnect' will come.
-  if (process.connected !== true) throw new Error('the supervisor went away before it sent the configuration and the sockets')
+  // Gone while this process loaded its code: its 'disconnect' may have come before anyone listened.
+  if (process.connected !== true) throw new Error(SUPERVISOR_GONE)
   return await new Promise<ServerStart>((resolve, reject) => {
     let start: StartMessage | null = null
     const listenFds: Record<string, number> = {}
@@ -78,7 +80,7 @@ export async function receiveStart (): Promise<ServerStart> {
     }
     const onDisconnect = (): void => {
       process.off('message', onMessage)
-      reject(new Error('the supervisor went away before it sent the configuration and the sockets'))
+      reject(new Error(SUPERVISOR_GONE))
     }
     process.on('message', onMessage)
     process.once('disconnect', onDisconnect)

@@ -5,7 +5,7 @@
 // its fd 4 and sends it back over IPC (SCM_RIGHTS), and the thread adopts the handle that arrives
 // (thread-server.ts serveOnThread). All the copies share the socket's one accept queue, so a thread
 // that ends loses no connection that waits there. Under the supervisor the server process receives
-// a descriptor for each initial thread (master/supervisor.ts receiveStart): a thread that takes one
+// a descriptor for each initial thread (master/server-channel.ts receiveStart): a thread that takes one
 // opens it itself, without a process (claimThreadFd, openThreadFd); later threads have theirs copied.
 
 import { FpmError } from '../common/errors.ts'
