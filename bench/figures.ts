@@ -1,4 +1,4 @@
-// Small helpers for the figures of the bench scripts (bench/run.ts, bench/nginx.ts, bench/startup.ts).
+// Small helpers for the figures of the bench scripts (bench/run.ts, bench/nginx.ts, bench/startup.ts, bench/threads-cpu.ts).
 
 export function median (xs: readonly number[]): number {
   const s = [...xs].sort((a, b) => a - b)

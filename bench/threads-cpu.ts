@@ -20,6 +20,7 @@
 import { readdirSync, readFileSync } from 'node:fs'
 import { Command } from 'commander'
 import { acceptMode, parseOptions, wholeNumber, wholeNumberList } from './cli-options.ts'
+import { median, round } from './figures.ts'
 import { runLoad } from '../src/bench/load-generator.ts'
 import { tierUpEarly } from '../src/bench/early-tier-up.ts'
 import { APPS_DIR, startNodeFpm, type NodeFpmHandle } from './node-fpm-process.ts'
@@ -76,15 +77,6 @@ function voluntarySwitches (pid: number): number {
   return n
 }
 
-function median (values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b)
-  const mid = sorted.length >> 1
-  return sorted.length % 2 === 1 ? sorted[mid] as number : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2
-}
-
-const round1 = (n: number): number => Math.round(n * 10) / 10
-const round2 = (n: number): number => Math.round(n * 100) / 100
-
 async function main (): Promise<void> {
   const opts = parseArgs()
   if (opts === null) return
@@ -110,7 +102,7 @@ async function main (): Promise<void> {
       v.cpu = processTreeCpu(v.handle.pid)
     }))
     for (const v of variants) if (opts.warm > 0) await load(v, opts.warm)
-    for (let round = 1; round <= opts.rounds; round++) {
+    for (let measure = 1; measure <= opts.rounds; measure++) {
       for (const v of variants) {
         const pid = (v.handle as NodeFpmHandle).pid
         const cpu0 = (v.cpu as CpuReader)()
@@ -118,9 +110,9 @@ async function main (): Promise<void> {
         const r = await load(v, opts.duration)
         const cpuMs = (v.cpu as CpuReader)() - cpu0
         const wakeups = voluntarySwitches(pid) - switches0
-        const row = { cpuUsPerRequest: round1(cpuMs * 1000 / r.requests), wakeupsPerRequest: round2(wakeups / r.requests), p99Ms: r.p99Ms, rps: Math.round(r.rps) }
+        const row = { cpuUsPerRequest: round(cpuMs * 1000 / r.requests, 1), wakeupsPerRequest: round(wakeups / r.requests, 2), p99Ms: r.p99Ms, rps: Math.round(r.rps) }
         v.rounds.push(row)
-        if (opts.json !== true) process.stdout.write(`round ${round} ${v.name}: ${row.rps} req/s, CPU ${row.cpuUsPerRequest} µs/request, ${row.wakeupsPerRequest} wakeups/request, p99 ${row.p99Ms} ms\n`)
+        if (opts.json !== true) process.stdout.write(`round ${measure} ${v.name}: ${row.rps} req/s, CPU ${row.cpuUsPerRequest} µs/request, ${row.wakeupsPerRequest} wakeups/request, p99 ${row.p99Ms} ms\n`)
       }
     }
   } finally {
@@ -132,8 +124,8 @@ async function main (): Promise<void> {
     threads: v.threads,
     accept: v.accept,
     nodeFlags: v.nodeFlags,
-    cpuUsPerRequest: round1(median(v.rounds.map(r => r.cpuUsPerRequest))),
-    wakeupsPerRequest: round2(median(v.rounds.map(r => r.wakeupsPerRequest))),
+    cpuUsPerRequest: round(median(v.rounds.map(r => r.cpuUsPerRequest)), 1),
+    wakeupsPerRequest: round(median(v.rounds.map(r => r.wakeupsPerRequest)), 2),
     p99Ms: median(v.rounds.map(r => r.p99Ms)),
     cheaperThanFirst: v === first ? null : v.rounds.filter((r, i) => r.cpuUsPerRequest < (first.rounds[i] as { cpuUsPerRequest: number }).cpuUsPerRequest).length,
     rounds: v.rounds
