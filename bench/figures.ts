@@ -6,6 +6,12 @@ export function median (xs: readonly number[]): number {
   return s.length === 0 ? 0 : s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2
 }
 
+/** The value below which `p` percent of `xs` fall (nearest rank); 0 for none. */
+export function percentile (xs: readonly number[], p: number): number {
+  const s = [...xs].sort((a, b) => a - b)
+  return s.length === 0 ? 0 : s[Math.min(s.length - 1, Math.max(0, Math.ceil(p / 100 * s.length) - 1))]!
+}
+
 export function round (x: number, digits: number): number {
   const f = 10 ** digits
   return Math.round(x * f) / f

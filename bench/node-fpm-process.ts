@@ -47,6 +47,8 @@ export interface NodeFpmHandle {
   readonly appsDir: string
   readonly dir: string
   readonly errorLog: string
+  /** The server's stdout and stderr (V8's --trace-* output). */
+  readonly outLog: string
   readonly configText: string
   /** The spawned process: the supervisor, or the server with noSupervisor. */
   readonly pid: number
@@ -107,6 +109,7 @@ export async function spawnNodeFpm (opts: NodeFpmOptions): Promise<NodeFpmHandle
     appsDir: APPS_DIR,
     dir,
     errorLog,
+    outLog,
     configText,
     pid,
     spawnedAtEpochMs,

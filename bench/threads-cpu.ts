@@ -10,21 +10,26 @@
 //      reading from /proc the server's CPU time (all its threads) and its threads' voluntary context
 //      switches (how often a thread went to sleep: a wakeup each) before and after;
 //   4. prints per round and the medians: CPU µs and wakeups per request, p99, and in how many rounds
-//      each variant cost less CPU than the first.
+//      each variant cost less CPU than the first;
+//   with --scavenges, the servers also run with V8's --trace-gc-nvp (bench/scavenge-trace.ts) and
+//      each measure gives its threads' young-generation collections: how many per 1000 requests,
+//      their pauses' p90, p99 and max, and their sum per 1000 requests.
 //
 //   node bench/threads-cpu.ts [--threads 2,8] [--node-flags 'FLAGS;FLAGS'] [--script json] [--rate 10000]
-//                             [--warm 15] [--duration 2] [--rounds 8] [--accept threads|main|main,threads] [--json]
+//                             [--warm 15] [--duration 2] [--rounds 8] [--accept threads|main|main,threads]
+//                             [--scavenges] [--json]
 //
 // Linux only (/proc). See bench/README.md.
 
 import { readdirSync, readFileSync } from 'node:fs'
 import { Command } from 'commander'
 import { acceptMode, parseOptions, wholeNumber, wholeNumberList } from './cli-options.ts'
-import { median, round } from './figures.ts'
+import { median, percentile, round } from './figures.ts'
 import { runLoad } from '../src/bench/load-generator.ts'
 import { tierUpEarly } from '../src/bench/early-tier-up.ts'
 import { APPS_DIR, startNodeFpm, type NodeFpmHandle } from './node-fpm-process.ts'
 import { processTreeCpu, type CpuReader } from './process-cpu.ts'
+import { SCAVENGE_TRACE_FLAG, scavengePauses } from './scavenge-trace.ts'
 
 interface Options {
   threads: number[]
@@ -35,8 +40,12 @@ interface Options {
   duration: number
   rounds: number
   accept: Array<'main' | 'threads'>
+  scavenges?: boolean
   json?: boolean
 }
+
+/** A measure's young-generation collections (--scavenges). */
+interface Scavenges { per1kRequests: number, p90Ms: number, p99Ms: number, maxMs: number, msPer1kRequests: number }
 
 interface Variant {
   readonly name: string
@@ -45,7 +54,8 @@ interface Variant {
   readonly nodeFlags: readonly string[]
   handle: NodeFpmHandle | null
   cpu: CpuReader | null
-  readonly rounds: Array<{ cpuUsPerRequest: number, wakeupsPerRequest: number, p99Ms: number, rps: number }>
+  scavenges: (() => number[]) | null
+  readonly rounds: Array<{ cpuUsPerRequest: number, wakeupsPerRequest: number, p99Ms: number, rps: number, scavenges?: Scavenges }>
 }
 
 function parseArgs (): Options | null {
@@ -61,6 +71,7 @@ function parseArgs (): Options | null {
     .option('--duration <s>', 'seconds per measure', wholeNumber('--duration', 1), 2)
     .option('--rounds <n>', 'measures of each server, alternating', wholeNumber('--rounds', 1), 8)
     .option('--accept <list>', 'pm.accept of the pools: main, threads or both (main,threads)', (v: string) => [...new Set(v.split(',').map(acceptMode))], ['threads'])
+    .option('--scavenges', "also the threads' young-generation collections (V8's --trace-gc-nvp): count, pauses")
     .option('--json', 'print the figures as JSON')
   return parseOptions<Options>(program)
 }
@@ -77,6 +88,26 @@ function voluntarySwitches (pid: number): number {
   return n
 }
 
+function scavengeFigures (pausesMs: readonly number[], requests: number): Scavenges {
+  const per1k = 1000 / Math.max(1, requests)
+  return {
+    per1kRequests: round(pausesMs.length * per1k, 2),
+    p90Ms: percentile(pausesMs, 90),
+    p99Ms: percentile(pausesMs, 99),
+    maxMs: percentile(pausesMs, 100),
+    msPer1kRequests: round(pausesMs.reduce((a, b) => a + b, 0) * per1k, 2)
+  }
+}
+
+function medianScavenges (rounds: readonly Scavenges[]): Scavenges {
+  const m = (pick: (s: Scavenges) => number): number => round(median(rounds.map(pick)), 2)
+  return { per1kRequests: m(s => s.per1kRequests), p90Ms: m(s => s.p90Ms), p99Ms: m(s => s.p99Ms), maxMs: m(s => s.maxMs), msPer1kRequests: m(s => s.msPer1kRequests) }
+}
+
+function scavengeText (s: Scavenges | undefined): string {
+  return s === undefined ? '' : `; scavenges ${s.per1kRequests}/1000 requests, pauses p90 ${s.p90Ms} p99 ${s.p99Ms} max ${s.maxMs} ms, ${s.msPer1kRequests} ms/1000 requests`
+}
+
 async function main (): Promise<void> {
   const opts = parseArgs()
   if (opts === null) return
@@ -89,6 +120,7 @@ async function main (): Promise<void> {
     nodeFlags: flags,
     handle: null,
     cpu: null,
+    scavenges: null,
     rounds: []
   }))))
   const script = `${APPS_DIR}/${opts.script}.mjs`
@@ -98,8 +130,10 @@ async function main (): Promise<void> {
   }
   try {
     await Promise.all(variants.map(async (v) => {
-      v.handle = await startNodeFpm({ workers: v.threads, noSupervisor: true, poolDirectives: `pm.accept = ${v.accept}`, nodeFlags: v.nodeFlags })
+      const nodeFlags = opts.scavenges === true ? [...v.nodeFlags, SCAVENGE_TRACE_FLAG] : v.nodeFlags
+      v.handle = await startNodeFpm({ workers: v.threads, noSupervisor: true, poolDirectives: `pm.accept = ${v.accept}`, nodeFlags })
       v.cpu = processTreeCpu(v.handle.pid)
+      if (opts.scavenges === true) v.scavenges = scavengePauses(v.handle.outLog)
     }))
     for (const v of variants) if (opts.warm > 0) await load(v, opts.warm)
     for (let measure = 1; measure <= opts.rounds; measure++) {
@@ -107,12 +141,20 @@ async function main (): Promise<void> {
         const pid = (v.handle as NodeFpmHandle).pid
         const cpu0 = (v.cpu as CpuReader)()
         const switches0 = voluntarySwitches(pid)
+        v.scavenges?.()
         const r = await load(v, opts.duration)
         const cpuMs = (v.cpu as CpuReader)() - cpu0
         const wakeups = voluntarySwitches(pid) - switches0
-        const row = { cpuUsPerRequest: round(cpuMs * 1000 / r.requests, 1), wakeupsPerRequest: round(wakeups / r.requests, 2), p99Ms: r.p99Ms, rps: Math.round(r.rps) }
+        const pauses = v.scavenges?.()
+        const row = {
+          cpuUsPerRequest: round(cpuMs * 1000 / r.requests, 1),
+          wakeupsPerRequest: round(wakeups / r.requests, 2),
+          p99Ms: r.p99Ms,
+          rps: Math.round(r.rps),
+          ...(pauses === undefined ? {} : { scavenges: scavengeFigures(pauses, r.requests) })
+        }
         v.rounds.push(row)
-        if (opts.json !== true) process.stdout.write(`round ${measure} ${v.name}: ${row.rps} req/s, CPU ${row.cpuUsPerRequest} µs/request, ${row.wakeupsPerRequest} wakeups/request, p99 ${row.p99Ms} ms\n`)
+        if (opts.json !== true) process.stdout.write(`round ${measure} ${v.name}: ${row.rps} req/s, CPU ${row.cpuUsPerRequest} µs/request, ${row.wakeupsPerRequest} wakeups/request, p99 ${row.p99Ms} ms${scavengeText(row.scavenges)}\n`)
       }
     }
   } finally {
@@ -126,7 +168,8 @@ async function main (): Promise<void> {
     nodeFlags: v.nodeFlags,
     cpuUsPerRequest: round(median(v.rounds.map(r => r.cpuUsPerRequest)), 1),
     wakeupsPerRequest: round(median(v.rounds.map(r => r.wakeupsPerRequest)), 2),
-    p99Ms: median(v.rounds.map(r => r.p99Ms)),
+    p99Ms: round(median(v.rounds.map(r => r.p99Ms)), 3),
+    scavenges: v.rounds[0]?.scavenges === undefined ? undefined : medianScavenges(v.rounds.map(r => r.scavenges as Scavenges)),
     cheaperThanFirst: v === first ? null : v.rounds.filter((r, i) => r.cpuUsPerRequest < (first.rounds[i] as { cpuUsPerRequest: number }).cpuUsPerRequest).length,
     rounds: v.rounds
   }))
@@ -137,7 +180,7 @@ async function main (): Promise<void> {
   process.stdout.write(`\n${opts.script}, ${opts.rate} req/s, 16 kept connections, pm.accept = ${opts.accept.join(' / ')}, ${opts.rounds} rounds of ${opts.duration} s after ${opts.warm} s of load each (medians):\n`)
   for (const s of summary) {
     const vs = s.cheaperThanFirst === null ? '' : `, less CPU than ${first.name} in ${s.cheaperThanFirst} of ${opts.rounds} rounds`
-    process.stdout.write(`  ${s.variant}: CPU ${s.cpuUsPerRequest} µs/request, ${s.wakeupsPerRequest} wakeups/request, p99 ${s.p99Ms} ms${vs}\n`)
+    process.stdout.write(`  ${s.variant}: CPU ${s.cpuUsPerRequest} µs/request, ${s.wakeupsPerRequest} wakeups/request, p99 ${s.p99Ms} ms${scavengeText(s.scavenges)}${vs}\n`)
   }
 }
 
