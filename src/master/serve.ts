@@ -7,6 +7,7 @@ import { installReopenSignal } from '../log/reopen-signal.ts'
 import { exitProcess, startFailed } from './exit-status.ts'
 import { Master } from './master.ts'
 import { onSupervisorGone, type ServerStart } from './server-channel.ts'
+import { useSerialScavenges } from './v8-flags.ts'
 
 /**
  * Starts the pools and their listeners in this process, which then serves until a stop signal.
@@ -17,6 +18,8 @@ export async function serve (config: FpmConfig, log: Logger, opts: { pidFile: st
   // SIGUSR1 reopens the log files (logrotate). First: until a listener exists, Node's default for
   // SIGUSR1 is to start the inspector.
   installReopenSignal(log)
+  const v8Flag = useSerialScavenges(config)
+  if (v8Flag !== null) log.debug(`the pools fill the CPUs: threads collect their young generation alone (${v8Flag})`)
   const master = new Master(config, log)
   try {
     await master.start(supervised === undefined ? opts : { ...opts, supervised: true, listenFds: supervised.listenFds, threadFds: supervised.threadFds })

@@ -24,6 +24,8 @@ export interface FpmHandle {
   /** Every stderr line so far, parsed when JSON. */
   readonly logs: LogLine[]
   readonly rawStderr: () => string
+  /** Everything on stdout so far (V8's --trace-* output goes there). */
+  readonly rawStdout: () => string
   waitForLog (pred: (l: LogLine) => boolean, timeoutMs?: number): Promise<LogLine>
   stop (signal?: NodeJS.Signals): Promise<number | null>
 }
@@ -76,16 +78,17 @@ export async function runCli (args: string[], opts: { cwd?: string, timeoutMs?: 
   return { code, stdout, stderr }
 }
 
-/** Writes the config, starts `node-fpm -y conf`, resolves once it logged "ready to handle connections". */
-export async function startFpm (template: string, opts: { root?: string, args?: string[], readyTimeoutMs?: number } = {}): Promise<FpmHandle> {
+/** Writes the config, starts `node [nodeFlags] node-fpm -y conf`, resolves once it logged "ready to handle connections". */
+export async function startFpm (template: string, opts: { root?: string, args?: string[], nodeFlags?: string[], readyTimeoutMs?: number } = {}): Promise<FpmHandle> {
   const dir = tempDir()
   const port = await freePort()
   const port2 = await freePort()
   const conf = join(dir, 'node-fpm.conf')
   writeFileSync(conf, render(template, { dir, port, port2, root: opts.root }))
-  const child = spawn(NODE, [CLI, '-y', conf, ...(opts.args ?? [])], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawn(NODE, [...(opts.nodeFlags ?? []), CLI, '-y', conf, ...(opts.args ?? [])], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] })
   const logs: LogLine[] = []
   let raw = ''
+  let rawOut = ''
   let partial = ''
   const waiters = new Set<() => void>()
   child.stderr!.on('data', (d: Buffer) => {
@@ -99,7 +102,7 @@ export async function startFpm (template: string, opts: { root?: string, args?: 
     }
     for (const w of waiters) w()
   })
-  child.stdout!.resume()
+  child.stdout!.on('data', (d: Buffer) => { rawOut += d.toString() })
   let exited = false
   child.once('exit', () => { exited = true; for (const w of waiters) w() })
   const handle: FpmHandle = {
@@ -109,6 +112,7 @@ export async function startFpm (template: string, opts: { root?: string, args?: 
     port2,
     logs,
     rawStderr: () => raw,
+    rawStdout: () => rawOut,
     async waitForLog (pred, timeoutMs = 10_000) {
       return await new Promise<LogLine>((resolve, reject) => {
         const check = (): void => {
