@@ -103,6 +103,7 @@ interface BenchOptions {
   vs?: string
   ioConcurrency?: number
   accept: 'main' | 'threads'
+  nodeFlags: string[]
   rate?: number
   codec?: boolean
   json?: boolean
@@ -174,7 +175,7 @@ function nodeFpmConfig (dir: string, scenarios: Scenario[], workers: number, ioC
 }
 
 /** Starts node-fpm on a generated config; resolves once every pool's socket accepts connections and its threads are all up. */
-async function startNodeFpm (scenarios: Scenario[], workers: number, ioConcurrency: number | undefined, accept: 'main' | 'threads'): Promise<Server> {
+async function startNodeFpm (scenarios: Scenario[], workers: number, ioConcurrency: number | undefined, accept: 'main' | 'threads', nodeFlags: readonly string[]): Promise<Server> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'node-fpm-bench-'))
   const conf = path.join(dir, 'node-fpm.conf')
   const errorLog = path.join(dir, 'node-fpm.log')
@@ -183,7 +184,7 @@ async function startNodeFpm (scenarios: Scenario[], workers: number, ioConcurren
   // process.execPath: this script runs on the project's Node 24 (npm run puts node_modules/.bin first).
   // Its own process group under setpriv --pdeathsig (managed-process.ts): it does not outlive the
   // bench, however the bench ends (a SIGTERM to the bench left it running before).
-  const managed = spawnManaged(process.execPath, [path.join(ROOT, 'bin/node-fpm.js'), '-y', conf], outLog, { dir, group: true, deathSignal: 'SIGTERM' })
+  const managed = spawnManaged(process.execPath, [...nodeFlags, path.join(ROOT, 'bin/node-fpm.js'), '-y', conf], outLog, { dir, group: true, deathSignal: 'SIGTERM' })
   const child = managed.child
   const stop = stopper(managed, ['SIGTERM'])
 
@@ -365,6 +366,7 @@ async function main (): Promise<void> {
     .option('--full', 'the whole matrix: --connections 1,16,64 --keep-conn yes,no (unless given)')
     .option('--vs <server>', "reference server: 'php-fpm' (default when it is installed) or 'none'")
     .option('--accept <who>', "node-fpm's pm.accept: main (the main thread accepts and dispatches) or threads (each thread accepts and serves its connections)", acceptMode, 'main')
+    .option('--node-flags <flags>', "node options of node-fpm's process, space-separated (V8 flags apply to its threads too)", (v: string) => v.split(' ').filter(w => w !== ''), [])
     .option('--io-concurrency <n>', 'add pm.thread_concurrency = n to the sleep pool (needs that directive in node-fpm)', wholeNumber('--io-concurrency', 1))
     .option('--rate <req/s>', 'open loop: every run offers this many requests per second (latency at the same load for both servers, from the scheduled time)', wholeNumber('--rate', 1))
     .option('--codec', 'also run the codec micro-benchmark (bench/micro/codec.ts) and keep its figures')
@@ -411,8 +413,8 @@ async function main (): Promise<void> {
   for (const workers of opts.workers) {
     const servers: Server[] = []
     try {
-      say(`starting node-fpm (${scenarios.length} pool${scenarios.length > 1 ? 's' : ''} of ${workers} workers, pm.accept = ${opts.accept}${opts.ioConcurrency !== undefined ? `, sleep pool with pm.thread_concurrency = ${opts.ioConcurrency}` : ''})...`)
-      servers.push(await startNodeFpm(scenarios, workers, opts.ioConcurrency, opts.accept))
+      say(`starting node-fpm (${scenarios.length} pool${scenarios.length > 1 ? 's' : ''} of ${workers} workers, pm.accept = ${opts.accept}${opts.ioConcurrency !== undefined ? `, sleep pool with pm.thread_concurrency = ${opts.ioConcurrency}` : ''}${opts.nodeFlags.length > 0 ? `, node ${opts.nodeFlags.join(' ')}` : ''})...`)
+      servers.push(await startNodeFpm(scenarios, workers, opts.ioConcurrency, opts.accept, opts.nodeFlags))
       if (vs === 'php-fpm') {
         say(`starting php-fpm (${workers} workers)...`)
         servers.push(await startPhp(workers))
@@ -508,6 +510,7 @@ async function main (): Promise<void> {
       vs,
       ioConcurrency: opts.ioConcurrency ?? null,
       accept: opts.accept,
+      nodeFlags: opts.nodeFlags,
       rate: opts.rate ?? null
     },
     env: {
