@@ -1,4 +1,4 @@
-// Option parsing shared by the bench scripts (commander): whole-number options, and parsing that
+// Option parsing shared by the bench scripts (commander): whole-number options, node flags, and parsing that
 // turns --help and bad options into exit statuses instead of a throw.
 
 import { CommanderError, InvalidArgumentError, type Command } from 'commander'
@@ -34,6 +34,11 @@ export function parseOptions<T extends object> (program: Command): T | null {
 }
 
 /** `--accept main|threads`: node-fpm's pm.accept for the bench pools. */
+/** Node options given as one argument: its space-separated words. */
+export function nodeFlagWords (v: string): string[] {
+  return v.split(' ').filter(w => w !== '')
+}
+
 export function acceptMode (v: string): 'main' | 'threads' {
   if (v === 'main' || v === 'threads') return v
   throw new InvalidArgumentError(`--accept takes main or threads; got '${v}'`)

@@ -27,7 +27,7 @@ import { tierUpEarly } from '../src/bench/early-tier-up.ts'
 import { runLoad } from '../src/bench/load-generator.ts'
 import type { LoadOptions, LoadResult } from '../src/bench/load-generator.ts'
 import { renderResultsChart } from './chart.ts'
-import { acceptMode, wholeNumber, wholeNumberList } from './cli-options.ts'
+import { acceptMode, nodeFlagWords, wholeNumber, wholeNumberList } from './cli-options.ts'
 import { benchEnvironment, environmentAtEnd, fileStamp, RESULTS_DIR } from './environment.ts'
 import { formatTable, median, round } from './figures.ts'
 import { hasExited, sleep, spawnManaged, stopper } from './managed-process.ts'
@@ -366,7 +366,7 @@ async function main (): Promise<void> {
     .option('--full', 'the whole matrix: --connections 1,16,64 --keep-conn yes,no (unless given)')
     .option('--vs <server>', "reference server: 'php-fpm' (default when it is installed) or 'none'")
     .option('--accept <who>', "node-fpm's pm.accept: main (the main thread accepts and dispatches) or threads (each thread accepts and serves its connections)", acceptMode, 'main')
-    .option('--node-flags <flags>', "node options of node-fpm's process, space-separated (V8 flags apply to its threads too)", (v: string) => v.split(' ').filter(w => w !== ''), [])
+    .option('--node-flags <flags>', "node options of node-fpm's process, space-separated (V8 flags apply to its threads too)", nodeFlagWords, [])
     .option('--io-concurrency <n>', 'add pm.thread_concurrency = n to the sleep pool (needs that directive in node-fpm)', wholeNumber('--io-concurrency', 1))
     .option('--rate <req/s>', 'open loop: every run offers this many requests per second (latency at the same load for both servers, from the scheduled time)', wholeNumber('--rate', 1))
     .option('--codec', 'also run the codec micro-benchmark (bench/micro/codec.ts) and keep its figures')

@@ -7,7 +7,20 @@ import { closeSync, openSync, readSync } from 'node:fs'
 /** The node flag that makes V8 print those lines. */
 export const SCAVENGE_TRACE_FLAG = '--trace-gc-nvp'
 
-const THREAD_SCAVENGE = /^\[\d+:0x[0-9a-f]+:(\d+)\].* pause=(\d+(?:\.\d+)?) .*\bgc=s\b/
+/** `[pid:isolate:thread]`: Node's thread id, 0 for the process's main thread. */
+const POOL_THREAD_LINE = /^\[\d+:0x[0-9a-f]+:[1-9]\d*\]/
+
+/**
+ * The number after ` FIELD=` in a scavenge line of one of the pool's threads (`pause`,
+ * `background.scavenge.parallel`...), or null for any other line.
+ */
+export function threadScavengeField (line: string, field: string): number | null {
+  if (!line.includes(' gc=s ') || !POOL_THREAD_LINE.test(line)) return null
+  const at = line.indexOf(` ${field}=`)
+  if (at === -1) return null
+  const value = Number.parseFloat(line.slice(at + field.length + 2))
+  return Number.isFinite(value) ? value : null
+}
 
 /** Returns a reader of the pauses (ms) of the threads' scavenges written to `file` since its last call. */
 export function scavengePauses (file: string): () => number[] {
@@ -31,8 +44,8 @@ export function scavengePauses (file: string): () => number[] {
     partial = lines.pop() ?? ''
     const pauses: number[] = []
     for (const line of lines) {
-      const m = THREAD_SCAVENGE.exec(line)
-      if (m !== null && m[1] !== '0') pauses.push(Number(m[2]))
+      const pauseMs = threadScavengeField(line, 'pause')
+      if (pauseMs !== null) pauses.push(pauseMs)
     }
     return pauses
   }

@@ -23,7 +23,7 @@
 
 import { readdirSync, readFileSync } from 'node:fs'
 import { Command } from 'commander'
-import { acceptMode, parseOptions, wholeNumber, wholeNumberList } from './cli-options.ts'
+import { acceptMode, nodeFlagWords, parseOptions, wholeNumber, wholeNumberList } from './cli-options.ts'
 import { median, percentile, round } from './figures.ts'
 import { runLoad } from '../src/bench/load-generator.ts'
 import { tierUpEarly } from '../src/bench/early-tier-up.ts'
@@ -64,7 +64,7 @@ function parseArgs (): Options | null {
     .name('node bench/threads-cpu.ts')
     .description('CPU and wakeups per request of node-fpm with different pool sizes, pm.accept modes or node flags, at the same offered load, in alternating measures')
     .option('--threads <list>', 'pm.max_children of each server, comma-separated', wholeNumberList('--threads', 1), [2, 8])
-    .option('--node-flags <list>', "node options of the servers, ';'-separated variants (each applied to every --threads); '' for none", (v: string) => v.split(';').map(f => f.split(' ').filter(w => w !== '')), [[]])
+    .option('--node-flags <list>', "node options of the servers, ';'-separated variants (each applied to every --threads); '' for none", (v: string) => v.split(';').map(nodeFlagWords), [[]])
     .option('--script <name>', 'bench/apps/<name>.mjs', 'json')
     .option('--rate <r>', 'requests per second (open loop, 16 kept connections)', wholeNumber('--rate', 1), 10_000)
     .option('--warm <s>', 'seconds of load on each server before the measures', wholeNumber('--warm', 0), 15)

@@ -19,7 +19,7 @@ import type { FpmConfig } from '../config/types.ts'
 export const SERIAL_SCAVENGES_FLAG = '--no-parallel-scavenge'
 
 /** V8 flag names accept `_` for `-`, and a `no-` prefix. */
-const CHOSEN_BY_USER = /^--(?:no-)?(?:parallel-scavenge|single-threaded|single-threaded-gc)(?:=|$)/
+const CHOSEN_BY_USER = /^--(?:no-)?(?:parallel-scavenge|single-threaded(?:-gc)?)(?:=|$)/
 
 /**
  * Makes every isolate started from now on collect its young generation by itself when the pools'

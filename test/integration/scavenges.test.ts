@@ -12,6 +12,7 @@ import assert from 'node:assert/strict'
 import { availableParallelism } from 'node:os'
 import { join } from 'node:path'
 import { buildCgiParams, fcgiRequest } from '../../src/client/fcgi-client.ts'
+import { threadScavengeField } from '../../bench/scavenge-trace.ts'
 import { APPS, startFpm } from '../helpers/fpm-tester.ts'
 import type { FpmHandle } from '../helpers/fpm-tester.ts'
 
@@ -48,16 +49,14 @@ async function helperTimesMs (maxChildren: number, nodeFlags: string[] = []): Pr
     assert.equal(res.status, 200, res.body.toString())
     assert.equal(res.body.toString(), '300000')
   }
-  const times: number[] = []
-  for (const line of fpm.rawStdout().split('\n')) {
-    // `[pid:isolate:thread]`: Node's thread id, 0 for a process's main thread (the supervisor's and
-    // the server's scavenged before the server set the flag); the pool's threads start after.
-    if (!line.includes(' gc=s ') || /^\[\d+:0x[0-9a-f]+:0\]/.test(line)) continue
-    const m = / background\.scavenge\.parallel=(\d+(?:\.\d+)?)/.exec(line)
-    assert.ok(m !== null, `a scavenge line without helper time: ${line.slice(0, 200)}`)
-    times.push(Number(m[1]))
-  }
-  return times
+  // The pool's threads' only: the main threads (the supervisor's, and the server's before it set
+  // the flag) are left out; the pool's threads start after.
+  const lines = fpm.rawStdout().split('\n').filter((line) => threadScavengeField(line, 'pause') !== null)
+  return lines.map((line) => {
+    const ms = threadScavengeField(line, 'background.scavenge.parallel')
+    assert.ok(ms !== null, `a scavenge line without helper time: ${line.slice(0, 200)}`)
+    return ms
+  })
 }
 
 describe('young-generation collections', () => {
