@@ -35,6 +35,7 @@ import { APPS_DIR } from './node-fpm-process.ts'
 import { findPhpFpm, phpFpmVersion, startPhpFpm } from './php-fpm.ts'
 import type { PhpFpmHandle } from './php-fpm.ts'
 import { processTreeCpu } from './process-cpu.ts'
+import { autoJitWarmupS } from './jit-warmup.ts'
 import type { CpuReader } from './process-cpu.ts'
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url)).replace(/\/$/, '')
@@ -98,7 +99,8 @@ interface BenchOptions {
   rounds: number
   duration: number
   warmup: number
-  jitWarmup: number
+  /** Seconds; undefined: autoJitWarmupS(workers) (bench/jit-warmup.ts). */
+  jitWarmup?: number
   full?: boolean
   vs?: string
   ioConcurrency?: number
@@ -362,7 +364,7 @@ async function main (): Promise<void> {
     .option('--rounds <n>', 'runs per server and cell, interleaved; the table shows medians', wholeNumber('--rounds', 1), 3)
     .option('--duration <s>', 'measured seconds per run', seconds('--duration', 0.1), 2)
     .option('--warmup <s>', 'warm-up seconds before each run', seconds('--warmup', 0), 0.5)
-    .option('--jit-warmup <s>', `before a server's first run of each scenario: seconds of load, not measured, in ${JIT_WARMUP_PARTS} parts on new connections, closed loop (with --rate the last part at that rate): node-fpm's threads compile their hot code; 0: none`, seconds('--jit-warmup', 0), 6)
+    .option('--jit-warmup <s>', `before a server's first run of each scenario: seconds of load, not measured, in ${JIT_WARMUP_PARTS} parts on new connections, closed loop (with --rate the last part at that rate): node-fpm's threads compile their hot code; 0: none (default: 6, and 2.5 per worker above 2 workers)`, seconds('--jit-warmup', 0))
     .option('--full', 'the whole matrix: --connections 1,16,64 --keep-conn yes,no (unless given)')
     .option('--vs <server>', "reference server: 'php-fpm' (default when it is installed) or 'none'")
     .option('--accept <who>', "node-fpm's pm.accept: main (the main thread accepts and dispatches) or threads (each thread accepts and serves its connections)", acceptMode, 'main')
@@ -398,8 +400,9 @@ async function main (): Promise<void> {
   const cellsPerBlock = scenarios.length * opts.connections.length * opts.keepConn.length
   const serverCount = vs === 'php-fpm' ? 2 : 1
   const runCount = opts.workers.length * cellsPerBlock * opts.rounds * serverCount
-  const firstRuns = opts.workers.length * scenarios.length * serverCount
-  const estimate = runCount * (opts.warmup + opts.duration + 0.2) + firstRuns * opts.jitWarmup
+  const jitWarmupFor = (workers: number): number => opts.jitWarmup ?? autoJitWarmupS(workers)
+  const jitWarmupTotal = opts.workers.reduce((sum, w) => sum + jitWarmupFor(w), 0) * scenarios.length * serverCount
+  const estimate = runCount * (opts.warmup + opts.duration + 0.2) + jitWarmupTotal
   say(`${runCount} runs of ${opts.warmup} + ${opts.duration} s: about ${Math.ceil(estimate / 60)} min`)
 
   // A signal ends the run; the exit hook of managed-process.ts then kills the servers and removes their dirs.
@@ -462,7 +465,7 @@ async function main (): Promise<void> {
                 let cpuMs: number | null = null
                 const cpu = srv.cpu
                 if (cpu !== null) lo.onMeasure = (edge) => { if (edge === 'start') cpuAtStartMs = cpu(); else cpuMs = cpu() - cpuAtStartMs }
-                if (first && opts.jitWarmup > 0) await jitWarmup(lo, opts.jitWarmup)
+                if (first && jitWarmupFor(workers) > 0) await jitWarmup(lo, jitWarmupFor(workers))
                 const loadResult = await runLoad(lo)
                 const res: ServerRun = { ...loadResult, serverCpuUs: cpuMs !== null && loadResult.requests > 0 ? round(cpuMs * 1000 / loadResult.requests, 1) : null }
                 runs.get(srv)!.push(res)
@@ -506,7 +509,7 @@ async function main (): Promise<void> {
       rounds: opts.rounds,
       duration: opts.duration,
       warmup: opts.warmup,
-      jitWarmup: opts.jitWarmup,
+      jitWarmup: opts.jitWarmup ?? 'auto',
       vs,
       ioConcurrency: opts.ioConcurrency ?? null,
       accept: opts.accept,
@@ -542,7 +545,7 @@ async function main (): Promise<void> {
     process.stdout.write(JSON.stringify(result, null, 2) + '\n')
   } else {
     const multiWorkers = opts.workers.length > 1
-    const out = ['', `${opts.duration} s per run after ${opts.warmup} s of warm-up (${opts.jitWarmup} s before a server's first run of a scenario), ${opts.rounds} round${opts.rounds > 1 ? 's' : ''} (medians), ` +
+    const out = ['', `${opts.duration} s per run after ${opts.warmup} s of warm-up (${opts.workers.map(jitWarmupFor).join(' / ')} s before a server's first run of a scenario), ${opts.rounds} round${opts.rounds > 1 ? 's' : ''} (medians), ` +
       `${multiWorkers ? `workers ${opts.workers.join(',')}` : `${opts.workers[0]} workers`} per server (pm = static), ` +
       `Node ${process.version}, ${os.cpus().length} CPUs` +
       (opts.rate !== undefined ? `, open loop at ${opts.rate} req/s (latency from the scheduled time)` : ''), '', table(cellSummaries, multiWorkers)]
