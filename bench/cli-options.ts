@@ -33,12 +33,12 @@ export function parseOptions<T extends object> (program: Command): T | null {
   }
 }
 
-/** `--accept main|threads`: node-fpm's pm.accept for the bench pools. */
 /** Node options given as one argument: its space-separated words. */
 export function nodeFlagWords (v: string): string[] {
   return v.split(' ').filter(w => w !== '')
 }
 
+/** `--accept main|threads`: node-fpm's pm.accept for the bench pools. */
 export function acceptMode (v: string): 'main' | 'threads' {
   if (v === 'main' || v === 'threads') return v
   throw new InvalidArgumentError(`--accept takes main or threads; got '${v}'`)

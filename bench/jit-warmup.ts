@@ -9,7 +9,7 @@ const SECONDS_PER_WORKER = 2.5
 const LEAST_S = 6
 
 /** The default --jit-warmup for servers of `workers` workers: 6 s up to 2, 2.5 s per worker above (8: 20 s). */
-export function autoJitWarmupS (workers: number): number {
+function autoJitWarmupS (workers: number): number {
   return Math.max(LEAST_S, SECONDS_PER_WORKER * workers)
 }
 

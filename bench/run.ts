@@ -35,8 +35,8 @@ import { APPS_DIR } from './node-fpm-process.ts'
 import { findPhpFpm, phpFpmVersion, startPhpFpm } from './php-fpm.ts'
 import type { PhpFpmHandle } from './php-fpm.ts'
 import { processTreeCpu } from './process-cpu.ts'
-import { autoJitWarmupS } from './jit-warmup.ts'
 import type { CpuReader } from './process-cpu.ts'
+import { jitWarmupS } from './jit-warmup.ts'
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url)).replace(/\/$/, '')
 const START_TIMEOUT_MS = 15_000
@@ -99,7 +99,7 @@ interface BenchOptions {
   rounds: number
   duration: number
   warmup: number
-  /** Seconds; undefined: autoJitWarmupS(workers) (bench/jit-warmup.ts). */
+  /** Seconds; undefined: the default for the workers (bench/jit-warmup.ts). */
   jitWarmup?: number
   full?: boolean
   vs?: string
@@ -400,7 +400,7 @@ async function main (): Promise<void> {
   const cellsPerBlock = scenarios.length * opts.connections.length * opts.keepConn.length
   const serverCount = vs === 'php-fpm' ? 2 : 1
   const runCount = opts.workers.length * cellsPerBlock * opts.rounds * serverCount
-  const jitWarmupFor = (workers: number): number => opts.jitWarmup ?? autoJitWarmupS(workers)
+  const jitWarmupFor = (workers: number): number => jitWarmupS(opts.jitWarmup ?? 'auto', workers)
   const jitWarmupTotal = opts.workers.reduce((sum, w) => sum + jitWarmupFor(w), 0) * scenarios.length * serverCount
   const estimate = runCount * (opts.warmup + opts.duration + 0.2) + jitWarmupTotal
   say(`${runCount} runs of ${opts.warmup} + ${opts.duration} s: about ${Math.ceil(estimate / 60)} min`)

@@ -141,7 +141,7 @@ async function main (): Promise<void> {
         const pid = (v.handle as NodeFpmHandle).pid
         const cpu0 = (v.cpu as CpuReader)()
         const switches0 = voluntarySwitches(pid)
-        v.scavenges?.()
+        v.scavenges?.() // drops this server's collections since the last read: the warm-up, the others' measures
         const r = await load(v, opts.duration)
         const cpuMs = (v.cpu as CpuReader)() - cpu0
         const wakeups = voluntarySwitches(pid) - switches0
